@@ -1,0 +1,573 @@
+#!/usr/bin/env bash
+# services.sh — private, loopback-only PostgreSQL 15 + ClickHouse for local
+# development and tests.  Nothing system-wide is touched: no system clusters,
+# no /etc configs, no systemd.  Everything (data, configs, logs, pid files,
+# sockets) lives in one data folder.
+#
+# Usage: scripts/services.sh start|stop|restart|status|env
+#
+#   start    start both servers (idempotent), wait until they answer
+#   stop     stop both servers (ok if not running)
+#   restart  stop + start
+#   status   print the state of each server; exit 0 if both run, 3 otherwise
+#   env      print `export ...` lines for the running servers, use as
+#              eval "$(scripts/services.sh env)"
+#
+# Environment:
+#   BGMIGRATE_DATA_DIR      data folder            (default: <repo>/.bgm-data)
+#   BGMIGRATE_PG_PORT       PostgreSQL port        (default: 55432)
+#   BGMIGRATE_CH_HTTP_PORT  ClickHouse HTTP port   (default: 58123)
+#   BGMIGRATE_CH_TCP_PORT   ClickHouse native port (default: 59000)
+#   BGMIGRATE_WAIT_TIMEOUT  seconds to wait for a server to answer (default: 60)
+#   BGMIGRATE_PG_BIN        PostgreSQL bin dir     (default: /usr/lib/postgresql/15/bin)
+#   BGMIGRATE_CH_BIN        clickhouse-server binary (default: from PATH or /usr/sbin)
+#
+# Layout of the data folder:
+#   postgres/            PostgreSQL root (owned by the OS user running postgres)
+#     data/              the cluster (PGDATA); our settings are in data/bgmigrate.conf
+#     run/               unix socket directory
+#     postgres.log       server log
+#   clickhouse/
+#     config.xml users.xml   generated on every start
+#     data/ tmp/ user_files/ format_schemas/
+#     log/clickhouse-server.log, log/clickhouse-server.err.log,
+#     log/stdout.log (stdout/stderr of the process, catches early config errors)
+#     clickhouse-server.pid
+#
+# Running as root: PostgreSQL refuses to run as root, so initdb/pg_ctl are run
+# as the `postgres` system user (runuser) and postgres/ is chowned to it.  That
+# user must be able to traverse every parent directory of the data folder.  We
+# never chmod directories we did not create; instead, if `postgres` cannot reach
+# the data folder (e.g. the repo lives under /root, mode 700), the PostgreSQL
+# root is placed in the postgres user's home directory
+# (~postgres/bgmigrate-<hash of data folder path>) and <data folder>/postgres
+# becomes a symlink to it, so every subcommand finds it the same way.
+# ClickHouse 18.16 runs fine as root, so it always runs as the invoking user.
+set -euo pipefail
+
+# ---------------------------------------------------------------- settings --
+SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd -- "$SCRIPT_DIR/.." && pwd)
+DATA_DIR=$(realpath -m -- "${BGMIGRATE_DATA_DIR:-$REPO/.bgm-data}")
+
+PG_PORT=${BGMIGRATE_PG_PORT:-55432}
+CH_HTTP_PORT=${BGMIGRATE_CH_HTTP_PORT:-58123}
+CH_TCP_PORT=${BGMIGRATE_CH_TCP_PORT:-59000}
+WAIT_TIMEOUT=${BGMIGRATE_WAIT_TIMEOUT:-60}
+CH_STOP_TIMEOUT=20
+PG_BIN=${BGMIGRATE_PG_BIN:-/usr/lib/postgresql/15/bin}
+
+HOST=127.0.0.1
+PG_SUPERUSER=postgres
+
+PG_LINK="$DATA_DIR/postgres"        # a directory, or a symlink (see header)
+CH_DIR="$DATA_DIR/clickhouse"
+CH_CONF="$CH_DIR/config.xml"
+CH_USERS="$CH_DIR/users.xml"
+CH_PIDFILE="$CH_DIR/clickhouse-server.pid"
+CH_LOG_DIR="$CH_DIR/log"
+CH_LOG="$CH_LOG_DIR/clickhouse-server.log"
+CH_ERRLOG="$CH_LOG_DIR/clickhouse-server.err.log"
+CH_STDOUT="$CH_LOG_DIR/stdout.log"
+
+if (( EUID == 0 )); then PG_OS_USER=postgres; else PG_OS_USER=$(id -un); fi
+
+# ----------------------------------------------------------------- helpers --
+say()  { printf '%s\n' "$*"; }
+warn() { printf 'services.sh: %s\n' "$*" >&2; }
+die()  { printf 'services.sh: error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+  sed -n '2,24{s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+}
+
+is_port_number() { [[ $1 =~ ^[0-9]+$ ]] && (( $1 >= 1 && $1 <= 65535 )); }
+
+# Resolved PostgreSQL root / PGDATA (follows the optional symlink).
+pg_root()    { if [[ -L $PG_LINK ]]; then readlink -f -- "$PG_LINK"; else printf '%s\n' "$PG_LINK"; fi; }
+pg_data()    { printf '%s/data\n' "$(pg_root)"; }
+pg_log()     { printf '%s/postgres.log\n' "$(pg_root)"; }
+
+# Run a PostgreSQL server tool as the right OS user.  cd / so that the postgres
+# user does not trip over an unreadable current directory (e.g. /root).
+pg_run() {
+  if (( EUID == 0 )); then
+    (cd / && runuser -u "$PG_OS_USER" -- "$@")
+  else
+    "$@"
+  fi
+}
+
+# Is something accepting TCP connections on 127.0.0.1:$1?  Uses bash's
+# /dev/tcp (works on minimal systems without iproute2).
+port_in_use() {
+  # shellcheck disable=SC2016  # expanded by the inner bash
+  timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$HOST" "$1" 2>/dev/null
+}
+
+port_owner_hint() {
+  if command -v ss >/dev/null 2>&1; then
+    ss -Hltnp "sport = :$1" 2>/dev/null | sed 's/^/    /' >&2 || true
+  fi
+}
+
+# check_port_free PORT "Name" ENV_VAR
+check_port_free() {
+  if port_in_use "$1"; then
+    warn "error: port $1 ($2) on $HOST is already in use by another process."
+    port_owner_hint "$1"
+    warn "choose another port, e.g.:  $3=<free port> $0 start"
+    exit 1
+  fi
+}
+
+tail_log() {  # tail_log FILE LABEL
+  if [[ -s $1 ]]; then
+    printf -- '----- last 30 lines of %s (%s) -----\n' "$2" "$1" >&2
+    tail -n 30 -- "$1" >&2
+    printf -- '-----\n' >&2
+  else
+    printf -- '(%s: %s is empty or missing)\n' "$2" "$1" >&2
+  fi
+}
+
+take_lock() {
+  if command -v flock >/dev/null 2>&1; then
+    exec 9>"$DATA_DIR/.services.lock"
+    flock -w 120 9 || die "another services.sh is still running on $DATA_DIR (lock $DATA_DIR/.services.lock)"
+  fi
+}
+
+# -------------------------------------------------------------- PostgreSQL --
+pg_check_install() {
+  [[ -x $PG_BIN/initdb && -x $PG_BIN/pg_ctl && -x $PG_BIN/pg_isready ]] ||
+    die "PostgreSQL 15 binaries not found in $PG_BIN (install package postgresql-15 or set BGMIGRATE_PG_BIN)"
+  if (( EUID == 0 )); then
+    id -u "$PG_OS_USER" >/dev/null 2>&1 ||
+      die "running as root, but there is no '$PG_OS_USER' system user to run PostgreSQL as"
+  fi
+}
+
+pg_initialized() { [[ -f $(pg_data)/PG_VERSION ]]; }
+
+pg_is_running() {
+  pg_initialized || return 1
+  pg_run "$PG_BIN/pg_ctl" status -D "$(pg_data)" >/dev/null 2>&1 9>&-
+}
+
+# Line 1 of postmaster.pid is the pid, line 4 the port.
+pg_running_pid()  { sed -n 1p -- "$(pg_data)/postmaster.pid" 2>/dev/null || true; }
+pg_running_port() { sed -n 4p -- "$(pg_data)/postmaster.pid" 2>/dev/null || true; }
+
+# Create the PostgreSQL root (see header for the root / symlink logic).
+pg_prepare_root() {
+  if [[ ! -e $PG_LINK && ! -L $PG_LINK ]]; then
+    local root=$PG_LINK
+    if (( EUID == 0 )) && ! runuser -u "$PG_OS_USER" -- test -x "$DATA_DIR" 2>/dev/null; then
+      local home hash
+      home=$(getent passwd "$PG_OS_USER" | cut -d: -f6)
+      [[ -n $home && -d $home ]] || home=/var/tmp
+      hash=$(printf '%s' "$DATA_DIR" | sha1sum | cut -c1-12)
+      root="$home/bgmigrate-$hash"
+      warn "user '$PG_OS_USER' cannot traverse $DATA_DIR (a parent directory is not accessible);"
+      warn "placing the PostgreSQL cluster in $root, symlinked from $PG_LINK"
+      if [[ -e $root ]]; then
+        # Leftover of an earlier data folder that has since been deleted:
+        # the user asked for a fresh start, honour that.
+        if [[ -f $root/data/postmaster.pid ]] && pg_run "$PG_BIN/pg_ctl" status -D "$root/data" >/dev/null 2>&1 9>&-; then
+          die "stale PostgreSQL cluster in $root is still running; stop it with: runuser -u $PG_OS_USER -- $PG_BIN/pg_ctl stop -D $root/data"
+        fi
+        warn "removing stale cluster $root"
+        rm -rf -- "$root"
+      fi
+      mkdir -p -- "$root"
+      ln -s -- "$root" "$PG_LINK"
+    else
+      mkdir -p -- "$root"
+    fi
+  fi
+  local root; root=$(pg_root)
+  mkdir -p -- "$root/run"
+  if (( EUID == 0 )); then
+    chown "$PG_OS_USER:" "$root" "$root/run"
+  fi
+  chmod 700 "$root"
+}
+
+pg_write_conf() {
+  local root pgdata sockdir conf
+  root=$(pg_root); pgdata="$root/data"; sockdir="$root/run"
+  # Unix socket paths are limited to 107 bytes; disable the socket if ours would be too long
+  # (all clients here use TCP on 127.0.0.1 anyway).
+  if (( ${#sockdir} + ${#PG_PORT} + 10 > 107 )); then
+    warn "socket path under $sockdir would be too long; PostgreSQL unix socket disabled (TCP only)"
+    sockdir=""
+  fi
+  conf="$pgdata/bgmigrate.conf"
+  cat >"$conf" <<EOF
+# Generated by scripts/services.sh on every start — edits will be overwritten.
+listen_addresses = '$HOST'
+port = $PG_PORT
+unix_socket_directories = '$sockdir'
+max_connections = 200
+shared_buffers = 256MB
+# development/test speed; NOT crash safe
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+EOF
+  (( EUID == 0 )) && chown "$PG_OS_USER:" "$conf"
+  chmod 600 "$conf"
+  grep -q "^include_if_exists 'bgmigrate.conf'" "$pgdata/postgresql.conf" ||
+    printf "\n# added by scripts/services.sh\ninclude_if_exists 'bgmigrate.conf'\n" >>"$pgdata/postgresql.conf"
+}
+
+pg_initdb() {
+  local root pgdata locale=C
+  root=$(pg_root); pgdata="$root/data"
+  if locale -a 2>/dev/null | grep -qiE '^c\.utf-?8$'; then locale=C.UTF-8; fi
+  say "PostgreSQL: initializing new cluster in $pgdata"
+  if ! pg_run "$PG_BIN/initdb" -D "$pgdata" --auth=trust -U "$PG_SUPERUSER" \
+        --encoding=UTF8 --locale="$locale" >"$root/initdb.log" 2>&1 9>&-; then
+    warn "error: initdb failed"
+    tail_log "$root/initdb.log" "initdb output"
+    exit 1
+  fi
+}
+
+pg_start() {
+  pg_check_install
+  if pg_is_running; then
+    local port; port=$(pg_running_port)
+    say "PostgreSQL: already running (pid $(pg_running_pid)) on $HOST:$port"
+    [[ $port == "$PG_PORT" ]] ||
+      warn "note: PostgreSQL runs on port $port, not the requested $PG_PORT; run '$0 stop' then '$0 start' to change it"
+    return 0
+  fi
+  check_port_free "$PG_PORT" "PostgreSQL" BGMIGRATE_PG_PORT
+  pg_prepare_root
+  pg_initialized || pg_initdb
+  pg_write_conf
+
+  local pgdata log
+  pgdata=$(pg_data); log=$(pg_log)
+  if ! pg_run "$PG_BIN/pg_ctl" start -D "$pgdata" -l "$log" -s -w -t "$WAIT_TIMEOUT" 9>&-; then
+    warn "error: PostgreSQL failed to start on $HOST:$PG_PORT"
+    tail_log "$log" "PostgreSQL log"
+    pg_run "$PG_BIN/pg_ctl" stop -D "$pgdata" -m immediate -s >/dev/null 2>&1 9>&- || true
+    exit 1
+  fi
+  local deadline=$((SECONDS + WAIT_TIMEOUT))
+  until "$PG_BIN/pg_isready" -q -h "$HOST" -p "$PG_PORT" -U "$PG_SUPERUSER" -d postgres; do
+    if (( SECONDS >= deadline )); then
+      warn "error: PostgreSQL did not accept connections on $HOST:$PG_PORT within ${WAIT_TIMEOUT}s"
+      tail_log "$log" "PostgreSQL log"
+      pg_run "$PG_BIN/pg_ctl" stop -D "$pgdata" -m immediate -s >/dev/null 2>&1 9>&- || true
+      exit 1
+    fi
+    sleep 0.5
+  done
+  say "PostgreSQL: started (pid $(pg_running_pid)) on $HOST:$PG_PORT — postgresql://$PG_SUPERUSER@$HOST:$PG_PORT/postgres"
+}
+
+pg_stop() {
+  if ! pg_is_running; then
+    say "PostgreSQL: not running"
+    return 0
+  fi
+  if pg_run "$PG_BIN/pg_ctl" stop -D "$(pg_data)" -m fast -s -w -t 60 9>&-; then
+    say "PostgreSQL: stopped"
+  else
+    warn "error: PostgreSQL did not stop within 60s"
+    tail_log "$(pg_log)" "PostgreSQL log"
+    return 1
+  fi
+}
+
+pg_status() {
+  if pg_is_running; then
+    say "PostgreSQL: running (pid $(pg_running_pid)) on $HOST:$(pg_running_port), data $(pg_data)"
+  else
+    say "PostgreSQL: stopped"
+    return 1
+  fi
+}
+
+# -------------------------------------------------------------- ClickHouse --
+ch_bin() {
+  if [[ -n ${BGMIGRATE_CH_BIN:-} ]]; then printf '%s\n' "$BGMIGRATE_CH_BIN"; return; fi
+  local c
+  for c in "$(command -v clickhouse-server 2>/dev/null || true)" /usr/sbin/clickhouse-server /usr/bin/clickhouse-server; do
+    [[ -n $c && -x $c ]] && { printf '%s\n' "$c"; return; }
+  done
+  die "clickhouse-server not found (install package clickhouse-server or set BGMIGRATE_CH_BIN)"
+}
+
+# Pid of *our* ClickHouse (pid file + live process started with our config), or nothing.
+ch_pid() {
+  [[ -f $CH_PIDFILE ]] || return 1
+  local pid; pid=$(tr -dc '0-9' <"$CH_PIDFILE")
+  [[ -n $pid && -r /proc/$pid/cmdline ]] || return 1
+  tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF -- "--config-file=$CH_CONF" || return 1
+  printf '%s\n' "$pid"
+}
+
+ch_conf_value() {  # port etc. from our generated config.xml
+  sed -n "s:.*<$1>\([^<]*\)</$1>.*:\1:p" "$CH_CONF" 2>/dev/null | head -n1
+}
+
+ch_ping() {  # prints "Ok." when the HTTP interface answers
+  if command -v curl >/dev/null 2>&1; then
+    curl -s -m 2 "http://$HOST:$1/ping" 2>/dev/null || true
+  else
+    # shellcheck disable=SC2016  # expanded by the inner bash
+    timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"; printf "GET /ping HTTP/1.0\r\n\r\n" >&3; sed -n "\$p" <&3' "$HOST" "$1" 2>/dev/null | tr -d '\r' || true
+  fi
+}
+
+ch_write_config() {
+  # Per-query memory limits (18.16 has no server-wide max_server_memory_usage;
+  # max_memory_usage_for_all_queries is the closest thing it knows).
+  local mem_kb all_q per_q
+  mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null || echo 8388608)
+  all_q=$(( mem_kb * 1024 / 2 ))
+  per_q=$(( all_q < 4000000000 ? all_q : 4000000000 ))
+
+  cat >"$CH_CONF" <<EOF
+<?xml version="1.0"?>
+<!-- Generated by scripts/services.sh on every start; edits will be overwritten.
+     Only settings known to ClickHouse 18.16 are used (root element <yandex>). -->
+<yandex>
+    <logger>
+        <level>information</level>
+        <log>$CH_LOG</log>
+        <errorlog>$CH_ERRLOG</errorlog>
+        <size>100M</size>
+        <count>3</count>
+    </logger>
+
+    <listen_host>$HOST</listen_host>
+    <http_port>$CH_HTTP_PORT</http_port>
+    <tcp_port>$CH_TCP_PORT</tcp_port>
+    <!-- no interserver_http_port: only needed for replicated tables -->
+
+    <max_connections>1024</max_connections>
+    <keep_alive_timeout>3</keep_alive_timeout>
+    <max_concurrent_queries>100</max_concurrent_queries>
+
+    <!-- caches are allocated on demand; keep them small for a dev box -->
+    <mark_cache_size>536870912</mark_cache_size>
+    <uncompressed_cache_size>536870912</uncompressed_cache_size>
+
+    <path>$CH_DIR/data/</path>
+    <tmp_path>$CH_DIR/tmp/</tmp_path>
+    <user_files_path>$CH_DIR/user_files/</user_files_path>
+    <format_schema_path>$CH_DIR/format_schemas/</format_schema_path>
+    <users_config>$CH_USERS</users_config>
+
+    <default_profile>default</default_profile>
+    <default_database>default</default_database>
+    <mlock_executable>false</mlock_executable>
+    <max_session_timeout>3600</max_session_timeout>
+    <default_session_timeout>60</default_session_timeout>
+    <!-- dev convenience: allow DROP of tables/partitions of any size -->
+    <max_table_size_to_drop>0</max_table_size_to_drop>
+    <max_partition_size_to_drop>0</max_partition_size_to_drop>
+</yandex>
+EOF
+
+  cat >"$CH_USERS" <<EOF
+<?xml version="1.0"?>
+<!-- Generated by scripts/services.sh on every start; edits will be overwritten. -->
+<yandex>
+    <profiles>
+        <default>
+            <max_memory_usage>$per_q</max_memory_usage>
+            <max_memory_usage_for_all_queries>$all_q</max_memory_usage_for_all_queries>
+            <use_uncompressed_cache>0</use_uncompressed_cache>
+            <load_balancing>random</load_balancing>
+        </default>
+        <readonly>
+            <readonly>1</readonly>
+        </readonly>
+    </profiles>
+
+    <users>
+        <default>
+            <password></password>
+            <networks replace="replace">
+                <ip>::1</ip>
+                <ip>127.0.0.1</ip>
+            </networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </default>
+    </users>
+
+    <quotas>
+        <default>
+            <interval>
+                <duration>3600</duration>
+                <queries>0</queries>
+                <errors>0</errors>
+                <result_rows>0</result_rows>
+                <read_rows>0</read_rows>
+                <execution_time>0</execution_time>
+            </interval>
+        </default>
+    </quotas>
+</yandex>
+EOF
+}
+
+ch_start() {
+  local bin; bin=$(ch_bin)
+  if ch_pid >/dev/null; then
+    local port; port=$(ch_conf_value http_port)
+    say "ClickHouse: already running (pid $(ch_pid)) on http://$HOST:$port (native tcp $HOST:$(ch_conf_value tcp_port))"
+    [[ $port == "$CH_HTTP_PORT" ]] ||
+      warn "note: ClickHouse runs on HTTP port $port, not the requested $CH_HTTP_PORT; run '$0 stop' then '$0 start' to change it"
+    return 0
+  fi
+  check_port_free "$CH_HTTP_PORT" "ClickHouse HTTP" BGMIGRATE_CH_HTTP_PORT
+  check_port_free "$CH_TCP_PORT" "ClickHouse native TCP" BGMIGRATE_CH_TCP_PORT
+
+  mkdir -p -- "$CH_DIR/data" "$CH_DIR/tmp" "$CH_DIR/user_files" "$CH_DIR/format_schemas" "$CH_LOG_DIR"
+  rm -f -- "$CH_PIDFILE"
+  ch_write_config
+  printf '=== %s starting %s --config-file=%s\n' "$(date '+%F %T')" "$bin" "$CH_CONF" >"$CH_STDOUT"  # truncated per start
+
+  # Not --daemon: 18.16 only writes --pid-file in daemon mode, and daemon mode
+  # sends early errors to /dev/null.  Instead run it detached in its own
+  # session (Ctrl-C of the caller does not hit it) and record the pid ourselves
+  # (bash writes its own pid, then execs the server under that pid).
+  # shellcheck disable=SC2016  # expanded by the inner bash
+  setsid bash -c 'printf "%s\n" "$$" >"$0"; exec "$@"' "$CH_PIDFILE" \
+    "$bin" --config-file="$CH_CONF" </dev/null >>"$CH_STDOUT" 2>&1 9>&- &
+
+  local deadline=$((SECONDS + WAIT_TIMEOUT)) pid=""
+  while :; do
+    if [[ $(ch_ping "$CH_HTTP_PORT") == "Ok." ]] && pid=$(ch_pid); then
+      break
+    fi
+    if [[ -s $CH_PIDFILE ]] && ! ch_pid >/dev/null; then
+      warn "error: ClickHouse server exited during startup (HTTP $HOST:$CH_HTTP_PORT, native $HOST:$CH_TCP_PORT)"
+      tail_log "$CH_STDOUT" "ClickHouse stdout/stderr"
+      tail_log "$CH_LOG" "ClickHouse log"
+      rm -f -- "$CH_PIDFILE"
+      exit 1
+    fi
+    if (( SECONDS >= deadline )); then
+      warn "error: ClickHouse did not answer http://$HOST:$CH_HTTP_PORT/ping within ${WAIT_TIMEOUT}s; stopping it"
+      tail_log "$CH_STDOUT" "ClickHouse stdout/stderr"
+      tail_log "$CH_LOG" "ClickHouse log"
+      ch_stop >/dev/null 2>&1 || true
+      exit 1
+    fi
+    sleep 0.5
+  done
+  say "ClickHouse: started (pid $pid) on http://$HOST:$CH_HTTP_PORT (native tcp $HOST:$CH_TCP_PORT)"
+}
+
+ch_stop() {
+  local pid
+  if ! pid=$(ch_pid); then
+    rm -f -- "$CH_PIDFILE"
+    say "ClickHouse: not running"
+    return 0
+  fi
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + CH_STOP_TIMEOUT))
+  while kill -0 "$pid" 2>/dev/null; do
+    if (( SECONDS >= deadline )); then
+      warn "ClickHouse (pid $pid) did not exit within ${CH_STOP_TIMEOUT}s after SIGTERM; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      sleep 1
+      break
+    fi
+    sleep 0.2
+  done
+  rm -f -- "$CH_PIDFILE"
+  say "ClickHouse: stopped"
+}
+
+ch_status() {
+  local pid
+  if pid=$(ch_pid); then
+    say "ClickHouse: running (pid $pid) on http://$HOST:$(ch_conf_value http_port) (native tcp $HOST:$(ch_conf_value tcp_port)), data $CH_DIR"
+  else
+    say "ClickHouse: stopped"
+    return 1
+  fi
+}
+
+# ---------------------------------------------------------------- commands --
+cmd_start() {
+  local p
+  for p in "$PG_PORT" "$CH_HTTP_PORT" "$CH_TCP_PORT" "$WAIT_TIMEOUT"; do
+    is_port_number "$p" || die "invalid port/timeout value '$p' (check BGMIGRATE_* variables)"
+  done
+  if [[ $PG_PORT == "$CH_HTTP_PORT" || $PG_PORT == "$CH_TCP_PORT" || $CH_HTTP_PORT == "$CH_TCP_PORT" ]]; then
+    die "BGMIGRATE_PG_PORT ($PG_PORT), BGMIGRATE_CH_HTTP_PORT ($CH_HTTP_PORT) and BGMIGRATE_CH_TCP_PORT ($CH_TCP_PORT) must all differ"
+  fi
+  # The data folder must be traversable by the postgres user when we are root;
+  # create it world-traversable (only the folder itself, contents stay private).
+  if [[ ! -d $DATA_DIR ]]; then
+    mkdir -p -- "$DATA_DIR"
+    chmod 755 "$DATA_DIR"
+  fi
+  take_lock
+  # Check every port we are about to bind before starting anything, so a
+  # conflict does not leave one server half-started.
+  pg_check_install
+  pg_is_running || check_port_free "$PG_PORT" "PostgreSQL" BGMIGRATE_PG_PORT
+  if ! ch_pid >/dev/null; then
+    check_port_free "$CH_HTTP_PORT" "ClickHouse HTTP" BGMIGRATE_CH_HTTP_PORT
+    check_port_free "$CH_TCP_PORT" "ClickHouse native TCP" BGMIGRATE_CH_TCP_PORT
+  fi
+  pg_start
+  ch_start
+}
+
+cmd_stop() {
+  [[ -d $DATA_DIR ]] || { say "PostgreSQL: not running"; say "ClickHouse: not running"; return 0; }
+  take_lock
+  local rc=0
+  pg_stop || rc=1
+  ch_stop || rc=1
+  return "$rc"
+}
+
+cmd_status() {
+  local rc=0
+  pg_status || rc=3
+  ch_status || rc=3
+  return "$rc"
+}
+
+cmd_env() {
+  local rc=0
+  if pg_is_running; then
+    say "export DATABASE_URL=postgresql://$PG_SUPERUSER@$HOST:$(pg_running_port)/postgres"
+  else
+    warn "PostgreSQL is not running (start it with: $0 start)"; rc=3
+  fi
+  if ch_pid >/dev/null; then
+    say "export CLICKHOUSE_URL=http://$HOST:$(ch_conf_value http_port)"
+    say "export CLICKHOUSE_USER=default"
+    say "export CLICKHOUSE_PASSWORD="
+  else
+    warn "ClickHouse is not running (start it with: $0 start)"; rc=3
+  fi
+  return "$rc"
+}
+
+case "${1:-}" in
+  start)   cmd_start ;;
+  stop)    cmd_stop ;;
+  restart) cmd_stop; cmd_start ;;
+  status)  cmd_status ;;
+  env)     cmd_env ;;
+  -h|--help|help) usage ;;
+  *) usage >&2; exit 2 ;;
+esac

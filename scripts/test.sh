@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine: installs what is missing, builds
+# (normal and ASan+UBSan), starts private Postgres + ClickHouse servers on their own ports
+# (stopped again at the end), and runs every test with ctest.
+#   scripts/test.sh                 everything
+#   scripts/test.sh -L unit         only tests with a ctest label (unit, integration, ...)
+#   BGM_SKIP_SANITIZERS=1 scripts/test.sh   skip the ASan+UBSan pass
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+
+scripts/deps.sh
+
+jobs=$(nproc)
+werror=OFF
+[[ "${CI:-}" == "true" ]] && werror=ON
+export CCACHE_DIR="${CCACHE_DIR:-$REPO/.ccache}"
+
+build() {  # build <dir> <extra cmake args...>
+  local dir=$1; shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DBGM_WERROR=$werror "$@" >/dev/null
+  echo "test: building $dir" >&2
+  cmake --build "$dir" -j"$jobs" 2>&1 | grep -vE '^\[ *[0-9]+%\]|^(Consolidate|Scanning|Built target)' || true
+  [[ ${PIPESTATUS[0]} -eq 0 ]] || { echo "test: build of $dir failed" >&2; exit 1; }
+}
+
+build build/test
+if [[ -z "${BGM_SKIP_SANITIZERS:-}" ]]; then
+  build build/asan -DBGM_SANITIZE=ON
+fi
+
+# Private servers for the tests, apart from the demo's (.bgm-data, default ports).
+export BGMIGRATE_DATA_DIR="$REPO/.bgm-data/test"
+export BGMIGRATE_PG_PORT="${BGM_TEST_PG_PORT:-55532}"
+export BGMIGRATE_CH_HTTP_PORT="${BGM_TEST_CH_HTTP_PORT:-58223}"
+export BGMIGRATE_CH_TCP_PORT="${BGM_TEST_CH_TCP_PORT:-59100}"
+scripts/services.sh start
+trap 'scripts/services.sh stop >/dev/null 2>&1 || true' EXIT
+eval "$(scripts/services.sh env)"
+export BGM_TEST_DATABASE_URL="$DATABASE_URL"
+export BGM_TEST_CLICKHOUSE_URL="$CLICKHOUSE_URL"
+
+status=0
+echo "test: running the suite (Debug build)" >&2
+ctest --test-dir build/test --output-on-failure -j"$jobs" "$@" || status=1
+if [[ -z "${BGM_SKIP_SANITIZERS:-}" ]]; then
+  echo "test: running the suite again under ASan+UBSan" >&2
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build/asan --output-on-failure -j"$jobs" "$@" || status=1
+fi
+exit $status

@@ -1,0 +1,109 @@
+#include "core/config.h"
+
+#include <unistd.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <random>
+
+namespace bgm {
+namespace {
+
+Result<double> ParseSeconds(const char* name, const char* text, double min, double max) {
+  char* end = nullptr;
+  const double v = std::strtod(text, &end);
+  if (end == text || *end != '\0' || !std::isfinite(v) || v < min || v > max) {
+    return InvalidArgument(std::string(name) + "='" + text + "' is not a number of seconds in [" +
+                           std::to_string(min) + ", " + std::to_string(max) + "]");
+  }
+  return v;
+}
+
+Result<bool> ParseBool(const char* name, const char* text) {
+  const std::string v(text);
+  if (v == "true" || v == "1" || v == "yes") return true;
+  if (v == "false" || v == "0" || v == "no") return false;
+  return InvalidArgument(std::string(name) + "='" + v + "' is not a boolean; use true or false");
+}
+
+std::string DefaultWorkerId() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  std::random_device rd;
+  char suffix[16];
+  std::snprintf(suffix, sizeof suffix, "%06x", rd() & 0xFFFFFF);
+  return std::string(host) + "-" + std::to_string(getpid()) + "-" + suffix;
+}
+
+}  // namespace
+
+const std::vector<SettingDoc>& SettingDocs() {
+  static const std::vector<SettingDoc> kDocs = {
+      {"DATABASE_URL", "(required)", "Postgres connection URL (libpq syntax)"},
+      {"CLICKHOUSE_URL", "(none)", "ClickHouse HTTP endpoint, e.g. http://127.0.0.1:8123"},
+      {"CLICKHOUSE_USER", "default", "ClickHouse user (sent as a header, never logged)"},
+      {"CLICKHOUSE_PASSWORD", "(empty)", "ClickHouse password (sent as a header, never logged)"},
+      {"CLICKHOUSE_DB", "default", "ClickHouse database"},
+      {"LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS", "true",
+       "false stops workers from running background migrations (status reports DISABLED)"},
+      {"ADMIN_API_KEY", "(none)", "Bearer key required for every change through the API"},
+      {"BGMIGRATE_BIND", "127.0.0.1", "address the web server listens on"},
+      {"BGMIGRATE_PORT", "3030", "port the web server listens on"},
+      {"BGMIGRATE_LEASE_SECONDS", "60",
+       "a worker's lease on a migration; a dead worker's lease is taken over after it"},
+      {"BGMIGRATE_POLL_SECONDS", "5", "how often an idle worker looks for work"},
+      {"BGMIGRATE_LOG_FORMAT", "text", "text or json (one JSON object per line)"},
+      {"BGMIGRATE_WORKER_ID", "host-pid-random", "this worker's name in leases and events"},
+  };
+  return kDocs;
+}
+
+Result<Config> LoadConfig(const std::function<const char*(const char*)>& getenv) {
+  Config c;
+  auto get = [&](const char* name) -> const char* {
+    const char* v = getenv(name);
+    return (v != nullptr && *v != '\0') ? v : nullptr;
+  };
+  if (const char* v = get("DATABASE_URL")) c.database_url = v;
+  if (const char* v = get("CLICKHOUSE_URL")) c.clickhouse_url = v;
+  c.clickhouse_user = get("CLICKHOUSE_USER") ? get("CLICKHOUSE_USER") : "default";
+  if (const char* v = get("CLICKHOUSE_PASSWORD")) c.clickhouse_password = v;
+  c.clickhouse_db = get("CLICKHOUSE_DB") ? get("CLICKHOUSE_DB") : "default";
+  if (const char* v = get("LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS")) {
+    Result<bool> b = ParseBool("LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS", v);
+    if (!b.ok()) return b.status();
+    c.background_migrations_enabled = *b;
+  }
+  if (const char* v = get("ADMIN_API_KEY")) c.admin_api_key = v;
+  if (const char* v = get("BGMIGRATE_BIND")) c.bind = v;
+  if (const char* v = get("BGMIGRATE_PORT")) {
+    int port = -1;
+    auto [ptr, ec] = std::from_chars(v, v + std::strlen(v), port);
+    if (ec != std::errc() || *ptr != '\0' || port < 0 || port > 65535) {
+      return InvalidArgument(std::string("BGMIGRATE_PORT='") + v +
+                             "' is not a port number (0-65535)");
+    }
+    c.port = port;
+  }
+  if (const char* v = get("BGMIGRATE_LEASE_SECONDS")) {
+    Result<double> s = ParseSeconds("BGMIGRATE_LEASE_SECONDS", v, 1, 86400);
+    if (!s.ok()) return s.status();
+    c.lease = std::chrono::milliseconds(static_cast<int64_t>(*s * 1000));
+  }
+  if (const char* v = get("BGMIGRATE_POLL_SECONDS")) {
+    Result<double> s = ParseSeconds("BGMIGRATE_POLL_SECONDS", v, 0.05, 3600);
+    if (!s.ok()) return s.status();
+    c.poll = std::chrono::milliseconds(static_cast<int64_t>(*s * 1000));
+  }
+  if (const char* v = get("BGMIGRATE_LOG_FORMAT")) {
+    if (!ParseLogFormat(v, &c.log_format)) {
+      return InvalidArgument(std::string("BGMIGRATE_LOG_FORMAT='") + v +
+                             "' is not a log format; use text or json");
+    }
+  }
+  c.worker_id = get("BGMIGRATE_WORKER_ID") ? get("BGMIGRATE_WORKER_ID") : DefaultWorkerId();
+  return c;
+}
+
+}  // namespace bgm

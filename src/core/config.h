@@ -1,0 +1,45 @@
+// Config: every setting of bgmigrate, read from the environment (Langfuse's names where
+// Langfuse has one, BGMIGRATE_* otherwise). Immutable after loading; thread-safe to share.
+//
+//   Result<Config> config = LoadConfig(std::getenv);
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/logging.h"
+#include "common/status.h"
+
+namespace bgm {
+
+struct Config {
+  std::string database_url;           // DATABASE_URL
+  std::string clickhouse_url;         // CLICKHOUSE_URL
+  std::string clickhouse_user;        // CLICKHOUSE_USER
+  std::string clickhouse_password;    // CLICKHOUSE_PASSWORD
+  std::string clickhouse_db;          // CLICKHOUSE_DB
+  bool background_migrations_enabled = true;  // LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS
+  std::string admin_api_key;          // ADMIN_API_KEY
+  std::string bind = "127.0.0.1";     // BGMIGRATE_BIND
+  int port = 3030;                    // BGMIGRATE_PORT
+  std::chrono::milliseconds lease{std::chrono::seconds(60)};         // BGMIGRATE_LEASE_SECONDS
+  std::chrono::milliseconds poll{std::chrono::seconds(5)};           // BGMIGRATE_POLL_SECONDS
+  LogFormat log_format = LogFormat::kText;                           // BGMIGRATE_LOG_FORMAT
+  std::string worker_id;              // BGMIGRATE_WORKER_ID (default host-pid-random)
+};
+
+// One documented setting, for --help and the README table.
+struct SettingDoc {
+  const char* name;
+  const char* default_value;
+  const char* meaning;
+};
+const std::vector<SettingDoc>& SettingDocs();
+
+// Reads the settings through `getenv` (std::getenv in production, a map in tests).
+// kInvalidArgument names the variable, the bad value and what is accepted.
+Result<Config> LoadConfig(const std::function<const char*(const char*)>& getenv);
+
+}  // namespace bgm

@@ -1,0 +1,57 @@
+#include "core/control_store.h"
+
+namespace bgm {
+
+const char* MigrationStatusName(MigrationStatus s) {
+  switch (s) {
+    case MigrationStatus::kPending: return "pending";
+    case MigrationStatus::kRunning: return "running";
+    case MigrationStatus::kPaused: return "paused";
+    case MigrationStatus::kFinished: return "finished";
+    case MigrationStatus::kFailed: return "failed";
+  }
+  return "unknown";
+}
+
+namespace {
+nlohmann::json Opt(const std::optional<std::string>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
+}  // namespace
+
+nlohmann::json MigrationRow::ToJson() const {
+  return {
+      {"id", id},
+      {"name", name},
+      {"script", script},
+      {"status", MigrationStatusName(status)},
+      {"args", args},
+      {"state", state},
+      {"rows_processed", rows_processed},
+      {"rows_total_estimate",
+       rows_total_estimate ? nlohmann::json(*rows_total_estimate) : nlohmann::json(nullptr)},
+      {"attempts", attempts},
+      {"worker_id", Opt(worker_id)},
+      {"locked_at", Opt(locked_at)},
+      {"created_at", Opt(created_at)},
+      {"started_at", Opt(started_at)},
+      {"paused_at", Opt(paused_at)},
+      {"finished_at", Opt(finished_at)},
+      {"failed_at", Opt(failed_at)},
+      {"failed_reason", Opt(failed_reason)},
+      {"last_progress_at", Opt(last_progress_at)},
+  };
+}
+
+nlohmann::json MigrationEvent::ToJson() const {
+  return {{"id", id},     {"migration_name", migration_name}, {"at", at}, {"kind", kind},
+          {"worker_id", Opt(worker_id)}, {"detail", detail}};
+}
+
+Status RefusedInState(const std::string& action, const MigrationRow& row,
+                      const std::string& hint) {
+  return FailedPrecondition("cannot " + action + " background migration " + row.name +
+                            ": it is " + MigrationStatusName(row.status) + "; " + hint);
+}
+
+}  // namespace bgm

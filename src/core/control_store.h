@@ -1,0 +1,117 @@
+// ControlStore: the background_migrations and background_migration_events tables, as the
+// operations the engine and the operator tools need. Every write a worker makes while running a
+// migration is fenced on its worker_id: when another worker holds the lease, the write changes
+// nothing and returns kLeaseLost. Lease times come from the store's clock (the database's, for
+// PgControlStore), never the worker's.
+// Implementations are not thread-safe: each thread uses its own instance.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "core/migration.h"
+
+namespace bgm {
+
+enum class MigrationStatus { kPending, kRunning, kPaused, kFinished, kFailed };
+const char* MigrationStatusName(MigrationStatus s);  // "pending", "running", ...
+
+struct MigrationRow {
+  std::string id;
+  std::string name;
+  std::string script;
+  nlohmann::json args = nlohmann::json::object();
+  nlohmann::json state = nlohmann::json::object();
+  MigrationStatus status = MigrationStatus::kPending;
+  // Timestamps as ISO-8601 UTC text ("2024-10-24T17:30:00.000Z"), absent when NULL.
+  std::optional<std::string> finished_at, failed_at, locked_at, created_at, started_at,
+      paused_at, last_progress_at;
+  std::optional<std::string> failed_reason, worker_id;
+  int attempts = 0;
+  int64_t rows_processed = 0;
+  std::optional<int64_t> rows_total_estimate;
+  bool lease_live = false;  // worker_id set and locked_at within the lease
+
+  nlohmann::json ToJson() const;
+};
+
+struct MigrationEvent {
+  int64_t id = 0;
+  std::string migration_name;
+  std::string at;
+  std::string kind;
+  std::optional<std::string> worker_id;
+  nlohmann::json detail = nlohmann::json::object();
+  nlohmann::json ToJson() const;
+};
+
+// What a worker gets when it takes a lease.
+struct Lease {
+  std::string name;
+  std::string script;
+  nlohmann::json args;
+  nlohmann::json state;
+  int attempts = 0;
+};
+
+// The answer of a fenced write: the lease is still ours; `paused` says an operator asked the
+// migration to pause, so the worker should stop after this batch.
+struct Fence {
+  bool paused = false;
+};
+
+class ControlStore {
+ public:
+  virtual ~ControlStore() = default;
+
+  // Inserts a row for `name` unless one exists (existing args and state are never touched).
+  // Returns true when a row was inserted.
+  virtual Result<bool> Register(const std::string& name, const std::string& script) = 0;
+  // All rows, ordered by name.
+  virtual Result<std::vector<MigrationRow>> List() = 0;
+  // One row; kNotFound when there is none.
+  virtual Result<MigrationRow> Get(const std::string& name) = 0;
+  // The most recent events of `name`, newest first.
+  virtual Result<std::vector<MigrationEvent>> Events(const std::string& name, int limit) = 0;
+
+  // Compare-and-set: takes the lease when the migration is pending (not finished, failed or
+  // paused) and nobody holds a live lease. std::nullopt when someone else has it or it is not
+  // runnable.
+  virtual Result<std::optional<Lease>> TryAcquire(const std::string& name,
+                                                  const std::string& worker_id) = 0;
+  // Fenced writes (kLeaseLost when `worker_id` no longer holds the lease).
+  virtual Result<Fence> Heartbeat(const std::string& name, const std::string& worker_id) = 0;
+  virtual Result<Fence> Checkpoint(const std::string& name, const std::string& worker_id,
+                                   const BatchRecord& batch) = 0;
+  virtual Status SetTotalEstimate(const std::string& name, const std::string& worker_id,
+                                  int64_t rows) = 0;
+  virtual Status Finish(const std::string& name, const std::string& worker_id) = 0;
+  virtual Status Fail(const std::string& name, const std::string& worker_id,
+                      const std::string& reason) = 0;
+  virtual Status Release(const std::string& name, const std::string& worker_id,
+                         const std::string& reason) = 0;
+  // An event outside the fenced writes (e.g. lease_lost seen by the losing worker).
+  virtual Status RecordEvent(const std::string& name, const std::string& kind,
+                             const std::optional<std::string>& worker_id,
+                             const nlohmann::json& detail) = 0;
+
+  // Operator actions. kNotFound for an unknown name; kFailedPrecondition (with the current
+  // status in the message) when the state forbids the change.
+  // Retry: a failed migration becomes pending, keeping its cursor unless `from_start`
+  // (from_start also re-runs a finished one).
+  virtual Status Retry(const std::string& name, bool from_start, const std::string& actor) = 0;
+  virtual Status Pause(const std::string& name, const std::string& actor) = 0;
+  virtual Status Resume(const std::string& name, const std::string& actor) = 0;
+  // Replaces args (the caller has validated them). Takes effect at the next lease.
+  virtual Status SetArgs(const std::string& name, const nlohmann::json& args,
+                         const std::string& actor) = 0;
+};
+
+// kFailedPrecondition message for an operator action refused in the current state.
+Status RefusedInState(const std::string& action, const MigrationRow& row, const std::string& hint);
+
+}  // namespace bgm

@@ -1,0 +1,303 @@
+#include "core/manager.h"
+
+#include <spdlog/spdlog.h>
+
+#include <map>
+#include <thread>
+
+namespace bgm {
+namespace {
+
+constexpr const char* kTag = "[Background Migration]";
+
+// The context handed to a running migration: fenced writes through the loop thread's store.
+class LeasedContext final : public MigrationContext {
+ public:
+  LeasedContext(const Lease& lease, const MigrationEnv& env, ControlStore& store,
+                const std::string& worker_id, std::stop_source& run_stop,
+                std::atomic<bool>& lease_lost, std::atomic<bool>& paused)
+      : lease_(lease),
+        env_(env),
+        store_(store),
+        worker_id_(worker_id),
+        run_stop_(run_stop),
+        lease_lost_(lease_lost),
+        paused_(paused),
+        state_(lease.state.is_object() ? lease.state : nlohmann::json::object()) {}
+
+  const std::string& name() const override { return lease_.name; }
+  const nlohmann::json& args() const override { return lease_.args; }
+  const nlohmann::json& state() const override { return state_; }
+  const MigrationEnv& env() const override { return env_; }
+  std::stop_token stop_token() const override { return run_stop_.get_token(); }
+
+  Status Checkpoint(const BatchRecord& batch) override {
+    Result<Fence> fence = store_.Checkpoint(lease_.name, worker_id_, batch);
+    if (!fence.ok()) {
+      if (fence.status().code() == StatusCode::kLeaseLost) {
+        lease_lost_ = true;
+        run_stop_.request_stop();
+      }
+      return fence.status();
+    }
+    state_ = batch.state;
+    rows_ += batch.rows;
+    spdlog::info("{} {}: processed batch of {} rows ({} bytes) in {} ms; {} rows so far; cursor {}",
+                 kTag, lease_.name, batch.rows, batch.bytes, batch.duration_ms, rows_,
+                 batch.to.dump());
+    if (fence->paused) {
+      paused_ = true;
+      run_stop_.request_stop();
+    }
+    return Status::Ok();
+  }
+
+  Status ReportTotalEstimate(int64_t rows) override {
+    Status s = store_.SetTotalEstimate(lease_.name, worker_id_, rows);
+    if (s.code() == StatusCode::kLeaseLost) {
+      lease_lost_ = true;
+      run_stop_.request_stop();
+    }
+    return s;
+  }
+
+ private:
+  const Lease& lease_;
+  const MigrationEnv& env_;
+  ControlStore& store_;
+  const std::string& worker_id_;
+  std::stop_source& run_stop_;
+  std::atomic<bool>& lease_lost_;
+  std::atomic<bool>& paused_;
+  nlohmann::json state_;
+  int64_t rows_ = 0;
+};
+
+}  // namespace
+
+Manager::Manager(ManagerOptions options, const Registry& registry,
+                 ControlStoreFactory store_factory, Clock& clock, MigrationEnv env)
+    : options_(std::move(options)),
+      registry_(registry),
+      store_factory_(std::move(store_factory)),
+      clock_(clock),
+      env_(std::move(env)) {}
+
+Status Manager::EnsureStore() {
+  if (store_ != nullptr) return Status::Ok();
+  Result<std::unique_ptr<ControlStore>> store = store_factory_();
+  if (!store.ok()) return store.status();
+  store_ = std::move(*store);
+  return Status::Ok();
+}
+
+Status Manager::RegisterAll() {
+  BGM_RETURN_IF_ERROR(EnsureStore());
+  for (const MigrationSpec& spec : registry_.specs()) {
+    Result<bool> inserted = store_->Register(spec.name, spec.name);
+    if (!inserted.ok()) return inserted.status();
+    if (*inserted) spdlog::info("{} Registered background migration {}", kTag, spec.name);
+  }
+  return Status::Ok();
+}
+
+Result<bool> Manager::Idle() {
+  BGM_RETURN_IF_ERROR(EnsureStore());
+  Result<std::vector<MigrationRow>> rows = store_->List();
+  if (!rows.ok()) return rows.status();
+  std::map<std::string, MigrationStatus> status;
+  for (const MigrationRow& row : *rows) status[row.name] = row.status;
+  for (const MigrationRow& row : *rows) {
+    if (row.status == MigrationStatus::kRunning) return false;
+    if (row.status != MigrationStatus::kPending) continue;
+    // A pending migration blocked by a failed or paused prerequisite is not work to wait for.
+    bool blocked = false;
+    if (const MigrationSpec* spec = registry_.Find(row.script)) {
+      for (const std::string& pre : spec->prerequisites) {
+        auto it = status.find(pre);
+        if (it != status.end() && (it->second == MigrationStatus::kFailed ||
+                                   it->second == MigrationStatus::kPaused)) {
+          blocked = true;
+        }
+      }
+    }
+    if (!blocked) return false;
+  }
+  return true;
+}
+
+Result<bool> Manager::RunOnce(std::stop_token stop) {
+  BGM_RETURN_IF_ERROR(EnsureStore());
+  Result<std::vector<MigrationRow>> rows = store_->List();
+  if (!rows.ok()) return rows.status();
+  std::map<std::string, MigrationStatus> status;
+  for (const MigrationRow& row : *rows) status[row.name] = row.status;
+
+  for (const MigrationRow& row : *rows) {
+    if (stop.stop_requested()) return false;
+    if (row.status != MigrationStatus::kPending) continue;
+    if (const MigrationSpec* spec = registry_.Find(row.script)) {
+      bool ready = true;
+      for (const std::string& pre : spec->prerequisites) {
+        auto it = status.find(pre);
+        if (it == status.end() || it->second != MigrationStatus::kFinished) ready = false;
+      }
+      if (!ready) {
+        spdlog::debug("{} {} waits for its prerequisites", kTag, row.name);
+        continue;
+      }
+    }
+    Result<std::optional<Lease>> lease = store_->TryAcquire(row.name, options_.worker_id);
+    if (!lease.ok()) return lease.status();
+    if (!lease->has_value()) continue;  // another worker was faster
+    if (row.worker_id.has_value()) {
+      spdlog::warn("{} Took over the expired lease of {} from worker {}", kTag, row.name,
+                   *row.worker_id);
+      (void)store_->RecordEvent(row.name, "lease_taken_over", options_.worker_id,
+                                {{"from", *row.worker_id}});
+    }
+    spdlog::info("{} Acquired lock for background migration {} (worker {}, attempt {})", kTag,
+                 row.name, options_.worker_id, (*lease)->attempts);
+    RunLeased(**lease, stop);
+    return true;
+  }
+  return false;
+}
+
+void Manager::RunLeased(const Lease& lease, std::stop_token stop) {
+  const auto started = clock_.Now();
+  auto fail = [&](const std::string& reason) {
+    spdlog::error("{} Background migration {} failed: {}", kTag, lease.name, reason);
+    Status s = store_->Fail(lease.name, options_.worker_id, reason);
+    if (!s.ok()) spdlog::error("{} Could not record the failure of {}: {}", kTag, lease.name,
+                               s.ToString());
+  };
+
+  const MigrationSpec* spec = registry_.Find(lease.script);
+  if (spec == nullptr) {
+    fail("unknown script '" + lease.script + "': this bgmigrate knows " +
+         registry_.ScriptNames() + "; fix the script column or delete the row");
+    return;
+  }
+  std::unique_ptr<BackgroundMigration> migration = spec->create();
+  if (!lease.args.is_object()) {
+    fail("invalid args: args must be a JSON object such as {\"batchSize\": 2500}, got " +
+         lease.args.dump());
+    return;
+  }
+  if (Status v = migration->Validate(lease.args); !v.ok()) {
+    fail("invalid args: " + v.message());
+    return;
+  }
+
+  std::stop_source run_stop;
+  std::stop_callback forward(stop, [&] { run_stop.request_stop(); });
+  std::atomic<bool> lease_lost{false};
+  std::atomic<bool> paused{false};
+
+  // Heartbeat: renews the lease every lease/4 on its own connection.
+  std::jthread heartbeat([&](std::stop_token hb_stop) {
+    std::unique_ptr<ControlStore> hb_store;
+    while (clock_.SleepFor(options_.lease / 4, hb_stop)) {
+      if (hb_store == nullptr) {
+        Result<std::unique_ptr<ControlStore>> s = store_factory_();
+        if (!s.ok()) {
+          spdlog::warn("{} Heartbeat of {} could not connect: {}", kTag, lease.name,
+                       s.status().ToString());
+          continue;
+        }
+        hb_store = std::move(*s);
+      }
+      Result<Fence> fence = hb_store->Heartbeat(lease.name, options_.worker_id);
+      if (!fence.ok()) {
+        if (fence.status().code() == StatusCode::kLeaseLost) {
+          lease_lost = true;
+          run_stop.request_stop();
+          return;
+        }
+        spdlog::warn("{} Heartbeat of {} failed: {}", kTag, lease.name, fence.status().ToString());
+        hb_store.reset();
+        continue;
+      }
+      if (fence->paused && !paused) {
+        paused = true;
+        run_stop.request_stop();
+      }
+    }
+  });
+
+  LeasedContext ctx(lease, env_, *store_, options_.worker_id, run_stop, lease_lost, paused);
+  Status result;
+  try {
+    result = migration->Run(ctx);
+  } catch (const std::exception& e) {
+    result = Internal(std::string("unexpected error: ") + e.what());
+  }
+  heartbeat.request_stop();
+  heartbeat.join();
+
+  const double seconds =
+      std::chrono::duration<double>(clock_.Now() - started).count();
+  if (lease_lost || result.code() == StatusCode::kLeaseLost) {
+    spdlog::error("{} Lost the lease of {} to another worker; stopping it without further writes",
+                  kTag, lease.name);
+    (void)store_->RecordEvent(lease.name, "lease_lost", options_.worker_id, nlohmann::json::object());
+    return;
+  }
+  if (result.ok()) {
+    Status s = store_->Finish(lease.name, options_.worker_id);
+    if (s.ok()) {
+      spdlog::info("{} Finished background migration {} in {:.1f} s", kTag, lease.name, seconds);
+    } else {
+      spdlog::error("{} Could not record that {} finished: {}", kTag, lease.name, s.ToString());
+    }
+    return;
+  }
+  if (result.code() == StatusCode::kCancelled && run_stop.stop_requested()) {
+    const std::string reason = paused ? "paused by an operator" : "worker stopping";
+    Status s = store_->Release(lease.name, options_.worker_id, reason);
+    if (s.ok()) {
+      spdlog::info("{} Released the lock of {} ({}); progress is saved", kTag, lease.name, reason);
+    } else {
+      spdlog::error("{} Could not release the lock of {}: {}", kTag, lease.name, s.ToString());
+    }
+    return;
+  }
+  fail(result.message());
+}
+
+Status Manager::Run(std::stop_token stop) {
+  if (!options_.enabled) {
+    spdlog::warn("{} Background migrations are disabled (LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS="
+                 "false): this worker runs none",
+                 kTag);
+    if (options_.exit_when_idle) return Status::Ok();
+    while (clock_.SleepFor(options_.poll, stop)) {
+    }
+    return Status::Ok();
+  }
+  spdlog::info("{} Worker {} started (lease {} s, poll {} s)", kTag, options_.worker_id,
+               std::chrono::duration<double>(options_.lease).count(),
+               std::chrono::duration<double>(options_.poll).count());
+  while (!stop.stop_requested()) {
+    Result<bool> ran = RunOnce(stop);
+    if (!ran.ok()) {
+      spdlog::warn("{} {}; trying again in {} s", kTag, ran.status().ToString(),
+                   std::chrono::duration<double>(options_.poll).count());
+      store_.reset();
+    } else if (*ran) {
+      continue;
+    } else if (options_.exit_when_idle) {
+      Result<bool> idle = Idle();
+      if (idle.ok() && *idle) {
+        spdlog::info("{} Nothing left to run; worker {} exits", kTag, options_.worker_id);
+        return Status::Ok();
+      }
+    }
+    if (!clock_.SleepFor(options_.poll, stop)) break;
+  }
+  spdlog::info("{} Worker {} stopped", kTag, options_.worker_id);
+  return Status::Ok();
+}
+
+}  // namespace bgm

@@ -1,0 +1,69 @@
+// Manager: a worker's loop over background migrations. It picks runnable migrations in name
+// order (waiting for declared prerequisites), takes a lease with one compare-and-set, runs the
+// migration while a heartbeat thread renews the lease every lease/4, and records the outcome
+// with fenced writes. A worker whose fence fails stops that migration at once and writes
+// nothing more to it. Many workers (processes) may run against one database.
+//
+// Threads: Run() blocks its caller; one heartbeat std::jthread per running migration. Each
+// thread opens its own ControlStore through the factory.
+//
+//   Manager manager(options, BuiltinRegistry(), store_factory, clock, env);
+//   Status s = manager.Run(stop_token);
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <stop_token>
+#include <string>
+
+#include "common/clock.h"
+#include "core/control_store.h"
+#include "core/registry.h"
+
+namespace bgm {
+
+struct ManagerOptions {
+  std::string worker_id;
+  Clock::Duration lease = std::chrono::seconds(60);
+  Clock::Duration poll = std::chrono::seconds(5);
+  bool enabled = true;           // LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS
+  bool exit_when_idle = false;   // return once nothing is pending or running anywhere
+};
+
+using ControlStoreFactory = std::function<Result<std::unique_ptr<ControlStore>>()>;
+
+class Manager {
+ public:
+  Manager(ManagerOptions options, const Registry& registry, ControlStoreFactory store_factory,
+          Clock& clock, MigrationEnv env);
+
+  // Registers every built-in migration that has no row yet. Never touches existing rows.
+  Status RegisterAll();
+
+  // Loops until `stop` is requested (or, with exit_when_idle, until no migration is pending or
+  // running). Unreachable databases are logged and retried after the poll interval.
+  // Returns OK on a requested stop or idle exit.
+  Status Run(std::stop_token stop);
+
+  // One pass: runs at most one migration to its end (finished, failed, released).
+  // Returns true when one was run.
+  Result<bool> RunOnce(std::stop_token stop);
+
+  // True when no migration is pending or running (all finished, failed or paused).
+  Result<bool> Idle();
+
+ private:
+  // Runs the leased migration; every outcome is recorded before it returns.
+  void RunLeased(const Lease& lease, std::stop_token stop);
+  Status EnsureStore();
+
+  const ManagerOptions options_;
+  const Registry& registry_;
+  ControlStoreFactory store_factory_;
+  Clock& clock_;
+  const MigrationEnv env_;
+  std::unique_ptr<ControlStore> store_;  // the loop thread's store
+};
+
+}  // namespace bgm

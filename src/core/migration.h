@@ -1,0 +1,70 @@
+// BackgroundMigration: one long-running data change (a backfill, a copy between stores) that a
+// worker runs until it finishes, fails or is stopped. The manager owns the lease; a migration
+// only reads its args and saved state, does one batch at a time and checkpoints after each.
+//
+// Contract for Run():
+//  - Resume from ctx.state() (the last checkpoint; {} on the first run).
+//  - After each durable batch call ctx.Checkpoint(); return its error at once if it fails
+//    (kLeaseLost means another worker owns the migration now: write nothing more).
+//  - Check ctx.stop_requested() between batches; when set, return Cancelled(...).
+//  - Return OK only when all work is done. Any other error fails the migration with the
+//    status message as failed_reason, so write it for an operator.
+//  - Re-running a batch must be harmless (kill -9 loses at most the uncommitted batch).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <stop_token>
+#include <string>
+
+#include "common/status.h"
+
+namespace bgm {
+
+// Where a migration's data lives. Each migration opens its own connections.
+struct MigrationEnv {
+  std::string database_url;
+  std::string clickhouse_url;
+  std::string clickhouse_user;
+  std::string clickhouse_password;
+  std::string clickhouse_db;
+};
+
+// One committed batch, recorded as a `batch` event and as the new checkpoint.
+struct BatchRecord {
+  nlohmann::json state;         // the full new state (cursor) to resume from
+  int64_t rows = 0;             // rows this batch processed
+  int64_t bytes = 0;            // bytes this batch moved (0 when not measured)
+  nlohmann::json from;          // cursor before the batch
+  nlohmann::json to;            // cursor after the batch
+  int64_t duration_ms = 0;
+};
+
+class MigrationContext {
+ public:
+  virtual ~MigrationContext() = default;
+  virtual const std::string& name() const = 0;
+  virtual const nlohmann::json& args() const = 0;   // validated by Validate() already
+  virtual const nlohmann::json& state() const = 0;  // last checkpoint
+  virtual const MigrationEnv& env() const = 0;
+  virtual std::stop_token stop_token() const = 0;
+  bool stop_requested() const { return stop_token().stop_requested(); }
+
+  // Saves the batch's state, adds its rows to rows_processed and records a `batch` event, in
+  // one write fenced on this worker's lease. kLeaseLost when another worker holds the lease.
+  virtual Status Checkpoint(const BatchRecord& batch) = 0;
+  // Records the estimated total rows (for progress bars and ETA).
+  virtual Status ReportTotalEstimate(int64_t rows) = 0;
+};
+
+class BackgroundMigration {
+ public:
+  virtual ~BackgroundMigration() = default;
+  // OK when `args` (a JSON value from the args column) is acceptable. kInvalidArgument names
+  // the bad key and value otherwise, e.g. "batchSize must be an integer in [1, 100000], got -1".
+  virtual Status Validate(const nlohmann::json& args) const = 0;
+  virtual Status Run(MigrationContext& ctx) = 0;
+};
+
+}  // namespace bgm

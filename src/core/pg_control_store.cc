@@ -1,0 +1,342 @@
+#include "core/pg_control_store.h"
+
+namespace bgm {
+namespace {
+
+// Columns of a MigrationRow, in the order RowFrom reads them. $1 is the lease in seconds.
+constexpr const char* kRowColumns = R"sql(
+  id, name, script, args::text, state::text,
+  CASE WHEN finished_at IS NOT NULL THEN 'finished'
+       WHEN failed_at IS NOT NULL THEN 'failed'
+       WHEN paused_at IS NOT NULL THEN 'paused'
+       WHEN worker_id IS NOT NULL AND locked_at >= now() - make_interval(secs => $1)
+         THEN 'running'
+       ELSE 'pending' END,
+  to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+  to_char(failed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+  to_char(locked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+  to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+  to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+  to_char(paused_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+  to_char(last_progress_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+  failed_reason, worker_id, attempts, rows_processed, rows_total_estimate,
+  (worker_id IS NOT NULL AND locked_at >= now() - make_interval(secs => $1))
+)sql";
+
+MigrationStatus StatusFromText(std::string_view s) {
+  if (s == "finished") return MigrationStatus::kFinished;
+  if (s == "failed") return MigrationStatus::kFailed;
+  if (s == "paused") return MigrationStatus::kPaused;
+  if (s == "running") return MigrationStatus::kRunning;
+  return MigrationStatus::kPending;
+}
+
+nlohmann::json ParseJsonColumn(std::string_view text) {
+  nlohmann::json v = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return v.is_discarded() ? nlohmann::json(nullptr) : v;
+}
+
+MigrationRow RowFrom(const PgResult& r, int i) {
+  MigrationRow row;
+  row.id = std::string(r.Get(i, 0));
+  row.name = std::string(r.Get(i, 1));
+  row.script = std::string(r.Get(i, 2));
+  row.args = ParseJsonColumn(r.Get(i, 3));
+  row.state = ParseJsonColumn(r.Get(i, 4));
+  row.status = StatusFromText(r.Get(i, 5));
+  row.finished_at = r.GetOpt(i, 6);
+  row.failed_at = r.GetOpt(i, 7);
+  row.locked_at = r.GetOpt(i, 8);
+  row.created_at = r.GetOpt(i, 9);
+  row.started_at = r.GetOpt(i, 10);
+  row.paused_at = r.GetOpt(i, 11);
+  row.last_progress_at = r.GetOpt(i, 12);
+  row.failed_reason = r.GetOpt(i, 13);
+  row.worker_id = r.GetOpt(i, 14);
+  row.attempts = static_cast<int>(r.GetInt(i, 15));
+  row.rows_processed = r.GetInt(i, 16);
+  if (!r.IsNull(i, 17)) row.rows_total_estimate = r.GetInt(i, 17);
+  row.lease_live = r.GetBool(i, 18);
+  return row;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PgControlStore>> PgControlStore::Open(const std::string& database_url,
+                                                             std::chrono::milliseconds lease) {
+  Result<PgConnection> conn = PgConnection::Connect(database_url);
+  if (!conn.ok()) return conn.status();
+  return std::unique_ptr<PgControlStore>(new PgControlStore(std::move(*conn), lease));
+}
+
+Result<bool> PgControlStore::Register(const std::string& name, const std::string& script) {
+  Result<PgResult> r = conn_.Exec(R"sql(
+      WITH ins AS (
+        INSERT INTO background_migrations (name, script) VALUES ($1, $2)
+        ON CONFLICT (name) DO NOTHING RETURNING name)
+      INSERT INTO background_migration_events (migration_name, kind)
+      SELECT name, 'registered' FROM ins RETURNING 1)sql",
+                                  {name, script});
+  if (!r.ok()) return r.status().WithContext("registering background migration " + name);
+  return r->rows() > 0;
+}
+
+Result<std::vector<MigrationRow>> PgControlStore::List() {
+  Result<PgResult> r = conn_.Exec(std::string("SELECT ") + kRowColumns +
+                                      " FROM background_migrations ORDER BY name",
+                                  {lease_seconds_});
+  if (!r.ok()) return r.status().WithContext("listing background migrations");
+  std::vector<MigrationRow> rows;
+  for (int i = 0; i < r->rows(); ++i) rows.push_back(RowFrom(*r, i));
+  return rows;
+}
+
+Result<MigrationRow> PgControlStore::Get(const std::string& name) {
+  Result<PgResult> r = conn_.Exec(std::string("SELECT ") + kRowColumns +
+                                      " FROM background_migrations WHERE name = $2",
+                                  {lease_seconds_, name});
+  if (!r.ok()) return r.status().WithContext("reading background migration " + name);
+  if (r->rows() == 0) {
+    return NotFound("no background migration named '" + name +
+                    "'; `bgmigrate list` shows the known ones");
+  }
+  return RowFrom(*r, 0);
+}
+
+Result<std::vector<MigrationEvent>> PgControlStore::Events(const std::string& name, int limit) {
+  Result<PgResult> r = conn_.Exec(R"sql(
+      SELECT id, migration_name,
+             to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+             kind, worker_id, detail::text
+      FROM background_migration_events WHERE migration_name = $1
+      ORDER BY id DESC LIMIT $2)sql",
+                                  {name, limit});
+  if (!r.ok()) return r.status().WithContext("reading events of " + name);
+  std::vector<MigrationEvent> out;
+  for (int i = 0; i < r->rows(); ++i) {
+    MigrationEvent e;
+    e.id = r->GetInt(i, 0);
+    e.migration_name = std::string(r->Get(i, 1));
+    e.at = std::string(r->Get(i, 2));
+    e.kind = std::string(r->Get(i, 3));
+    e.worker_id = r->GetOpt(i, 4);
+    e.detail = ParseJsonColumn(r->Get(i, 5));
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+Result<std::optional<Lease>> PgControlStore::TryAcquire(const std::string& name,
+                                                        const std::string& worker_id) {
+  // One compare-and-set. Under READ COMMITTED a concurrent UPDATE of the same row waits for the
+  // first to commit and then re-checks the WHERE clause on the new row, so one worker wins.
+  Result<PgResult> r = conn_.Exec(R"sql(
+      WITH acquired AS (
+        UPDATE background_migrations
+        SET worker_id = $2, locked_at = now(), started_at = COALESCE(started_at, now()),
+            attempts = attempts + 1
+        WHERE name = $1 AND finished_at IS NULL AND failed_at IS NULL AND paused_at IS NULL
+          AND (worker_id IS NULL OR locked_at IS NULL
+               OR locked_at < now() - make_interval(secs => $3))
+        RETURNING name, script, args, state, attempts),
+      ev AS (
+        INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
+        SELECT name, 'acquired', $2, jsonb_build_object('attempt', attempts) FROM acquired)
+      SELECT script, args::text, state::text, attempts FROM acquired)sql",
+                                  {name, worker_id, lease_seconds_});
+  if (!r.ok()) return r.status().WithContext("acquiring the lease of " + name);
+  if (r->rows() == 0) return std::optional<Lease>();
+  Lease lease;
+  lease.name = name;
+  lease.script = std::string(r->Get(0, 0));
+  lease.args = ParseJsonColumn(r->Get(0, 1));
+  lease.state = ParseJsonColumn(r->Get(0, 2));
+  lease.attempts = static_cast<int>(r->GetInt(0, 3));
+  return std::optional<Lease>(std::move(lease));
+}
+
+Result<Fence> PgControlStore::Fenced(const char* what, std::string_view sql,
+                                     const std::vector<PgParam>& params, const std::string& name,
+                                     const std::string& worker_id) {
+  Result<PgResult> r = conn_.Exec(sql, params);
+  if (!r.ok()) return r.status().WithContext(std::string(what) + " of " + name);
+  if (r->rows() == 0) {
+    return LeaseLost("worker " + worker_id + " no longer holds the lease of " + name +
+                     " (another worker took it over after it expired)");
+  }
+  return Fence{r->GetBool(0, 0)};
+}
+
+Result<Fence> PgControlStore::Heartbeat(const std::string& name, const std::string& worker_id) {
+  return Fenced("heartbeat",
+                "UPDATE background_migrations SET locked_at = now() "
+                "WHERE name = $1 AND worker_id = $2 RETURNING paused_at IS NOT NULL",
+                {name, worker_id}, name, worker_id);
+}
+
+Result<Fence> PgControlStore::Checkpoint(const std::string& name, const std::string& worker_id,
+                                         const BatchRecord& batch) {
+  const nlohmann::json detail = {{"from", batch.from}, {"to", batch.to}, {"rows", batch.rows},
+                                 {"bytes", batch.bytes}, {"ms", batch.duration_ms}};
+  return Fenced("checkpoint", R"sql(
+      WITH upd AS (
+        UPDATE background_migrations
+        SET state = $3::jsonb, rows_processed = rows_processed + $4, last_progress_at = now(),
+            locked_at = now()
+        WHERE name = $1 AND worker_id = $2
+        RETURNING name, paused_at IS NOT NULL AS paused),
+      ev AS (
+        INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
+        SELECT name, 'batch', $2, $5::jsonb FROM upd)
+      SELECT paused FROM upd)sql",
+                {name, worker_id, batch.state.dump(), batch.rows, detail.dump()}, name, worker_id);
+}
+
+Status PgControlStore::SetTotalEstimate(const std::string& name, const std::string& worker_id,
+                                        int64_t rows) {
+  Result<Fence> f = Fenced("progress estimate",
+                           "UPDATE background_migrations SET rows_total_estimate = $3 "
+                           "WHERE name = $1 AND worker_id = $2 RETURNING paused_at IS NOT NULL",
+                           {name, worker_id, rows}, name, worker_id);
+  return f.ok() ? Status::Ok() : f.status();
+}
+
+Status PgControlStore::Finish(const std::string& name, const std::string& worker_id) {
+  Result<Fence> f = Fenced("finish", R"sql(
+      WITH upd AS (
+        UPDATE background_migrations
+        SET finished_at = now(), worker_id = NULL, locked_at = NULL, last_progress_at = now()
+        WHERE name = $1 AND worker_id = $2 RETURNING name, rows_processed),
+      ev AS (
+        INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
+        SELECT name, 'finished', $2, jsonb_build_object('rows_processed', rows_processed)
+        FROM upd)
+      SELECT false FROM upd)sql",
+                           {name, worker_id}, name, worker_id);
+  return f.ok() ? Status::Ok() : f.status();
+}
+
+Status PgControlStore::Fail(const std::string& name, const std::string& worker_id,
+                            const std::string& reason) {
+  Result<Fence> f = Fenced("recording the failure", R"sql(
+      WITH upd AS (
+        UPDATE background_migrations
+        SET failed_at = now(), failed_reason = $3, worker_id = NULL, locked_at = NULL
+        WHERE name = $1 AND worker_id = $2 RETURNING name),
+      ev AS (
+        INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
+        SELECT name, 'failed', $2, jsonb_build_object('reason', $3::text) FROM upd)
+      SELECT false FROM upd)sql",
+                           {name, worker_id, reason}, name, worker_id);
+  return f.ok() ? Status::Ok() : f.status();
+}
+
+Status PgControlStore::Release(const std::string& name, const std::string& worker_id,
+                               const std::string& reason) {
+  Result<Fence> f = Fenced("releasing the lease", R"sql(
+      WITH upd AS (
+        UPDATE background_migrations SET worker_id = NULL, locked_at = NULL
+        WHERE name = $1 AND worker_id = $2 RETURNING name),
+      ev AS (
+        INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
+        SELECT name, 'released', $2, jsonb_build_object('reason', $3::text) FROM upd)
+      SELECT false FROM upd)sql",
+                           {name, worker_id, reason}, name, worker_id);
+  return f.ok() ? Status::Ok() : f.status();
+}
+
+Status PgControlStore::RecordEvent(const std::string& name, const std::string& kind,
+                                   const std::optional<std::string>& worker_id,
+                                   const nlohmann::json& detail) {
+  return conn_
+      .Run("INSERT INTO background_migration_events (migration_name, kind, worker_id, detail) "
+           "VALUES ($1, $2, $3, $4::jsonb)",
+           {name, kind, worker_id, detail.dump()})
+      .WithContext("recording a " + kind + " event of " + name);
+}
+
+Status PgControlStore::Explain(const std::string& action, const std::string& name,
+                               const std::string& hint) {
+  Result<MigrationRow> row = Get(name);
+  if (!row.ok()) return row.status();
+  return RefusedInState(action, *row, hint);
+}
+
+Status PgControlStore::Retry(const std::string& name, bool from_start, const std::string& actor) {
+  Result<PgResult> r = conn_.Exec(R"sql(
+      WITH upd AS (
+        UPDATE background_migrations
+        SET failed_at = NULL, failed_reason = NULL, finished_at = NULL,
+            state = CASE WHEN $2 THEN '{}'::jsonb ELSE state END,
+            rows_processed = CASE WHEN $2 THEN 0 ELSE rows_processed END,
+            last_progress_at = CASE WHEN $2 THEN NULL ELSE last_progress_at END
+        WHERE name = $1 AND (failed_at IS NOT NULL OR ($2 AND finished_at IS NOT NULL))
+        RETURNING name),
+      ev AS (
+        INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
+        SELECT name, 'retried', NULL, jsonb_build_object('from_start', $2, 'by', $3::text)
+        FROM upd)
+      SELECT 1 FROM upd)sql",
+                                  {name, from_start, actor});
+  if (!r.ok()) return r.status().WithContext("retrying " + name);
+  if (r->rows() == 0) {
+    return Explain("retry", name,
+                   "only a failed migration can be retried (a finished one with --from-start)");
+  }
+  return Status::Ok();
+}
+
+Status PgControlStore::Pause(const std::string& name, const std::string& actor) {
+  Result<PgResult> r = conn_.Exec(R"sql(
+      WITH upd AS (
+        UPDATE background_migrations SET paused_at = now()
+        WHERE name = $1 AND finished_at IS NULL AND failed_at IS NULL AND paused_at IS NULL
+        RETURNING name),
+      ev AS (
+        INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
+        SELECT name, 'paused', NULL, jsonb_build_object('by', $2::text) FROM upd)
+      SELECT 1 FROM upd)sql",
+                                  {name, actor});
+  if (!r.ok()) return r.status().WithContext("pausing " + name);
+  if (r->rows() == 0) return Explain("pause", name, "only a pending or running one can be paused");
+  return Status::Ok();
+}
+
+Status PgControlStore::Resume(const std::string& name, const std::string& actor) {
+  Result<PgResult> r = conn_.Exec(R"sql(
+      WITH upd AS (
+        UPDATE background_migrations SET paused_at = NULL
+        WHERE name = $1 AND paused_at IS NOT NULL AND finished_at IS NULL AND failed_at IS NULL
+        RETURNING name),
+      ev AS (
+        INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
+        SELECT name, 'resumed', NULL, jsonb_build_object('by', $2::text) FROM upd)
+      SELECT 1 FROM upd)sql",
+                                  {name, actor});
+  if (!r.ok()) return r.status().WithContext("resuming " + name);
+  if (r->rows() == 0) return Explain("resume", name, "only a paused one can be resumed");
+  return Status::Ok();
+}
+
+Status PgControlStore::SetArgs(const std::string& name, const nlohmann::json& args,
+                               const std::string& actor) {
+  Result<PgResult> r = conn_.Exec(R"sql(
+      WITH old AS (SELECT name, args FROM background_migrations WHERE name = $1 FOR UPDATE),
+      upd AS (
+        UPDATE background_migrations b SET args = $2::jsonb FROM old
+        WHERE b.name = old.name RETURNING b.name, old.args AS old_args),
+      ev AS (
+        INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
+        SELECT name, 'args_changed', NULL,
+               jsonb_build_object('old', old_args, 'new', $2::jsonb, 'by', $3::text) FROM upd)
+      SELECT 1 FROM upd)sql",
+                                  {name, args.dump(), actor});
+  if (!r.ok()) return r.status().WithContext("saving args of " + name);
+  if (r->rows() == 0) {
+    return NotFound("no background migration named '" + name +
+                    "'; `bgmigrate list` shows the known ones");
+  }
+  return Status::Ok();
+}
+
+}  // namespace bgm

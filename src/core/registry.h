@@ -1,0 +1,39 @@
+// Registry: the background migrations this binary knows, listed in one place (no static
+// self-registration). A background_migrations row names its implementation in `script`.
+// Immutable after construction; thread-safe to share.
+//
+//   const MigrationSpec* spec = BuiltinRegistry().Find(row.script);
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/migration.h"
+
+namespace bgm {
+
+struct MigrationSpec {
+  std::string name;  // also the script name; timestamp-prefixed so name order is run order
+  std::string description;
+  std::vector<std::string> prerequisites;  // names that must be finished first
+  std::function<std::unique_ptr<BackgroundMigration>()> create;
+};
+
+class Registry {
+ public:
+  explicit Registry(std::vector<MigrationSpec> specs);
+  const std::vector<MigrationSpec>& specs() const { return specs_; }
+  const MigrationSpec* Find(const std::string& script) const;
+  // "a, b, c": for error messages.
+  std::string ScriptNames() const;
+
+ private:
+  std::vector<MigrationSpec> specs_;  // sorted by name
+};
+
+// Every built-in migration (src/migrations/builtin.cc).
+const Registry& BuiltinRegistry();
+
+}  // namespace bgm

@@ -1,0 +1,23 @@
+#include "core/summary.h"
+
+namespace bgm {
+
+nlohmann::json Summarize(const std::vector<MigrationRow>& rows, bool enabled) {
+  nlohmann::json counts = {{"pending", 0}, {"running", 0}, {"paused", 0},
+                           {"finished", 0}, {"failed", 0}};
+  for (const MigrationRow& row : rows) {
+    counts[MigrationStatusName(row.status)] = counts[MigrationStatusName(row.status)].get<int>() + 1;
+  }
+  const bool all_finished = counts["finished"].get<size_t>() == rows.size();
+  const char* status = "FINISHED";
+  if (!enabled && !all_finished) {
+    status = "DISABLED";
+  } else if (counts["failed"].get<int>() > 0) {
+    status = "FAILED";
+  } else if (!all_finished) {
+    status = "ACTIVE";
+  }
+  return {{"status", status}, {"counts", counts}, {"total", rows.size()}};
+}
+
+}  // namespace bgm

@@ -1,0 +1,401 @@
+// Unit tests of the manager's own logic (ordering, prerequisites, leases, heartbeat, fencing,
+// pause/resume/retry) on an in-memory control store and a fake clock: no sleeping on time.
+#include "core/manager.h"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <thread>
+
+#include "core/args.h"
+#include "testing/memory_control_store.h"
+
+namespace bgm {
+namespace {
+
+using std::chrono::seconds;
+using testing::MemoryControlStore;
+using testing::MemoryDatabase;
+
+// Lets a test hold a migration inside a batch and release batches one at a time.
+class Gate {
+ public:
+  // Blocks until a batch is allowed; false when `stop` fired first.
+  bool Enter(std::stop_token stop) {
+    std::unique_lock lock(mu_);
+    waiting_++;
+    cv_.notify_all();
+    const bool ok = cv_.wait(lock, stop, [&] { return allowed_ > 0; });
+    waiting_--;
+    if (ok) allowed_--;
+    return ok;
+  }
+  void Allow(int n) {
+    std::lock_guard lock(mu_);
+    allowed_ += n;
+    cv_.notify_all();
+  }
+  void WaitUntilWaiting() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return waiting_ > 0; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable_any cv_;
+  int allowed_ = 0;
+  int waiting_ = 0;
+};
+
+// Processes `total` rows, batchSize at a time, with the cursor {"next": n} in state.
+struct Script {
+  int total = 10;
+  int fail_at = -1;         // fails once when the cursor reaches this row
+  Gate* gate = nullptr;     // when set, every batch waits at the gate
+  std::vector<int> starts;  // cursor at each Run() start
+};
+
+class CountingMigration final : public BackgroundMigration {
+ public:
+  explicit CountingMigration(Script& script) : script_(script) { schema_.Int("batchSize", 1, 100); }
+  Status Validate(const nlohmann::json& args) const override { return schema_.Validate(args); }
+  Status Run(MigrationContext& ctx) override {
+    const int batch = static_cast<int>(IntArg(ctx.args(), "batchSize", 3));
+    int next = ctx.state().value("next", 0);
+    script_.starts.push_back(next);
+    while (next < script_.total) {
+      if (ctx.stop_requested()) return Cancelled("stop requested");
+      if (script_.gate && !script_.gate->Enter(ctx.stop_token())) return Cancelled("stopped");
+      if (script_.fail_at >= 0 && next >= script_.fail_at) {
+        script_.fail_at = -1;
+        return Unavailable("source went away at row " + std::to_string(next));
+      }
+      const int to = std::min(next + batch, script_.total);
+      BatchRecord rec;
+      rec.state = {{"next", to}};
+      rec.rows = to - next;
+      rec.from = next;
+      rec.to = to;
+      BGM_RETURN_IF_ERROR(ctx.Checkpoint(rec));
+      next = to;
+    }
+    return Status::Ok();
+  }
+
+ private:
+  Script& script_;
+  ArgsSchema schema_;
+};
+
+class ManagerTest : public ::testing::Test {
+ protected:
+  static constexpr auto kLease = seconds(60);
+
+  MigrationSpec Spec(const std::string& name, Script& script,
+                     std::vector<std::string> prerequisites = {}) {
+    return MigrationSpec{name, "test", std::move(prerequisites),
+                         [&script] { return std::make_unique<CountingMigration>(script); }};
+  }
+
+  std::unique_ptr<Manager> NewManager(const Registry& registry, const std::string& worker,
+                                      bool exit_when_idle = true, bool enabled = true) {
+    ManagerOptions options{worker, kLease, seconds(5), enabled, exit_when_idle};
+    return std::make_unique<Manager>(
+        options, registry,
+        [this]() -> Result<std::unique_ptr<ControlStore>> {
+          return std::unique_ptr<ControlStore>(std::make_unique<MemoryControlStore>(db_));
+        },
+        clock_, MigrationEnv{});
+  }
+
+  std::vector<std::string> AcquiredOrder() {
+    std::vector<std::string> out;
+    for (const MigrationEvent& e : db_.AllEvents()) {
+      if (e.kind == "acquired") out.push_back(e.migration_name);
+    }
+    return out;
+  }
+
+  FakeClock clock_;
+  MemoryDatabase db_{clock_, kLease};
+  MemoryControlStore store_{db_};
+};
+
+TEST_F(ManagerTest, RunsMigrationsInNameOrderToTheEnd) {
+  Script a, b, c;
+  Registry registry({Spec("20240102_b", b), Spec("20240103_c", c), Spec("20240101_a", a)});
+  auto manager = NewManager(registry, "w1");
+  ASSERT_TRUE(manager->RegisterAll().ok());
+  ASSERT_TRUE(manager->Run(std::stop_token()).ok());
+
+  EXPECT_EQ(AcquiredOrder(), (std::vector<std::string>{"20240101_a", "20240102_b", "20240103_c"}));
+  MigrationRow row = db_.Row("20240101_a");
+  EXPECT_EQ(row.status, MigrationStatus::kFinished);
+  EXPECT_EQ(row.rows_processed, 10);
+  EXPECT_EQ(row.state, (nlohmann::json{{"next", 10}}));
+  EXPECT_FALSE(row.worker_id.has_value());
+}
+
+TEST_F(ManagerTest, RegisterNeverOverwritesArgsOrState) {
+  Script a;
+  Registry registry({Spec("20240101_a", a)});
+  db_.Insert("20240101_a", "20240101_a", {{"batchSize", 7}});
+  auto manager = NewManager(registry, "w1");
+  ASSERT_TRUE(manager->RegisterAll().ok());
+  EXPECT_EQ(db_.Row("20240101_a").args, (nlohmann::json{{"batchSize", 7}}));
+}
+
+TEST_F(ManagerTest, PrerequisitesRunFirstEvenWhenNamedLater) {
+  Script a, b, c;
+  Registry registry(
+      {Spec("20240101_a", a), Spec("20240102_b", b, {"20240103_c"}), Spec("20240103_c", c)});
+  auto manager = NewManager(registry, "w1");
+  ASSERT_TRUE(manager->RegisterAll().ok());
+  ASSERT_TRUE(manager->Run(std::stop_token()).ok());
+  EXPECT_EQ(AcquiredOrder(), (std::vector<std::string>{"20240101_a", "20240103_c", "20240102_b"}));
+}
+
+TEST_F(ManagerTest, FailedPrerequisiteBlocksDependentAndWorkerStillExits) {
+  Script a, b;
+  a.fail_at = 0;
+  Registry registry({Spec("20240101_a", a), Spec("20240102_b", b, {"20240101_a"})});
+  auto manager = NewManager(registry, "w1");
+  ASSERT_TRUE(manager->RegisterAll().ok());
+  ASSERT_TRUE(manager->Run(std::stop_token()).ok());
+  EXPECT_EQ(db_.Row("20240101_a").status, MigrationStatus::kFailed);
+  EXPECT_EQ(db_.Row("20240102_b").status, MigrationStatus::kPending);
+  EXPECT_EQ(AcquiredOrder(), (std::vector<std::string>{"20240101_a"}));
+}
+
+TEST_F(ManagerTest, FailureRecordsReasonAndWorkerGoesOn) {
+  Script a, b;
+  a.fail_at = 6;
+  Registry registry({Spec("20240101_a", a), Spec("20240102_b", b)});
+  auto manager = NewManager(registry, "w1");
+  ASSERT_TRUE(manager->RegisterAll().ok());
+  ASSERT_TRUE(manager->Run(std::stop_token()).ok());
+  MigrationRow row = db_.Row("20240101_a");
+  EXPECT_EQ(row.status, MigrationStatus::kFailed);
+  EXPECT_EQ(row.failed_reason, "source went away at row 6");
+  EXPECT_EQ(row.state, (nlohmann::json{{"next", 6}}));
+  EXPECT_EQ(db_.Row("20240102_b").status, MigrationStatus::kFinished);
+}
+
+TEST_F(ManagerTest, BadArgsFailOnlyThatMigrationWithTheKeyNamed) {
+  Script a, b, c, d;
+  Registry registry(
+      {Spec("20240101_a", a), Spec("20240102_b", b), Spec("20240103_c", c), Spec("20240104_d", d)});
+  db_.Insert("20240101_a", "20240101_a", {{"batchSize", -1}});
+  db_.Insert("20240102_b", "20240102_b", {{"batchSize", "abc"}});
+  db_.Insert("20240103_c", "20240103_c", {{"bachSize", 5}});
+  auto manager = NewManager(registry, "w1");
+  ASSERT_TRUE(manager->RegisterAll().ok());
+  ASSERT_TRUE(manager->Run(std::stop_token()).ok());
+  EXPECT_EQ(db_.Row("20240101_a").failed_reason,
+            "invalid args: batchSize must be an integer in [1, 100], got -1");
+  EXPECT_EQ(db_.Row("20240102_b").failed_reason,
+            "invalid args: batchSize must be an integer in [1, 100], got \"abc\"");
+  EXPECT_EQ(db_.Row("20240103_c").failed_reason,
+            "invalid args: unknown arg 'bachSize' (value 5); accepted args: batchSize");
+  EXPECT_EQ(db_.Row("20240104_d").status, MigrationStatus::kFinished);
+}
+
+TEST_F(ManagerTest, UnknownScriptFailsThatRowOnly) {
+  Script a;
+  Registry registry({Spec("20240101_a", a)});
+  db_.Insert("20230101_hand_written", "no_such_script", nlohmann::json::object());
+  auto manager = NewManager(registry, "w1");
+  ASSERT_TRUE(manager->RegisterAll().ok());
+  ASSERT_TRUE(manager->Run(std::stop_token()).ok());
+  EXPECT_EQ(db_.Row("20230101_hand_written").failed_reason,
+            "unknown script 'no_such_script': this bgmigrate knows 20240101_a; fix the script "
+            "column or delete the row");
+  EXPECT_EQ(db_.Row("20240101_a").status, MigrationStatus::kFinished);
+}
+
+TEST_F(ManagerTest, HeartbeatKeepsTheLeaseAliveWhileABatchRuns) {
+  Gate gate;
+  Script a;
+  a.gate = &gate;
+  Registry registry({Spec("20240101_a", a)});
+  auto manager = NewManager(registry, "w1");
+  ASSERT_TRUE(manager->RegisterAll().ok());
+  std::jthread worker([&](std::stop_token st) { (void)manager->Run(st); });
+  gate.WaitUntilWaiting();
+  // Ten lease quarters pass while the batch is stuck: each heartbeat renews the lease.
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(clock_.WaitForSleepers(1));  // the heartbeat thread is waiting
+    clock_.Advance(seconds(15));
+    while (db_.heartbeats() < i + 1) std::this_thread::yield();
+  }
+  EXPECT_EQ(db_.heartbeats(), 10);
+  EXPECT_EQ(db_.Row("20240101_a").status, MigrationStatus::kRunning);
+  Result<std::optional<Lease>> other = store_.TryAcquire("20240101_a", "w2");
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(other->has_value()) << "a live lease must not be taken";
+  gate.Allow(100);
+  worker.join();
+  EXPECT_EQ(db_.Row("20240101_a").status, MigrationStatus::kFinished);
+}
+
+TEST_F(ManagerTest, DeadWorkersLeaseIsTakenOverOnlyAfterExpiryAndResumesFromCheckpoint) {
+  Script a;
+  Registry registry({Spec("20240101_a", a)});
+  auto manager = NewManager(registry, "w2");
+  ASSERT_TRUE(manager->RegisterAll().ok());
+  // "w1" takes the lease, checkpoints row 4, then dies (no more heartbeats).
+  ASSERT_TRUE(store_.TryAcquire("20240101_a", "w1")->has_value());
+  BatchRecord rec;
+  rec.state = {{"next", 4}};
+  rec.rows = 4;
+  ASSERT_TRUE(store_.Checkpoint("20240101_a", "w1", rec).ok());
+
+  clock_.Advance(seconds(59));
+  Result<bool> ran = manager->RunOnce(std::stop_token());
+  ASSERT_TRUE(ran.ok());
+  EXPECT_FALSE(*ran) << "the lease is still live";
+
+  clock_.Advance(seconds(2));
+  ran = manager->RunOnce(std::stop_token());
+  ASSERT_TRUE(ran.ok());
+  EXPECT_TRUE(*ran);
+  EXPECT_EQ(a.starts, (std::vector<int>{4}));
+  MigrationRow row = db_.Row("20240101_a");
+  EXPECT_EQ(row.status, MigrationStatus::kFinished);
+  EXPECT_EQ(row.rows_processed, 10);
+  EXPECT_EQ(row.attempts, 2);
+  // The stale worker's fence now fails.
+  EXPECT_EQ(store_.Heartbeat("20240101_a", "w1").status().code(), StatusCode::kLeaseLost);
+}
+
+TEST_F(ManagerTest, WorkerWhoseFenceFailsStopsAndWritesNothingMore) {
+  Gate gate;
+  Script a;
+  a.gate = &gate;
+  Registry registry({Spec("20240101_a", a)});
+  auto manager = NewManager(registry, "w1");
+  ASSERT_TRUE(manager->RegisterAll().ok());
+  std::jthread worker([&](std::stop_token st) { (void)manager->Run(st); });
+  gate.WaitUntilWaiting();
+  gate.Allow(1);
+  while (db_.Row("20240101_a").rows_processed < 3) std::this_thread::yield();
+  gate.WaitUntilWaiting();  // first batch checkpointed (rows 0..3), second waits
+  // w1 stalls beyond the lease (no heartbeat reached the store) and w2 takes over.
+  MemoryControlStore other(db_);
+  ASSERT_TRUE(other.Release("20240101_a", "w1", "simulated expiry").ok());
+  ASSERT_TRUE(other.TryAcquire("20240101_a", "w2")->has_value());
+  gate.Allow(1);  // w1's next checkpoint hits the fence
+  worker.request_stop();
+  worker.join();
+
+  MigrationRow row = db_.Row("20240101_a");
+  EXPECT_EQ(row.worker_id, "w2");
+  EXPECT_EQ(row.rows_processed, 3) << "w1's fenced checkpoint must not count";
+  EXPECT_EQ(row.state, (nlohmann::json{{"next", 3}}));
+  bool saw_lease_lost = false;
+  for (const MigrationEvent& e : db_.AllEvents()) {
+    if (e.kind == "lease_lost" && e.worker_id == "w1") saw_lease_lost = true;
+    if (e.worker_id == "w1") {
+      EXPECT_NE(e.kind, "finished");
+      EXPECT_NE(e.kind, "failed");
+    }
+  }
+  EXPECT_TRUE(saw_lease_lost);
+}
+
+TEST_F(ManagerTest, PauseStopsAfterTheBatchAndResumeContinuesFromTheCursor) {
+  Gate gate;
+  Script a;
+  a.gate = &gate;
+  Registry registry({Spec("20240101_a", a)});
+  auto manager = NewManager(registry, "w1", /*exit_when_idle=*/false);
+  ASSERT_TRUE(manager->RegisterAll().ok());
+  std::jthread worker([&](std::stop_token st) { (void)manager->Run(st); });
+  gate.WaitUntilWaiting();
+  ASSERT_TRUE(store_.Pause("20240101_a", "test").ok());
+  gate.Allow(1);  // the batch's checkpoint sees the pause
+  while (db_.Row("20240101_a").worker_id.has_value()) std::this_thread::yield();
+  MigrationRow row = db_.Row("20240101_a");
+  EXPECT_EQ(row.status, MigrationStatus::kPaused);
+  EXPECT_EQ(row.state, (nlohmann::json{{"next", 3}}));
+  EXPECT_EQ(store_.Pause("20240101_a", "test").code(), StatusCode::kFailedPrecondition);
+
+  ASSERT_TRUE(store_.Resume("20240101_a", "test").ok());
+  gate.Allow(100);
+  ASSERT_TRUE(clock_.WaitForSleepers(1));
+  clock_.Advance(seconds(5));  // the idle worker's next poll
+  while (db_.Row("20240101_a").status != MigrationStatus::kFinished) std::this_thread::yield();
+  worker.request_stop();
+  worker.join();
+  EXPECT_EQ(a.starts, (std::vector<int>{0, 3}));
+  EXPECT_EQ(db_.Row("20240101_a").rows_processed, 10);
+}
+
+TEST_F(ManagerTest, StopReleasesTheLeaseAndKeepsTheCheckpoint) {
+  Gate gate;
+  Script a;
+  a.gate = &gate;
+  Registry registry({Spec("20240101_a", a)});
+  auto manager = NewManager(registry, "w1");
+  ASSERT_TRUE(manager->RegisterAll().ok());
+  std::jthread worker([&](std::stop_token st) { (void)manager->Run(st); });
+  gate.WaitUntilWaiting();
+  gate.Allow(2);
+  gate.WaitUntilWaiting();
+  while (db_.Row("20240101_a").rows_processed < 6) std::this_thread::yield();
+  worker.request_stop();
+  worker.join();
+  MigrationRow row = db_.Row("20240101_a");
+  EXPECT_EQ(row.status, MigrationStatus::kPending);
+  EXPECT_FALSE(row.worker_id.has_value());
+  EXPECT_EQ(row.state, (nlohmann::json{{"next", 6}}));
+  EXPECT_EQ(db_.AllEvents().back().kind, "released");
+}
+
+TEST_F(ManagerTest, RetryKeepsTheCursorAndFromStartResetsIt) {
+  Script a;
+  a.fail_at = 6;
+  Registry registry({Spec("20240101_a", a)});
+  auto manager = NewManager(registry, "w1");
+  ASSERT_TRUE(manager->RegisterAll().ok());
+  EXPECT_EQ(store_.Retry("20240101_a", false, "test").code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(manager->Run(std::stop_token()).ok());
+  ASSERT_EQ(db_.Row("20240101_a").status, MigrationStatus::kFailed);
+
+  ASSERT_TRUE(store_.Retry("20240101_a", false, "test").ok());
+  EXPECT_EQ(db_.Row("20240101_a").status, MigrationStatus::kPending);
+  ASSERT_TRUE(manager->Run(std::stop_token()).ok());
+  EXPECT_EQ(a.starts, (std::vector<int>{0, 6}));
+  EXPECT_EQ(db_.Row("20240101_a").status, MigrationStatus::kFinished);
+
+  EXPECT_EQ(store_.Retry("20240101_a", false, "test").code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(store_.Retry("20240101_a", true, "test").ok());
+  EXPECT_EQ(db_.Row("20240101_a").rows_processed, 0);
+  ASSERT_TRUE(manager->Run(std::stop_token()).ok());
+  EXPECT_EQ(a.starts, (std::vector<int>{0, 6, 0}));
+  EXPECT_EQ(db_.Row("20240101_a").rows_processed, 10);
+}
+
+TEST_F(ManagerTest, DisabledWorkerRunsNothing) {
+  Script a;
+  Registry registry({Spec("20240101_a", a)});
+  auto manager = NewManager(registry, "w1", /*exit_when_idle=*/true, /*enabled=*/false);
+  ASSERT_TRUE(manager->RegisterAll().ok());
+  ASSERT_TRUE(manager->Run(std::stop_token()).ok());
+  EXPECT_TRUE(AcquiredOrder().empty());
+  EXPECT_EQ(db_.Row("20240101_a").status, MigrationStatus::kPending);
+}
+
+TEST_F(ManagerTest, PausedMigrationIsSkippedAndIdleWorkerExits) {
+  Script a, b;
+  Registry registry({Spec("20240101_a", a), Spec("20240102_b", b)});
+  auto manager = NewManager(registry, "w1");
+  ASSERT_TRUE(manager->RegisterAll().ok());
+  ASSERT_TRUE(store_.Pause("20240101_a", "test").ok());
+  ASSERT_TRUE(manager->Run(std::stop_token()).ok());
+  EXPECT_EQ(AcquiredOrder(), (std::vector<std::string>{"20240102_b"}));
+  EXPECT_EQ(db_.Row("20240101_a").status, MigrationStatus::kPaused);
+}
+
+}  // namespace
+}  // namespace bgm
