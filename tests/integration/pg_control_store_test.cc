@@ -1,0 +1,131 @@
+// The lease protocol of PgControlStore on a real Postgres: compare-and-set under contention,
+// expiry on the database clock, fencing, operator actions and their refusals.
+#include "core/pg_control_store.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "testing/test_database.h"
+
+namespace bgm {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::TestDatabase;
+
+class PgControlStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(db_.ok());
+    store_ = Open(milliseconds(60000));
+    ASSERT_TRUE(store_->Register("m1", "m1").value());
+  }
+  std::unique_ptr<PgControlStore> Open(milliseconds lease) {
+    auto s = PgControlStore::Open(db_.url(), lease);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return std::move(*s);
+  }
+  TestDatabase db_;
+  std::unique_ptr<PgControlStore> store_;
+};
+
+TEST_F(PgControlStoreTest, RegisterIsIdempotentAndKeepsArgs) {
+  ASSERT_TRUE(store_->SetArgs("m1", {{"batchSize", 5}}, "test").ok());
+  Result<bool> again = store_->Register("m1", "m1");
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(*again);
+  EXPECT_EQ(store_->Get("m1")->args, (nlohmann::json{{"batchSize", 5}}));
+}
+
+TEST_F(PgControlStoreTest, ExactlyOneOfManyConcurrentAcquirersWins) {
+  constexpr int kWorkers = 8;
+  std::atomic<int> winners{0};
+  {
+    std::vector<std::jthread> threads;
+    for (int i = 0; i < kWorkers; ++i) {
+      threads.emplace_back([&, i] {
+        auto store = Open(milliseconds(60000));
+        Result<std::optional<Lease>> lease = store->TryAcquire("m1", "w" + std::to_string(i));
+        if (lease.ok() && lease->has_value()) winners++;
+      });
+    }
+  }
+  EXPECT_EQ(winners.load(), 1);
+  MigrationRow row = *store_->Get("m1");
+  EXPECT_EQ(row.status, MigrationStatus::kRunning);
+  EXPECT_EQ(row.attempts, 1);
+}
+
+TEST_F(PgControlStoreTest, ExpiredLeaseOnTheDatabaseClockIsTakenOverAndOldHolderIsFenced) {
+  auto short_lease = Open(milliseconds(300));
+  ASSERT_TRUE(short_lease->TryAcquire("m1", "w1")->has_value());
+  EXPECT_FALSE(short_lease->TryAcquire("m1", "w2")->has_value());
+  // Wait (bounded) for the database clock to pass the lease.
+  bool taken = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!taken && std::chrono::steady_clock::now() < deadline) {
+    taken = short_lease->TryAcquire("m1", "w2")->has_value();
+    if (!taken) std::this_thread::sleep_for(milliseconds(50));
+  }
+  ASSERT_TRUE(taken);
+  BatchRecord batch;
+  batch.state = {{"cursor", 1}};
+  batch.rows = 10;
+  EXPECT_EQ(short_lease->Heartbeat("m1", "w1").status().code(), StatusCode::kLeaseLost);
+  EXPECT_EQ(short_lease->Checkpoint("m1", "w1", batch).status().code(), StatusCode::kLeaseLost);
+  EXPECT_EQ(short_lease->Finish("m1", "w1").code(), StatusCode::kLeaseLost);
+  EXPECT_EQ(store_->Get("m1")->rows_processed, 0);
+  ASSERT_TRUE(short_lease->Checkpoint("m1", "w2", batch).ok());
+  MigrationRow row = *store_->Get("m1");
+  EXPECT_EQ(row.rows_processed, 10);
+  EXPECT_EQ(row.state, batch.state);
+  EXPECT_EQ(row.worker_id, "w2");
+  EXPECT_EQ(row.attempts, 2);
+}
+
+TEST_F(PgControlStoreTest, CheckpointReportsAPauseAndWritesTheBatchEvent) {
+  ASSERT_TRUE(store_->TryAcquire("m1", "w1")->has_value());
+  ASSERT_TRUE(store_->Pause("m1", "test").ok());
+  BatchRecord batch;
+  batch.state = {{"cursor", 7}};
+  batch.rows = 7;
+  batch.bytes = 700;
+  batch.from = 0;
+  batch.to = 7;
+  batch.duration_ms = 12;
+  Result<Fence> fence = store_->Checkpoint("m1", "w1", batch);
+  ASSERT_TRUE(fence.ok());
+  EXPECT_TRUE(fence->paused);
+  Result<std::vector<MigrationEvent>> events = store_->Events("m1", 1);
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].kind, "batch");
+  EXPECT_EQ((*events)[0].detail,
+            (nlohmann::json{{"from", 0}, {"to", 7}, {"rows", 7}, {"bytes", 700}, {"ms", 12}}));
+  ASSERT_TRUE(store_->Release("m1", "w1", "paused by an operator").ok());
+  EXPECT_EQ(store_->Get("m1")->status, MigrationStatus::kPaused);
+}
+
+TEST_F(PgControlStoreTest, OperatorActionsRefusedInTheWrongStateSayWhy) {
+  Status retry = store_->Retry("m1", false, "test");
+  EXPECT_EQ(retry.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(retry.message(),
+            "cannot retry background migration m1: it is pending; only a failed migration can be "
+            "retried (a finished one with --from-start)");
+  EXPECT_EQ(store_->Resume("m1", "test").code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->Pause("nope", "test").code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->SetArgs("nope", nlohmann::json::object(), "test").code(),
+            StatusCode::kNotFound);
+  ASSERT_TRUE(store_->TryAcquire("m1", "w1")->has_value());
+  ASSERT_TRUE(store_->Fail("m1", "w1", "boom").ok());
+  MigrationRow failed = *store_->Get("m1");
+  EXPECT_EQ(failed.status, MigrationStatus::kFailed);
+  EXPECT_EQ(failed.failed_reason, "boom");
+  EXPECT_FALSE(failed.worker_id.has_value());
+  EXPECT_EQ(store_->Pause("m1", "test").code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(store_->Retry("m1", false, "test").ok());
+  EXPECT_EQ(store_->Get("m1")->status, MigrationStatus::kPending);
+}
+
+}  // namespace
+}  // namespace bgm
