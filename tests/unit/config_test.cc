@@ -1,0 +1,91 @@
+#include "core/config.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "core/summary.h"
+
+namespace bgm {
+namespace {
+
+Result<Config> Load(const std::map<std::string, std::string>& env) {
+  return LoadConfig([&env](const char* name) -> const char* {
+    auto it = env.find(name);
+    return it == env.end() ? nullptr : it->second.c_str();
+  });
+}
+
+TEST(ConfigTest, DefaultsMatchTheDocumentation) {
+  Result<Config> c = Load({});
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->background_migrations_enabled);
+  EXPECT_EQ(c->bind, "127.0.0.1");
+  EXPECT_EQ(c->port, 3030);
+  EXPECT_EQ(c->lease, std::chrono::seconds(60));
+  EXPECT_EQ(c->poll, std::chrono::seconds(5));
+  EXPECT_EQ(c->clickhouse_user, "default");
+  EXPECT_EQ(c->log_format, LogFormat::kText);
+  EXPECT_FALSE(c->worker_id.empty());
+}
+
+TEST(ConfigTest, ReadsEverySetting) {
+  Result<Config> c = Load({{"DATABASE_URL", "postgresql://x@h/db"},
+                           {"LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS", "false"},
+                           {"BGMIGRATE_LEASE_SECONDS", "2.5"},
+                           {"BGMIGRATE_POLL_SECONDS", "0.2"},
+                           {"BGMIGRATE_PORT", "8080"},
+                           {"BGMIGRATE_LOG_FORMAT", "json"},
+                           {"BGMIGRATE_WORKER_ID", "w7"}});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->database_url, "postgresql://x@h/db");
+  EXPECT_FALSE(c->background_migrations_enabled);
+  EXPECT_EQ(c->lease, std::chrono::milliseconds(2500));
+  EXPECT_EQ(c->poll, std::chrono::milliseconds(200));
+  EXPECT_EQ(c->port, 8080);
+  EXPECT_EQ(c->log_format, LogFormat::kJson);
+  EXPECT_EQ(c->worker_id, "w7");
+}
+
+TEST(ConfigTest, BadValuesNameTheVariable) {
+  EXPECT_EQ(Load({{"LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS", "nope"}}).status().message(),
+            "LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS='nope' is not a boolean; use true or false");
+  EXPECT_EQ(Load({{"BGMIGRATE_PORT", "99999"}}).status().message(),
+            "BGMIGRATE_PORT='99999' is not a port number (0-65535)");
+  EXPECT_EQ(Load({{"BGMIGRATE_LOG_FORMAT", "xml"}}).status().message(),
+            "BGMIGRATE_LOG_FORMAT='xml' is not a log format; use text or json");
+  EXPECT_EQ(Load({{"BGMIGRATE_LEASE_SECONDS", "0"}}).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+MigrationRow RowWith(MigrationStatus s) {
+  MigrationRow r;
+  r.status = s;
+  return r;
+}
+
+TEST(SummaryTest, StatusWordFollowsThePriorities) {
+  using S = MigrationStatus;
+  EXPECT_EQ(Summarize({}, true)["status"], "FINISHED");
+  EXPECT_EQ(Summarize({RowWith(S::kFinished), RowWith(S::kFinished)}, true)["status"], "FINISHED");
+  EXPECT_EQ(Summarize({RowWith(S::kFinished), RowWith(S::kPaused)}, true)["status"], "ACTIVE");
+  EXPECT_EQ(Summarize({RowWith(S::kRunning), RowWith(S::kFailed)}, true)["status"], "FAILED");
+  EXPECT_EQ(Summarize({RowWith(S::kPending), RowWith(S::kFailed)}, false)["status"], "DISABLED");
+  EXPECT_EQ(Summarize({RowWith(S::kFinished)}, false)["status"], "FINISHED");
+  nlohmann::json s = Summarize({RowWith(S::kRunning), RowWith(S::kFailed), RowWith(S::kFailed)}, true);
+  EXPECT_EQ(s["counts"]["failed"], 2);
+  EXPECT_EQ(s["counts"]["running"], 1);
+  EXPECT_EQ(s["total"], 3);
+}
+
+TEST(StatusTest, RetriableCodesAndContext) {
+  EXPECT_TRUE(IsRetriable(StatusCode::kUnavailable));
+  EXPECT_TRUE(IsRetriable(StatusCode::kResourceExhausted));
+  EXPECT_FALSE(IsRetriable(StatusCode::kInvalidArgument));
+  EXPECT_FALSE(IsRetriable(StatusCode::kLeaseLost));
+  EXPECT_EQ(Unavailable("down").WithContext("copying traces").ToString(),
+            "UNAVAILABLE: copying traces: down");
+}
+
+}  // namespace
+}  // namespace bgm
