@@ -3,6 +3,8 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -17,7 +19,12 @@
 #include "core/pg_control_store.h"
 #include "core/registry.h"
 #include "core/summary.h"
+#include "schema/clickhouse_schema.h"
 #include "schema/schema_runner.h"
+#include "migrations/langfuse_copies.h"
+#include "migrations/verify.h"
+#include "seed/seeder.h"
+#include "web/server.h"
 
 namespace bgm {
 namespace {
@@ -77,10 +84,32 @@ Result<std::unique_ptr<PgControlStore>> OpenStore(const Config& config) {
   return PgControlStore::Open(config.database_url, config.lease);
 }
 
-Status ApplySchema(const Config& config) {
+// Applies the Postgres fast migrations (the control tables are needed by every command) and,
+// when ClickHouse is configured and `with_clickhouse`, the ClickHouse ones.
+Status ApplySchema(const Config& config, bool with_clickhouse = true) {
   Result<PgConnection> conn = PgConnection::Connect(config.database_url);
   if (!conn.ok()) return conn.status();
-  Result<int> applied = ApplyPostgresSchema(*conn, PostgresSchemaFiles());
+  if (config.auto_postgres_migration) {
+    Result<int> applied = ApplyPostgresSchema(*conn, PostgresSchemaFiles());
+    if (!applied.ok()) return applied.status();
+  }
+  if (!with_clickhouse || !config.auto_clickhouse_migration || config.clickhouse_url.empty()) {
+    return Status::Ok();
+  }
+  ClickHouseHttpConfig ch{.url = config.clickhouse_url, .user = config.clickhouse_user,
+                          .password = config.clickhouse_password, .database = ""};
+  Result<std::unique_ptr<HttpClickHouseClient>> admin = HttpClickHouseClient::Create(ch);
+  if (!admin.ok()) return admin.status();
+  const ClickHouseCluster cluster{config.clickhouse_cluster_enabled,
+                                  config.clickhouse_cluster_name};
+  Result<ClickHouseDialect> dialect = DetectDialect(**admin, cluster);
+  if (!dialect.ok()) return dialect.status().WithContext("connecting to ClickHouse");
+  BGM_RETURN_IF_ERROR(EnsureClickHouseDatabase(**admin, *dialect, config.clickhouse_db));
+  ch.database = config.clickhouse_db;
+  Result<std::unique_ptr<HttpClickHouseClient>> client = HttpClickHouseClient::Create(ch);
+  if (!client.ok()) return client.status();
+  Result<int> applied =
+      ApplyClickHouseSchema(*conn, **client, *dialect, config.clickhouse_db, ClickHouseSchemaFiles());
   return applied.ok() ? Status::Ok() : applied.status();
 }
 
@@ -89,23 +118,44 @@ MigrationEnv EnvFrom(const Config& c) {
                       c.clickhouse_db};
 }
 
-int CmdWorker(const Config& config, bool exit_when_idle) {
+ControlStoreFactory StoreFactory(const Config& config) {
+  return [&config]() -> Result<std::unique_ptr<ControlStore>> {
+    Result<std::unique_ptr<PgControlStore>> s = OpenStore(config);
+    if (!s.ok()) return s.status();
+    return std::unique_ptr<ControlStore>(std::move(*s));
+  };
+}
+
+// `worker`, `web` and `up`: fast migrations, registration, then the worker loop and/or the web
+// server until SIGINT/SIGTERM.
+int CmdServe(const Config& config, bool run_worker, bool run_web, bool exit_when_idle) {
   SignalStop signals;
   if (Status s = ApplySchema(config); !s.ok()) return Fail(s);
   SystemClock clock;
   ManagerOptions options{config.worker_id, config.lease, config.poll,
-                         config.background_migrations_enabled, exit_when_idle};
-  Manager manager(
-      options, BuiltinRegistry(),
-      [&config]() -> Result<std::unique_ptr<ControlStore>> {
-        Result<std::unique_ptr<PgControlStore>> s = OpenStore(config);
-        if (!s.ok()) return s.status();
-        return std::unique_ptr<ControlStore>(std::move(*s));
-      },
-      clock, EnvFrom(config));
+                         config.background_migrations_enabled, exit_when_idle && !run_web};
+  Manager manager(options, BuiltinRegistry(), StoreFactory(config), clock, EnvFrom(config));
   if (Status s = manager.RegisterAll(); !s.ok()) return Fail(s);
-  if (Status s = manager.Run(signals.token()); !s.ok()) return Fail(s);
-  if (exit_when_idle && !signals.token().stop_requested() && config.background_migrations_enabled) {
+
+  std::stop_source all;
+  std::stop_callback on_signal(signals.token(), [&all] { all.request_stop(); });
+  Status worker_status;
+  std::jthread worker;
+  if (run_worker) {
+    worker = std::jthread([&] { worker_status = manager.Run(all.get_token()); });
+  }
+  Status web_status;
+  if (run_web) {
+    WebOptions web{config.bind, config.port, config.admin_api_key,
+                   config.background_migrations_enabled, StoreFactory(config), &BuiltinRegistry()};
+    web_status = RunWebServer(web, all.get_token());
+    all.request_stop();  // the web server ended (stop, or it could not bind): stop the worker too
+  }
+  if (worker.joinable()) worker.join();
+  if (!web_status.ok()) return Fail(web_status);
+  if (!worker_status.ok()) return Fail(worker_status);
+  if (run_worker && exit_when_idle && !signals.token().stop_requested() &&
+      config.background_migrations_enabled) {
     Result<std::unique_ptr<PgControlStore>> store = OpenStore(config);
     if (!store.ok()) return Fail(store.status());
     Result<std::vector<MigrationRow>> rows = (*store)->List();
@@ -220,6 +270,63 @@ int CmdPause(const Config& config, const std::string& name, bool pause) {
   return kExitOk;
 }
 
+Result<std::unique_ptr<HttpClickHouseClient>> OpenClickHouse(const Config& config) {
+  if (config.clickhouse_url.empty()) {
+    return InvalidArgument("CLICKHOUSE_URL is not set; e.g. export CLICKHOUSE_URL=http://127.0.0.1:8123 "
+                           "(scripts/services.sh env prints it for the local services)");
+  }
+  return HttpClickHouseClient::Create({.url = config.clickhouse_url,
+                                       .user = config.clickhouse_user,
+                                       .password = config.clickhouse_password,
+                                       .database = config.clickhouse_db});
+}
+
+int CmdVerify(const Config& config, const std::string& name, bool json) {
+  const TableMapping* mapping = CopyMappingByName(name);
+  if (mapping == nullptr) {
+    return Fail(InvalidArgument("verify compares the copies only: " + std::string(kCopyTraces) +
+                                ", " + kCopyObservations + ", " + kCopyScores + "; got '" + name +
+                                "'"));
+  }
+  Result<PgConnection> pg = PgConnection::Connect(config.database_url);
+  if (!pg.ok()) return Fail(pg.status());
+  Result<std::unique_ptr<HttpClickHouseClient>> ch = OpenClickHouse(config);
+  if (!ch.ok()) return Fail(ch.status());
+  Result<VerifyReport> report = VerifyCopy(*mapping, *pg, **ch);
+  if (!report.ok()) return Fail(report.status());
+  if (json) {
+    std::cout << report->ToJson().dump(2) << "\n";
+  } else {
+    std::cout << report->ToText();
+  }
+  return report->match() ? kExitOk : kExitFailed;
+}
+
+int CmdSeed(const Config& config, SeedOptions opts) {
+  if (Status v = ValidateSeedOptions(opts); !v.ok()) return Fail(v);
+  if (Status s = ApplySchema(config, /*with_clickhouse=*/false); !s.ok()) return Fail(s);
+  Result<PgConnection> conn = PgConnection::Connect(config.database_url);
+  if (!conn.ok()) return Fail(conn.status());
+  opts.progress = [](const SeedProgress& p) {
+    std::fprintf(stderr, "seed: %-12.*s %12lld / %lld rows (%.0f rows/s)\n",
+                 static_cast<int>(p.table.size()), p.table.data(),
+                 static_cast<long long>(p.rows_done), static_cast<long long>(p.rows_total),
+                 p.rows_per_second);
+  };
+  const auto started = std::chrono::steady_clock::now();
+  if (Status s = Seed(*conn, opts); !s.ok()) return Fail(s);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const int64_t rows = opts.traces + opts.observations + opts.scores;
+  std::printf("Seeded %lld traces, %lld observations, %lld scores (--random-seed %llu) in %.2f s "
+              "(%.0f rows/s)\n",
+              static_cast<long long>(opts.traces), static_cast<long long>(opts.observations),
+              static_cast<long long>(opts.scores),
+              static_cast<unsigned long long>(opts.random_seed), seconds,
+              seconds > 0 ? static_cast<double>(rows) / seconds : 0.0);
+  return kExitOk;
+}
+
 }  // namespace
 
 int RunCli(int argc, char** argv) {
@@ -236,6 +343,10 @@ int RunCli(int argc, char** argv) {
   CLI::App* worker = app.add_subcommand("worker", "Run background migrations until stopped");
   worker->add_flag("--exit-when-idle", exit_when_idle,
                    "Exit once no migration is pending or running (exit 1 if any failed)");
+  CLI::App* web = app.add_subcommand(
+      "web", "Apply fast migrations, register background ones, serve the UI, JSON API and /metrics");
+  CLI::App* up = app.add_subcommand(
+      "up", "web and worker in one process: the single-machine default");
   CLI::App* migrate =
       app.add_subcommand("migrate", "Apply fast migrations, register background ones, exit");
   CLI::App* list = app.add_subcommand("list", "List background migrations");
@@ -254,6 +365,38 @@ int RunCli(int argc, char** argv) {
   pause->add_option("name", name, "Migration name")->required();
   CLI::App* resume = app.add_subcommand("resume", "Resume a paused migration");
   resume->add_option("name", name, "Migration name")->required();
+  SeedOptions seed_opts;
+  CLI::App* verify = app.add_subcommand(
+      "verify", "Compare a copy's source and target: counts and id hashes per month (exit 1 if "
+                "they differ)");
+  verify->add_option("name", name, "Copy migration name")->required();
+  verify->add_flag("--json", json, "JSON output");
+  CLI::App* seed = app.add_subcommand(
+      "seed", "Write realistic Langfuse-shaped demo data (traces, observations, scores) to "
+              "Postgres");
+  seed->add_option("--traces", seed_opts.traces, "Traces to write")->capture_default_str();
+  CLI::Option* observations_opt = seed->add_option("--observations", seed_opts.observations,
+                                                    "Observations to write (default: 3 x traces)");
+  CLI::Option* scores_opt =
+      seed->add_option("--scores", seed_opts.scores, "Scores to write (default: 1 x traces)");
+  seed->add_option("--blob-bytes", seed_opts.blob_bytes,
+                   "Approximate size of each input and output JSON")
+      ->capture_default_str();
+  seed->add_option("--same-created-at-fraction", seed_opts.same_created_at_fraction,
+                   "Share of rows with created_at 2024-05-02 12:00:00, as in instances made "
+                   "before 2024-05-03")
+      ->capture_default_str();
+  int64_t random_seed = 1;
+  seed->add_option("--random-seed", random_seed,
+                   "Seed of the generated data; ids include it, so runs need distinct seeds")
+      ->capture_default_str();
+  seed->add_option("--projects", seed_opts.projects, "Projects to spread the data over")
+      ->capture_default_str();
+  seed->add_option("--connections", seed_opts.connections, "Parallel COPY connections")
+      ->capture_default_str();
+  seed->add_option("--toast-compression", seed_opts.toast_compression,
+                   "pglz or lz4 for the values Postgres toasts (default: the server's "
+                   "default_toast_compression); lz4 seeds faster");
 
   try {
     app.parse(argc, argv);
@@ -274,7 +417,9 @@ int RunCli(int argc, char** argv) {
         "(scripts/services.sh env prints it for the local services)"));
   }
 
-  if (worker->parsed()) return CmdWorker(*config, exit_when_idle);
+  if (worker->parsed()) return CmdServe(*config, true, false, exit_when_idle);
+  if (web->parsed()) return CmdServe(*config, false, true, false);
+  if (up->parsed()) return CmdServe(*config, true, true, false);
   if (migrate->parsed()) return CmdMigrate(*config);
   if (list->parsed()) return CmdList(*config, json);
   if (status->parsed()) return CmdStatus(*config, json);
@@ -282,6 +427,18 @@ int RunCli(int argc, char** argv) {
   if (set_args->parsed()) return CmdSetArgs(*config, name, args_text);
   if (pause->parsed()) return CmdPause(*config, name, true);
   if (resume->parsed()) return CmdPause(*config, name, false);
+  if (verify->parsed()) return CmdVerify(*config, name, json);
+  if (seed->parsed()) {
+    const int64_t traces = std::clamp<int64_t>(seed_opts.traces, 0, kMaxSeedRows);
+    if (observations_opt->count() == 0) seed_opts.observations = 3 * traces;
+    if (scores_opt->count() == 0) seed_opts.scores = traces;
+    if (random_seed < 0) {
+      return Fail(InvalidArgument("--random-seed must be 0 or more, got " +
+                                  std::to_string(random_seed)));
+    }
+    seed_opts.random_seed = static_cast<uint64_t>(random_seed);
+    return CmdSeed(*config, seed_opts);
+  }
   return kExitUsage;
 }
 

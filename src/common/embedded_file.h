@@ -12,7 +12,8 @@ struct EmbeddedFile {
   std::string_view contents;
 };
 
-// The files of sql/postgres, sorted by name.
+// The files of sql/postgres and sql/clickhouse, sorted by name.
 const std::vector<EmbeddedFile>& PostgresSchemaFiles();
+const std::vector<EmbeddedFile>& ClickHouseSchemaFiles();
 
 }  // namespace bgm

@@ -44,7 +44,14 @@ const std::vector<SettingDoc>& SettingDocs() {
       {"CLICKHOUSE_URL", "(none)", "ClickHouse HTTP endpoint, e.g. http://127.0.0.1:8123"},
       {"CLICKHOUSE_USER", "default", "ClickHouse user (sent as a header, never logged)"},
       {"CLICKHOUSE_PASSWORD", "(empty)", "ClickHouse password (sent as a header, never logged)"},
-      {"CLICKHOUSE_DB", "default", "ClickHouse database"},
+      {"CLICKHOUSE_DB", "default", "ClickHouse database (created if missing)"},
+      {"CLICKHOUSE_CLUSTER_ENABLED", "false",
+       "true: ClickHouse DDL runs ON CLUSTER with Replicated engines"},
+      {"CLICKHOUSE_CLUSTER_NAME", "default", "cluster name for ON CLUSTER"},
+      {"LANGFUSE_AUTO_POSTGRES_MIGRATION_DISABLED", "false",
+       "true: skip the Postgres fast migrations at start-up"},
+      {"LANGFUSE_AUTO_CLICKHOUSE_MIGRATION_DISABLED", "false",
+       "true: skip the ClickHouse fast migrations at start-up"},
       {"LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS", "true",
        "false stops workers from running background migrations (status reports DISABLED)"},
       {"ADMIN_API_KEY", "(none)", "Bearer key required for every change through the API"},
@@ -70,6 +77,19 @@ Result<Config> LoadConfig(const std::function<const char*(const char*)>& getenv)
   c.clickhouse_user = get("CLICKHOUSE_USER") ? get("CLICKHOUSE_USER") : "default";
   if (const char* v = get("CLICKHOUSE_PASSWORD")) c.clickhouse_password = v;
   c.clickhouse_db = get("CLICKHOUSE_DB") ? get("CLICKHOUSE_DB") : "default";
+  for (auto [name, field] : {std::pair{"CLICKHOUSE_CLUSTER_ENABLED", &c.clickhouse_cluster_enabled},
+                             std::pair{"LANGFUSE_AUTO_POSTGRES_MIGRATION_DISABLED",
+                                       &c.auto_postgres_migration},
+                             std::pair{"LANGFUSE_AUTO_CLICKHOUSE_MIGRATION_DISABLED",
+                                       &c.auto_clickhouse_migration}}) {
+    if (const char* v = get(name)) {
+      Result<bool> b = ParseBool(name, v);
+      if (!b.ok()) return b.status();
+      // The *_DISABLED variables switch the default-on setting off.
+      *field = std::string_view(name).ends_with("_DISABLED") ? !*b : *b;
+    }
+  }
+  if (const char* v = get("CLICKHOUSE_CLUSTER_NAME")) c.clickhouse_cluster_name = v;
   if (const char* v = get("LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS")) {
     Result<bool> b = ParseBool("LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS", v);
     if (!b.ok()) return b.status();

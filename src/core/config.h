@@ -20,6 +20,10 @@ struct Config {
   std::string clickhouse_user;        // CLICKHOUSE_USER
   std::string clickhouse_password;    // CLICKHOUSE_PASSWORD
   std::string clickhouse_db;          // CLICKHOUSE_DB
+  bool clickhouse_cluster_enabled = false;       // CLICKHOUSE_CLUSTER_ENABLED
+  std::string clickhouse_cluster_name = "default";  // CLICKHOUSE_CLUSTER_NAME
+  bool auto_postgres_migration = true;    // !LANGFUSE_AUTO_POSTGRES_MIGRATION_DISABLED
+  bool auto_clickhouse_migration = true;  // !LANGFUSE_AUTO_CLICKHOUSE_MIGRATION_DISABLED
   bool background_migrations_enabled = true;  // LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS
   std::string admin_api_key;          // ADMIN_API_KEY
   std::string bind = "127.0.0.1";     // BGMIGRATE_BIND

@@ -79,13 +79,14 @@ Status PgConnection::ErrorFrom(const PGresult* res, std::string_view what) const
   return Status(code, std::move(out));
 }
 
-Result<PgResult> PgConnection::Exec(std::string_view sql, const std::vector<PgParam>& params) {
+Result<PgResult> PgConnection::Exec(std::string_view sql, const std::vector<PgParam>& params,
+                                    bool binary_result) {
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const PgParam& p : params) values.push_back(p.value() ? p.value()->c_str() : nullptr);
   const std::string query(sql);
   PgResultPtr res(PQexecParams(conn_.get(), query.c_str(), static_cast<int>(values.size()),
-                               nullptr, values.data(), nullptr, nullptr, 0));
+                               nullptr, values.data(), nullptr, nullptr, binary_result ? 1 : 0));
   const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return ErrorFrom(res.get(), "query");
   return PgResult(std::move(res));

@@ -55,7 +55,9 @@ class PgConnection {
 
   // Runs one statement. Errors carry the SQLSTATE: class 08 and shutdowns are kUnavailable,
   // 40001/40P01 kUnavailable (retriable), 22/23/42 kInvalidArgument, the rest kInternal.
-  Result<PgResult> Exec(std::string_view sql, const std::vector<PgParam>& params = {});
+  // `binary_result`: values come back in binary form (raw bytes for bytea).
+  Result<PgResult> Exec(std::string_view sql, const std::vector<PgParam>& params = {},
+                        bool binary_result = false);
   // Exec for statements whose result is not needed.
   Status Run(std::string_view sql, const std::vector<PgParam>& params = {});
   // Runs a script of several statements (no parameters), e.g. a schema file.
@@ -64,9 +66,13 @@ class PgConnection {
   bool healthy() const { return PQstatus(conn_.get()) == CONNECTION_OK; }
   PGconn* get() const { return conn_.get(); }
 
+  // The Status for a failed `res` (or, when `res` is null, the connection's last error), coded
+  // from its SQLSTATE as Exec does: "<what> failed (SQLSTATE 23505): <server message>". For
+  // code that drives libpq directly on this connection, such as PgCopyIn.
+  Status ErrorFrom(const PGresult* res, std::string_view what) const;
+
  private:
   explicit PgConnection(PgConnPtr conn) : conn_(std::move(conn)) {}
-  Status ErrorFrom(const PGresult* res, std::string_view what) const;
 
   PgConnPtr conn_;
 };

@@ -5,6 +5,8 @@
 #include <signal.h>
 
 #include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
 #include <thread>
 
 #include "migrations/backfill_observation_costs.h"
@@ -362,6 +364,47 @@ TEST_F(WorkerProcessTest, UnreachableDatabaseIsAClearErrorNotACrash) {
   testing::ProcessResult usage = RunProcess(BGM_BINARY, {"retry"}, Env("cli"));
   EXPECT_EQ(usage.exit_code, 2);
   EXPECT_NE(usage.err.find("name is required"), std::string::npos) << usage.err;
+}
+
+}  // namespace
+}  // namespace bgm
+
+namespace bgm {
+namespace {
+
+TEST_F(WorkerProcessTest, LogsAreTimestampedLinesOrJsonObjects) {
+  SetArgsSql({{"batchSize", 5000}});
+  auto env = Env("w1");
+  env["BGMIGRATE_LOG_FORMAT"] = "json";
+  testing::ProcessResult r = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, env);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> messages;
+  std::istringstream lines(r.err);
+  for (std::string line; std::getline(lines, line);) {
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << "not JSON: " << line;
+    ASSERT_TRUE(j["ts"].is_string() && j["level"].is_string() && j["msg"].is_string()) << line;
+    EXPECT_EQ(j["ts"].get<std::string>().size(), 24u) << j["ts"];  // 2024-06-03T08:38:21.918Z
+    messages.push_back(j["msg"]);
+  }
+  const std::string acquired = std::string("[Background Migration] Acquired lock for background "
+                                           "migration ") + kName + " (worker w1, attempt 1)";
+  EXPECT_NE(std::find(messages.begin(), messages.end(), acquired), messages.end()) << r.err;
+  int batches = 0;
+  for (const std::string& m : messages) {
+    if (m.find("processed batch of 5000 rows") != std::string::npos) batches++;
+  }
+  EXPECT_EQ(batches, 4);
+
+  ASSERT_EQ(Cli({"retry", kName, "--from-start"}).exit_code, 0);
+  testing::ProcessResult text = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w1"));
+  const std::regex line_start(R"(^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z (info|warning|error) )");
+  std::istringstream text_lines(text.err);
+  for (std::string line; std::getline(text_lines, line);) {
+    EXPECT_TRUE(std::regex_search(line, line_start)) << line;
+  }
+  EXPECT_NE(text.err.find("Finished background migration " + std::string(kName)),
+            std::string::npos);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "testing/process.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,9 +64,11 @@ std::optional<int> ChildProcess::Wait(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
     int status = 0;
-    const pid_t r = waitpid(pid_, &status, WNOHANG);
+    struct rusage usage {};
+    const pid_t r = wait4(pid_, &status, WNOHANG, &usage);
     if (r == pid_) {
       reaped_ = true;
+      max_rss_kib_ = usage.ru_maxrss;
       exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
       return exit_code_;
     }

@@ -33,12 +33,15 @@ class ChildProcess {
   // Waits up to `timeout`; std::nullopt when still running.
   std::optional<int> Wait(std::chrono::milliseconds timeout);
   std::string Stdout() const;
+  // Peak resident set size of the exited child in KiB (getrusage via wait4); 0 before exit.
+  long max_rss_kib() const { return max_rss_kib_; }
   std::string Stderr() const;
 
  private:
   pid_t pid_ = -1;
   bool reaped_ = false;
   int exit_code_ = -1;
+  long max_rss_kib_ = 0;
   std::string out_path_, err_path_;
 };
 

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Throughput and memory of the traces copy against the baseline pipe, on the same data in the
+# same run:
+#   baseline: psql -c "COPY (SELECT ...) TO STDOUT" | clickhouse-client --query "INSERT ... FORMAT TabSeparated"
+#   bgmigrate: the 20241024_1730_migrate_traces_from_pg_to_ch background migration (one worker)
+# Prints rows/s and peak RSS of each and their ratio. Uses private servers (.bgm-data/bench).
+#   BENCH_TRACES=1000000 BENCH_BLOB_BYTES=500 bench/copy_bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TRACES=${BENCH_TRACES:-1000000}
+BLOB=${BENCH_BLOB_BYTES:-500}   # input and output each: ~1 KB of JSON per trace in all
+
+scripts/deps.sh
+for p in time bc; do dpkg -s "$p" >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; done
+export CCACHE_DIR="${CCACHE_DIR:-$PWD/.ccache}"
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DBGM_BUILD_TESTS=OFF >/dev/null
+cmake --build build/release -j"$(nproc)" --target bgmigrate >/dev/null
+BIN=$PWD/build/release/bgmigrate
+
+export BGMIGRATE_DATA_DIR="$PWD/.bgm-data/bench" BGMIGRATE_PG_PORT=55632 \
+       BGMIGRATE_CH_HTTP_PORT=58323 BGMIGRATE_CH_TCP_PORT=59200
+scripts/services.sh start >/dev/null
+trap 'scripts/services.sh stop >/dev/null 2>&1 || true' EXIT
+eval "$(scripts/services.sh env)"
+ADMIN_URL=$DATABASE_URL
+psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS bench" -c "CREATE DATABASE bench"
+export DATABASE_URL="${ADMIN_URL%/*}/bench" CLICKHOUSE_DB=bench
+curl -sf "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS bench" >/dev/null
+
+echo "== seeding $TRACES traces (input and output ~$BLOB bytes each)"
+start=$(date +%s.%N)
+"$BIN" seed --traces "$TRACES" --observations 0 --scores 0 --blob-bytes "$BLOB" 2>/dev/null
+echo "seed: $(echo "$(date +%s.%N) - $start" | bc) s"
+"$BIN" migrate >/dev/null 2>&1
+psql "$DATABASE_URL" -qc "VACUUM ANALYZE traces"
+pg_size=$(psql "$DATABASE_URL" -Atc "SELECT pg_size_pretty(pg_total_relation_size('traces'))")
+echo "traces in Postgres: $pg_size"
+
+# Baseline: the same rows through text, into a table of the same shape (metadata kept as text).
+curl -sf "$CLICKHOUSE_URL" --data-binary "CREATE TABLE bench.traces_pipe (id String, timestamp DateTime,
+  name String, user_id Nullable(String), metadata Nullable(String), release Nullable(String),
+  version Nullable(String), project_id String, public UInt8, bookmarked UInt8,
+  input Nullable(String), output Nullable(String), session_id Nullable(String),
+  created_at DateTime, updated_at DateTime) ENGINE = MergeTree PARTITION BY toYYYYMM(timestamp)
+  ORDER BY (project_id, toDate(timestamp), id)" >/dev/null
+query="COPY (SELECT id, to_char(\"timestamp\", 'YYYY-MM-DD HH24:MI:SS'), COALESCE(name, ''), user_id,
+  metadata::text, release, version, project_id, public::int, bookmarked::int, input::text,
+  output::text, session_id, to_char(created_at, 'YYYY-MM-DD HH24:MI:SS'),
+  to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS') FROM traces) TO STDOUT"
+echo "== baseline: psql COPY | clickhouse-client INSERT FORMAT TabSeparated"
+start=$(date +%s.%N)
+/usr/bin/time -f "%M" -o /tmp/bench_psql_rss psql "$DATABASE_URL" -qc "$query" |
+  /usr/bin/time -f "%M" -o /tmp/bench_ch_rss clickhouse-client --port "$BGMIGRATE_CH_TCP_PORT" \
+    --database bench --query "INSERT INTO traces_pipe FORMAT TabSeparated"
+pipe_s=$(echo "$(date +%s.%N) - $start" | bc)
+pipe_rows=$(curl -sf "$CLICKHOUSE_URL" --data-binary "SELECT count() FROM bench.traces_pipe")
+pipe_rss=$(( ($(cat /tmp/bench_psql_rss) + $(cat /tmp/bench_ch_rss)) / 1024 ))
+
+echo "== bgmigrate: 20241024_1730_migrate_traces_from_pg_to_ch"
+start=$(date +%s.%N)
+/usr/bin/time -f "%M" -o /tmp/bench_bgm_rss env BGMIGRATE_LOG_FORMAT=json \
+  "$BIN" worker --exit-when-idle 2>/tmp/bench_worker.log
+bgm_s=$(echo "$(date +%s.%N) - $start" | bc)
+copy_ms=$(psql "$DATABASE_URL" -Atc "SELECT round(extract(epoch from (max(at) - min(at))) * 1000
+  + (array_agg((detail->>'ms')::int ORDER BY id))[1]) FROM background_migration_events
+  WHERE migration_name = '20241024_1730_migrate_traces_from_pg_to_ch' AND kind = 'batch'")
+bgm_rows=$(curl -sf "$CLICKHOUSE_URL" --data-binary "SELECT count() FROM bench.traces FINAL")
+bgm_rss=$(( $(cat /tmp/bench_bgm_rss) / 1024 ))
+"$BIN" verify 20241024_1730_migrate_traces_from_pg_to_ch | tail -1
+
+pipe_rate=$(echo "$pipe_rows / $pipe_s" | bc)
+bgm_rate=$(echo "$bgm_rows * 1000 / $copy_ms" | bc)
+echo
+printf '%-34s %10s %12s %10s %14s\n' "" "rows" "seconds" "rows/s" "peak RSS MiB"
+printf '%-34s %10s %12.2f %10s %14s\n' "baseline pipe (psql | ch-client)" "$pipe_rows" "$pipe_s" "$pipe_rate" "$pipe_rss"
+printf '%-34s %10s %12.2f %10s %14s\n' "bgmigrate traces copy" "$bgm_rows" "$(echo "$copy_ms / 1000" | bc -l)" "$bgm_rate" "$bgm_rss"
+printf 'ratio bgmigrate / pipe: %.2fx   (whole worker run incl. start-up and the other copies: %.2f s)\n' \
+  "$(echo "$bgm_rate / $pipe_rate" | bc -l)" "$bgm_s"

@@ -1,0 +1,36 @@
+-- Langfuse v3's observations table. See docs/clickhouse-schema.md for the placeholders.
+CREATE TABLE IF NOT EXISTS observations {{ON_CLUSTER}} (
+  id String,
+  trace_id String,
+  project_id String,
+  environment {{LC_STRING}} DEFAULT 'default',
+  type {{LC_STRING}},
+  parent_observation_id Nullable(String),
+  start_time {{DATETIME64}},
+  end_time Nullable({{DATETIME64}}),
+  name String,
+  metadata {{MAP_STRING_STRING}},
+  level {{LC_STRING}},
+  status_message Nullable(String),
+  version Nullable(String),
+  input Nullable(String) {{CODEC_ZSTD}},
+  output Nullable(String) {{CODEC_ZSTD}},
+  provided_model_name Nullable(String),
+  internal_model_id Nullable(String),
+  model_parameters Nullable(String),
+  provided_usage_details {{MAP_STRING_UINT64}},
+  usage_details {{MAP_STRING_UINT64}},
+  provided_cost_details {{MAP_STRING_DECIMAL}},
+  cost_details {{MAP_STRING_DECIMAL}},
+  total_cost Nullable(Decimal64(12)),
+  completion_start_time Nullable({{DATETIME64}}),
+  prompt_id Nullable(String),
+  prompt_name Nullable(String),
+  prompt_version Nullable(UInt16),
+  created_at {{DATETIME64}} DEFAULT now(),
+  updated_at {{DATETIME64}} DEFAULT now(),
+  event_ts {{DATETIME64}},
+  is_deleted UInt8
+) ENGINE = {{REPLACING_MERGE_TREE:observations}}
+PARTITION BY toYYYYMM(start_time)
+ORDER BY (project_id, type, toDate(start_time), id);

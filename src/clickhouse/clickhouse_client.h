@@ -1,0 +1,144 @@
+// ClickHouseClient: the one interface through which bgmigrate talks to ClickHouse (queries,
+// DDL, streaming inserts), so a second transport (embedded chDB) can be added beside HTTP.
+// HttpClickHouseClient is the libcurl implementation over ClickHouse's HTTP interface.
+//
+// Not thread-safe: a client owns one connection (a CURL easy handle, kept alive between
+// requests) and serves one request at a time; give each thread its own client. Credentials
+// travel only in the X-ClickHouse-User / X-ClickHouse-Key headers, never in a URL, a log line
+// or an error message.
+//
+//   Result<std::unique_ptr<HttpClickHouseClient>> ch = HttpClickHouseClient::Create(
+//       {.url = "http://127.0.0.1:8123", .user = "default", .database = "langfuse"});
+//   Result<std::string> rows = (*ch)->Query("SELECT id FROM traces FORMAT TabSeparated");
+//
+// Errors (see clickhouse_error.h for the code table): a server error becomes
+// "ClickHouse error <code>: <message>" with ClickHouseErrorCode() giving the code back;
+// an unreachable server or dropped connection is kUnavailable, a timeout kDeadlineExceeded.
+#pragma once
+
+#include <curl/curl.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "clickhouse/clickhouse_error.h"
+#include "clickhouse/insert_source.h"
+#include "common/status.h"
+
+namespace bgm {
+
+// Query-level settings sent with one request, in order, as URL parameters (name=value). An
+// unknown name fails the whole request on 18.16 (code 115): send only what the server has.
+using ClickHouseSettings = std::vector<std::pair<std::string, std::string>>;
+
+class ClickHouseClient {
+ public:
+  using Settings = ClickHouseSettings;
+  virtual ~ClickHouseClient() = default;
+
+  // Runs `sql` and returns the response body in the format the SQL asks for
+  // ("... FORMAT TabSeparated", "... FORMAT JSONEachRow"); the whole result is held in memory.
+  // An error the server appends after starting a 200 response is detected and returned.
+  virtual Result<std::string> Query(std::string_view sql, const Settings& settings = {}) = 0;
+
+  // Runs a statement whose output is not needed (DDL, INSERT ... SELECT).
+  virtual Status Execute(std::string_view sql, const Settings& settings = {}) = 0;
+
+  // Streams an insert: `insert_query` is the statement up to its FORMAT clause
+  // ("INSERT INTO t (a, b) FORMAT RowBinary") and the rows are pulled from `source` until it
+  // reports the end. OK means the server acknowledged every row. An error may leave earlier
+  // blocks stored (ClickHouse inserts are atomic per block of max_insert_block_size rows only),
+  // so callers keep one insert under that size and make replays idempotent. kUnavailable or
+  // kDeadlineExceeded means the outcome is unknown; a source error aborts the request and is
+  // returned as is.
+  virtual Status Insert(std::string_view insert_query, InsertSource& source,
+                        const Settings& settings = {}) = 0;
+
+  // The server's version string, e.g. "18.16.1" (SELECT version()). Also proves the
+  // credentials work.
+  virtual Result<std::string> Version() = 0;
+
+  // OK when the server answers its health check. Does not check credentials.
+  virtual Status Ping() = 0;
+};
+
+// Member initializers are explicit so designated initialization ({.url = ...}) compiles
+// without -Wmissing-field-initializers noise.
+struct ClickHouseHttpConfig {
+  std::string url{};       // CLICKHOUSE_URL, e.g. http://127.0.0.1:8123 (a path is kept)
+  std::string user{};      // CLICKHOUSE_USER; "" sends no user header (server's default user)
+  std::string password{};  // CLICKHOUSE_PASSWORD
+  std::string database{};  // CLICKHOUSE_DB; "" uses the user's default database
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
+  std::chrono::milliseconds total_timeout{std::chrono::seconds(300)};  // whole request
+  bool gzip_requests = false;  // compress request bodies on the fly (Content-Encoding: gzip)
+};
+
+// The only owners of libcurl handles: nothing else calls curl_easy_cleanup/curl_slist_free_all.
+struct CurlDeleter {
+  void operator()(CURL* handle) const noexcept { curl_easy_cleanup(handle); }
+};
+using CurlPtr = std::unique_ptr<CURL, CurlDeleter>;
+struct CurlSlistDeleter {
+  void operator()(curl_slist* list) const noexcept { curl_slist_free_all(list); }
+};
+using CurlSlistPtr = std::unique_ptr<curl_slist, CurlSlistDeleter>;
+
+class HttpClickHouseClient final : public ClickHouseClient {
+ public:
+  // Validates the configuration; does not connect (the first request does). kInvalidArgument
+  // for a missing or malformed URL or a non-http(s) scheme. Credentials written into the URL
+  // (http://user:pass@host:8123) are moved into the headers and used when `user`/`password`
+  // are empty.
+  static Result<std::unique_ptr<HttpClickHouseClient>> Create(ClickHouseHttpConfig config);
+
+  HttpClickHouseClient(const HttpClickHouseClient&) = delete;
+  HttpClickHouseClient& operator=(const HttpClickHouseClient&) = delete;
+  ~HttpClickHouseClient() override;
+
+  Result<std::string> Query(std::string_view sql, const Settings& settings = {}) override;
+  Status Execute(std::string_view sql, const Settings& settings = {}) override;
+  Status Insert(std::string_view insert_query, InsertSource& source,
+                const Settings& settings = {}) override;
+  Result<std::string> Version() override;
+  Status Ping() override;
+
+  // The server URL without credentials or query string, as shown in messages.
+  const std::string& endpoint() const { return base_url_; }
+  // TCP connections this client has opened so far; stays at 1 while keep-alive holds.
+  uint64_t connections_opened() const { return connections_opened_; }
+
+ private:
+  HttpClickHouseClient(ClickHouseHttpConfig config, CurlPtr curl, std::string base_url,
+                       std::string base_query, std::string ping_url);
+
+  // Builds "<base>?<base query>&database=..&<settings>&<extra>", or an error for a setting
+  // name that is malformed or reserved.
+  Result<std::string> BuildUrl(const Settings& settings,
+                               const std::vector<std::pair<std::string, std::string>>& extra) const;
+  // Performs one request: a chunked POST with the body pulled from `body`, or a GET when
+  // `body` is null. Fills `response` with the response body, keeping at most
+  // `max_response_bytes` (and the last 64 KiB beyond, for error detection). `check_tail`: look
+  // for an exception appended to a 200 body.
+  Status Perform(const std::string& url, InsertSource* body, std::string* response,
+                 size_t max_response_bytes, bool check_tail);
+  // The Status for a transfer that libcurl failed (no usable server answer).
+  Status StatusFromCurl(int curl_code, const char* error_buffer) const;
+  // Replaces the password in `status`'s message, should a server ever echo it.
+  Status Scrubbed(Status status) const;
+
+  ClickHouseHttpConfig config_;
+  CurlPtr curl_;
+  std::string base_url_;
+  std::string base_query_;
+  std::string ping_url_;
+  uint64_t connections_opened_ = 0;
+};
+
+}  // namespace bgm

@@ -1,0 +1,214 @@
+#include "clickhouse/row_binary.h"
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <string>
+
+namespace bgm {
+namespace {
+
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+// `text` for an error message: quoted, and cut when it is long (it may be arbitrary input).
+std::string Quoted(std::string_view text) {
+  constexpr size_t kMax = 64;
+  std::string out = "\"";
+  out.append(text.substr(0, kMax));
+  if (text.size() > kMax) out += "...";
+  out += "\"";
+  return out;
+}
+
+std::string_view TakeDigits(std::string_view* s) {
+  size_t n = 0;
+  while (n < s->size() && IsDigit((*s)[n])) ++n;
+  std::string_view digits = s->substr(0, n);
+  s->remove_prefix(n);
+  return digits;
+}
+
+// Reads exactly `n` digits as a number; false when there are fewer.
+bool TakeFixed(std::string_view* s, size_t n, int* out) {
+  if (s->size() < n) return false;
+  int v = 0;
+  for (size_t i = 0; i < n; ++i) {
+    char c = (*s)[i];
+    if (!IsDigit(c)) return false;
+    v = v * 10 + (c - '0');
+  }
+  s->remove_prefix(n);
+  *out = v;
+  return true;
+}
+
+bool TakeChar(std::string_view* s, char c) {
+  if (s->empty() || s->front() != c) return false;
+  s->remove_prefix(1);
+  return true;
+}
+
+}  // namespace
+
+void RowBinaryWriter::WriteLittleEndian(uint64_t v, int bytes) {
+  char buf[8];
+  for (int i = 0; i < bytes; ++i) {
+    buf[i] = static_cast<char>(static_cast<uint8_t>(v >> (8 * i)));
+  }
+  out_->append(buf, static_cast<size_t>(bytes));
+}
+
+void RowBinaryWriter::WriteFloat32(float v) { WriteUInt32(std::bit_cast<uint32_t>(v)); }
+
+void RowBinaryWriter::WriteFloat64(double v) { WriteUInt64(std::bit_cast<uint64_t>(v)); }
+
+void RowBinaryWriter::WriteVarUInt(uint64_t v) {
+  while (v >= 0x80) {
+    out_->push_back(static_cast<char>(static_cast<uint8_t>(v | 0x80)));
+    v >>= 7;
+  }
+  out_->push_back(static_cast<char>(static_cast<uint8_t>(v)));
+}
+
+void RowBinaryWriter::WriteString(std::string_view v) {
+  WriteVarUInt(v.size());
+  out_->append(v);
+}
+
+Status RowBinaryWriter::WriteDecimal64(std::string_view text, int scale) {
+  Result<int64_t> value = ParseDecimal64(text, scale);
+  if (!value.ok()) return value.status();
+  WriteInt64(*value);
+  return Status::Ok();
+}
+
+void RowBinaryWriter::WriteArrayString(std::span<const std::string_view> values) {
+  WriteVarUInt(values.size());
+  for (std::string_view v : values) WriteString(v);
+}
+
+void RowBinaryWriter::WriteMapStringString(
+    std::span<const std::pair<std::string_view, std::string_view>> pairs) {
+  WriteVarUInt(pairs.size());
+  for (const auto& [key, value] : pairs) {
+    WriteString(key);
+    WriteString(value);
+  }
+}
+
+Result<int64_t> ParseDecimal64(std::string_view text, int scale) {
+  constexpr int kMaxDigits = 18;  // Decimal64's precision
+  if (scale < 0 || scale > kMaxDigits) {
+    return InvalidArgument("Decimal64 scale must be between 0 and 18, got " +
+                           std::to_string(scale));
+  }
+  std::string_view s = text;
+  bool negative = false;
+  if (!s.empty() && (s.front() == '-' || s.front() == '+')) {
+    negative = s.front() == '-';
+    s.remove_prefix(1);
+  }
+  std::string_view int_digits = TakeDigits(&s);
+  std::string_view frac_digits;
+  if (TakeChar(&s, '.')) frac_digits = TakeDigits(&s);
+  if (int_digits.empty() && frac_digits.empty()) {
+    return InvalidArgument("decimal " + Quoted(text) + " is not a number");
+  }
+  long exponent = 0;
+  if (!s.empty() && (s.front() == 'e' || s.front() == 'E')) {
+    s.remove_prefix(1);
+    bool exp_negative = false;
+    if (!s.empty() && (s.front() == '-' || s.front() == '+')) {
+      exp_negative = s.front() == '-';
+      s.remove_prefix(1);
+    }
+    std::string_view exp_digits = TakeDigits(&s);
+    if (exp_digits.empty() || exp_digits.size() > 6) {
+      return InvalidArgument("decimal " + Quoted(text) + " has a malformed exponent");
+    }
+    for (char c : exp_digits) exponent = exponent * 10 + (c - '0');
+    if (exp_negative) exponent = -exponent;
+  }
+  if (!s.empty()) return InvalidArgument("decimal " + Quoted(text) + " is not a number");
+
+  // value * 10^scale == digits * 10^shift
+  std::string digits(int_digits);
+  digits += frac_digits;
+  long shift = static_cast<long>(scale) - static_cast<long>(frac_digits.size()) + exponent;
+  if (shift < 0) {
+    const size_t drop = std::min(digits.size(), static_cast<size_t>(-shift));
+    if (digits.find_first_not_of('0', digits.size() - drop) != std::string::npos) {
+      return InvalidArgument("decimal " + Quoted(text) + " has more than " + std::to_string(scale) +
+                             " fractional digits; it does not fit Decimal64(" +
+                             std::to_string(scale) + ") without rounding");
+    }
+    digits.resize(digits.size() - drop);
+    shift = 0;
+  }
+  const size_t first = digits.find_first_not_of('0');
+  if (first == std::string::npos) return int64_t{0};
+  digits.erase(0, first);
+  if (static_cast<long>(digits.size()) + shift > kMaxDigits) {
+    return InvalidArgument("decimal " + Quoted(text) + " does not fit Decimal64(" +
+                           std::to_string(scale) + "): more than 18 significant digits");
+  }
+  int64_t value = 0;
+  for (char c : digits) value = value * 10 + (c - '0');
+  for (long i = 0; i < shift; ++i) value *= 10;
+  return negative ? -value : value;
+}
+
+Result<int64_t> ParsePostgresTimestampMillis(std::string_view text) {
+  auto bad = [&](std::string_view why) {
+    return InvalidArgument("timestamp " + Quoted(text) + " " + std::string(why) +
+                           "; expected e.g. 2024-05-03 10:00:00.123 or 2024-05-03T10:00:00Z");
+  };
+  std::string_view s = text;
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+  if (!TakeFixed(&s, 4, &year) || !TakeChar(&s, '-') || !TakeFixed(&s, 2, &month) ||
+      !TakeChar(&s, '-') || !TakeFixed(&s, 2, &day)) {
+    return bad("is not a date and time");
+  }
+  if (!TakeChar(&s, ' ') && !TakeChar(&s, 'T')) return bad("has no time of day");
+  if (!TakeFixed(&s, 2, &hour) || !TakeChar(&s, ':') || !TakeFixed(&s, 2, &minute) ||
+      !TakeChar(&s, ':') || !TakeFixed(&s, 2, &second)) {
+    return bad("has a malformed time of day");
+  }
+  int millis = 0;
+  if (TakeChar(&s, '.')) {
+    std::string_view frac = TakeDigits(&s);
+    if (frac.empty() || frac.size() > 6) return bad("must have 1 to 6 fractional digits");
+    for (size_t i = 0; i < 3; ++i) millis = millis * 10 + (i < frac.size() ? frac[i] - '0' : 0);
+  }
+  int offset_seconds = 0;
+  if (TakeChar(&s, 'Z')) {
+    // UTC
+  } else if (!s.empty() && (s.front() == '+' || s.front() == '-')) {
+    const int sign = s.front() == '-' ? -1 : 1;
+    s.remove_prefix(1);
+    int oh = 0, om = 0, os = 0;
+    if (!TakeFixed(&s, 2, &oh)) return bad("has a malformed zone offset");
+    if (TakeChar(&s, ':')) {
+      if (!TakeFixed(&s, 2, &om)) return bad("has a malformed zone offset");
+      if (TakeChar(&s, ':') && !TakeFixed(&s, 2, &os)) return bad("has a malformed zone offset");
+    } else if (!s.empty() && IsDigit(s.front())) {
+      if (!TakeFixed(&s, 2, &om)) return bad("has a malformed zone offset");
+    }
+    if (oh > 15 || om > 59 || os > 59) return bad("has a zone offset out of range");
+    offset_seconds = sign * (oh * 3600 + om * 60 + os);
+  }
+  if (!s.empty()) return bad("has unexpected trailing text");
+  if (year < 1) return bad("has a year out of range");
+  if (hour > 23 || minute > 59 || second > 59) return bad("has a time of day out of range");
+  using namespace std::chrono;
+  const year_month_day ymd{std::chrono::year{year},
+                           std::chrono::month{static_cast<unsigned>(month)},
+                           std::chrono::day{static_cast<unsigned>(day)}};
+  if (!ymd.ok()) return bad("is not a valid calendar date");
+  const int64_t days = sys_days(ymd).time_since_epoch().count();
+  const int64_t seconds =
+      days * 86400 + hour * 3600 + minute * 60 + second - static_cast<int64_t>(offset_seconds);
+  return seconds * 1000 + millis;
+}
+
+}  // namespace bgm

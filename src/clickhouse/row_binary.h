@@ -1,0 +1,89 @@
+// RowBinaryWriter: appends values in ClickHouse's RowBinary format (little-endian, strings as
+// LEB128 length + bytes) to a caller-owned std::string, plus the exact text parsers the encoders
+// need (Postgres decimals and timestamps). A writer is a cheap view over the caller's buffer:
+// not thread-safe, the buffer must outlive it, and the caller decides when to hand the bytes
+// to the transport and clear the buffer.
+//
+//   std::string chunk;
+//   RowBinaryWriter w(chunk);
+//   w.WriteString(id); w.WriteNull(); BGM_RETURN_IF_ERROR(w.WriteDecimal64("-12.3456", 4));
+//
+// Types that 18.16 lacks (DateTime64, Map, Bool) are still written here, for current servers;
+// a Nullable(T) value is WriteNull(), or WriteNotNull() followed by the T.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "common/status.h"
+
+namespace bgm {
+
+class RowBinaryWriter {
+ public:
+  explicit RowBinaryWriter(std::string& out) : out_(&out) {}
+
+  void WriteUInt8(uint8_t v) { out_->push_back(static_cast<char>(v)); }
+  void WriteUInt16(uint16_t v) { WriteLittleEndian(v, 2); }
+  void WriteUInt32(uint32_t v) { WriteLittleEndian(v, 4); }
+  void WriteUInt64(uint64_t v) { WriteLittleEndian(v, 8); }
+  void WriteInt8(int8_t v) { WriteUInt8(static_cast<uint8_t>(v)); }
+  void WriteInt16(int16_t v) { WriteUInt16(static_cast<uint16_t>(v)); }
+  void WriteInt32(int32_t v) { WriteUInt32(static_cast<uint32_t>(v)); }
+  void WriteInt64(int64_t v) { WriteUInt64(static_cast<uint64_t>(v)); }
+  void WriteFloat32(float v);
+  void WriteFloat64(double v);
+  // Bool (and UInt8 used as a flag): 1 or 0.
+  void WriteBool(bool v) { WriteUInt8(v ? 1 : 0); }
+
+  // Unsigned LEB128, as used for string and array lengths: 300 -> "\xac\x02".
+  void WriteVarUInt(uint64_t v);
+  // String: varint length, then the bytes as they are (any bytes, NUL included).
+  void WriteString(std::string_view v);
+
+  // The Nullable marker that precedes a value: WriteNull() alone is NULL; WriteNotNull() must be
+  // followed by the value.
+  void WriteNull() { WriteUInt8(1); }
+  void WriteNotNull() { WriteUInt8(0); }
+
+  // DateTime: seconds since the epoch as UInt32.
+  void WriteDateTime(uint32_t seconds_since_epoch) { WriteUInt32(seconds_since_epoch); }
+  // DateTime64(3): milliseconds since the epoch as Int64 (not in 18.16).
+  void WriteDateTime64_3(int64_t millis_since_epoch) { WriteInt64(millis_since_epoch); }
+
+  // Decimal64(scale) from decimal text such as "-12.3456" (see ParseDecimal64). On error nothing
+  // is appended and kInvalidArgument says why.
+  Status WriteDecimal64(std::string_view text, int scale);
+
+  // Array(String): varint element count, then each string.
+  void WriteArrayString(std::span<const std::string_view> values);
+  // Map(String, String): varint pair count, then key, value, key, value... (not in 18.16).
+  void WriteMapStringString(std::span<const std::pair<std::string_view, std::string_view>> pairs);
+
+  std::string& buffer() { return *out_; }
+
+ private:
+  void WriteLittleEndian(uint64_t v, int bytes);
+
+  std::string* out_;
+};
+
+// The unscaled Int64 of a Decimal64(scale) (0 <= scale <= 18) for decimal text, exactly: no
+// floating point. Accepts an optional sign, digits with an optional '.', and an optional
+// exponent ("1.5e-3"), as ClickHouse's own text parser does. kInvalidArgument for garbage,
+// NaN/Infinity, non-zero digits beyond `scale` (ClickHouse refuses those too rather than round),
+// and values of more than 18 significant digits (Decimal64's precision).
+//   ParseDecimal64("-12.3456", 4) == -123456
+Result<int64_t> ParseDecimal64(std::string_view text, int scale);
+
+// Milliseconds since 1970-01-01 UTC for a Postgres timestamp in text form:
+// "2024-05-03 10:00:00", "2024-05-03T10:00:00.123456Z", with 0-6 fractional digits (truncated
+// to milliseconds) and an optional zone: "Z", "+00", "+05:30", "-0800", "+00:53:28". Without a
+// zone the time is taken as UTC. kInvalidArgument for anything else, including "infinity",
+// BC dates, years outside 0001-9999 and out-of-range fields.
+Result<int64_t> ParsePostgresTimestampMillis(std::string_view text);
+
+}  // namespace bgm

@@ -1,0 +1,78 @@
+// TableCopy: the engine of the Postgres -> ClickHouse copies. A reader thread streams the
+// source rows in keyset order on (cursorColumn, id) with a strict comparison (so any number
+// of rows sharing one timestamp pass), encodes each to RowBinary as it arrives into ~1 MiB
+// chunks, and hands them through a bounded queue to the migration's thread, which streams them
+// into one INSERT per batch. A batch ends at `batchSize` rows or `maxBatchBytes`, whichever comes
+// first (a row larger than the budget goes alone). The checkpoint of a batch is written only
+// after ClickHouse acknowledged it, while the reader already reads the next one.
+//
+// Memory is bounded whatever the row sizes: the queue holds at most ~16 MiB, and a JSON value
+// larger than 64 KiB stored is not read inline: its text is fetched in 4 MiB pieces from a
+// second connection that shares the reading transaction's snapshot, and streamed on.
+//
+// Replaying a batch writes identical rows (event_ts comes from the row itself), so a batch
+// re-sent after a crash changes nothing once ReplacingMergeTree has merged (or with FINAL).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "clickhouse/dialect.h"
+#include "clickhouse/row_binary.h"
+#include "core/args.h"
+#include "core/migration.h"
+#include "postgres/pg_row_stream.h"
+
+namespace bgm {
+
+// The current source row as the mapping sees it: its own select-list columns by index.
+class SourceRow {
+ public:
+  explicit SourceRow(const PgRowStream& stream) : stream_(stream) {}
+  bool IsNull(int col) const { return stream_.IsNull(col); }
+  std::string_view Get(int col) const { return stream_.Get(col); }
+
+ private:
+  const PgRowStream& stream_;
+};
+
+// What a mapping writes a row into.
+class RowSink {
+ public:
+  virtual ~RowSink() = default;
+  virtual RowBinaryWriter& writer() = 0;
+  // Writes blob column `k` (the k-th of TableMapping::blob_columns) as Nullable(String),
+  // reading it in pieces when it is large.
+  virtual Status WriteBlob(int k) = 0;
+};
+
+// How one Langfuse table maps from Postgres to ClickHouse.
+struct TableMapping {
+  std::string source_table;  // e.g. "traces"
+  std::string target_table;  // e.g. "traces"
+  std::string from_clause;   // "traces s" (the source is always aliased s)
+  // Allowed cursor columns of the source (first = default); all timestamp(3) columns.
+  std::vector<std::string> cursor_columns;
+  // Select-list expressions (over alias s), read by index in `encode`.
+  std::vector<std::string> select_list;
+  // jsonb columns of the source that may be huge (input, output), written through WriteBlob.
+  std::vector<std::string> blob_columns;
+  // The ClickHouse column list of the INSERT, in the order `encode` writes.
+  std::function<std::string(const ClickHouseDialect&)> insert_columns;
+  std::function<Status(const SourceRow&, const ClickHouseDialect&, RowSink&)> encode;
+};
+
+// The arguments every copy accepts (see ValidateCopyArgs).
+ArgsSchema CopyArgsSchema(const TableMapping& mapping);
+
+// A BackgroundMigration that copies `mapping` with the engine above.
+std::unique_ptr<BackgroundMigration> NewTableCopy(TableMapping mapping);
+
+// Milliseconds since the epoch from a timestamp column's text, for encoders.
+Result<int64_t> TimestampMillis(std::string_view text);
+// Writes a DateTime64(3) or, on servers without it, a DateTime.
+void WriteTimestamp(RowBinaryWriter& w, const ClickHouseDialect& d, int64_t millis);
+
+}  // namespace bgm

@@ -1,0 +1,128 @@
+#include "postgres/pg_copy.h"
+
+#include <cstdlib>
+
+namespace bgm {
+
+Result<PgCopyIn> PgCopyIn::Begin(PgConnection& conn, std::string_view sql) {
+  const std::string query(sql);
+  PgResultPtr res(PQexec(conn.get(), query.c_str()));
+  const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COPY_IN) {
+    PgCopyIn copy(&conn);
+    copy.buffer_.reserve(kChunkBytes + kChunkBytes / 4);
+    return copy;
+  }
+  if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR) {
+    return conn.ErrorFrom(res.get(), "COPY");
+  }
+  // Some other statement ran, or a COPY TO / COPY BOTH started: leave the connection usable.
+  if (st == PGRES_COPY_OUT) {
+    char* buf = nullptr;
+    while (PQgetCopyData(conn.get(), &buf, 0) > 0) PQfreemem(buf);
+  }
+  res.reset();
+  while (PgResultPtr rest{PQgetResult(conn.get())}) {
+  }
+  return InvalidArgument("PgCopyIn needs a COPY ... FROM STDIN statement, got: " + query);
+}
+
+PgCopyIn::~PgCopyIn() { Abort("copy abandoned by the client"); }
+
+void PgCopyIn::Abort(std::string_view reason) {
+  if (conn_ == nullptr) return;
+  const std::string msg(reason);
+  PQputCopyEnd(conn_->get(), msg.c_str());
+  while (PgResultPtr res{PQgetResult(conn_->get())}) {
+  }
+  conn_ = nullptr;
+  buffer_.clear();
+}
+
+Status PgCopyIn::Write(std::string_view data) {
+  if (conn_ == nullptr) return FailedPrecondition("COPY already finished");
+  if (buffer_.size() + data.size() < kChunkBytes) {
+    buffer_.append(data);
+    return Status::Ok();
+  }
+  BGM_RETURN_IF_ERROR(Flush());
+  if (data.size() >= kChunkBytes) return Send(data);
+  buffer_.append(data);
+  return Status::Ok();
+}
+
+Status PgCopyIn::Flush() {
+  if (conn_ == nullptr) return FailedPrecondition("COPY already finished");
+  if (buffer_.empty()) return Status::Ok();
+  Status s = Send(buffer_);
+  buffer_.clear();
+  return s;
+}
+
+Status PgCopyIn::Send(std::string_view data) {
+  // libpq takes an int length: send very large pieces in slices.
+  while (!data.empty()) {
+    const size_t n = data.size() < kChunkBytes * 64 ? data.size() : kChunkBytes * 64;
+    if (PQputCopyData(conn_->get(), data.data(), static_cast<int>(n)) != 1) {
+      return FailedCopy("COPY");
+    }
+    data.remove_prefix(n);
+  }
+  return Status::Ok();
+}
+
+Status PgCopyIn::FailedCopy(std::string_view what) {
+  // When the server rejected a row, libpq has left COPY mode and the reason is in the next
+  // result; otherwise the connection itself failed.
+  PgResultPtr res(PQgetResult(conn_->get()));
+  Status s = (res && PQresultStatus(res.get()) == PGRES_FATAL_ERROR)
+                 ? conn_->ErrorFrom(res.get(), what)
+                 : conn_->ErrorFrom(nullptr, what);
+  Abort("client error");
+  return s;
+}
+
+Result<int64_t> PgCopyIn::Finish() {
+  if (conn_ == nullptr) return FailedPrecondition("COPY already finished");
+  BGM_RETURN_IF_ERROR(Flush());
+  if (PQputCopyEnd(conn_->get(), nullptr) != 1) return FailedCopy("COPY");
+  PgResultPtr res(PQgetResult(conn_->get()));
+  const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
+  Status error;
+  int64_t rows = 0;
+  if (st == PGRES_COMMAND_OK) {
+    const char* n = PQcmdTuples(res.get());
+    if (n != nullptr && *n != '\0') rows = std::strtoll(n, nullptr, 10);
+  } else {
+    error = conn_->ErrorFrom(res.get(), "COPY");
+  }
+  res.reset();
+  while (PgResultPtr rest{PQgetResult(conn_->get())}) {
+  }
+  conn_ = nullptr;
+  if (!error.ok()) return error;
+  return rows;
+}
+
+void AppendCopyText(std::string& out, std::string_view value) {
+  const char* p = value.data();
+  const char* const end = p + value.size();
+  const char* run = p;
+  for (; p != end; ++p) {
+    char esc;
+    switch (*p) {
+      case '\\': esc = '\\'; break;
+      case '\t': esc = 't'; break;
+      case '\n': esc = 'n'; break;
+      case '\r': esc = 'r'; break;
+      default: continue;
+    }
+    out.append(run, static_cast<size_t>(p - run));
+    out.push_back('\\');
+    out.push_back(esc);
+    run = p + 1;
+  }
+  out.append(run, static_cast<size_t>(end - run));
+}
+
+}  // namespace bgm

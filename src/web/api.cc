@@ -1,0 +1,462 @@
+#include "web/api.h"
+
+#include <cmath>
+#include <exception>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "common/logging.h"
+#include "core/summary.h"
+#include "web/metrics.h"
+#include "web/progress_rate.h"
+#include "web/ui_assets.h"
+
+namespace bgm {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kCollection = "background-migrations";
+// Events shown with one migration.
+constexpr int kShownEvents = 50;
+// Events read to estimate a running migration's rate (enough for a minute of fast batches;
+// the estimate stays right when fewer cover the minute, see RowsPerSecond).
+constexpr int kRateEvents = 200;
+// Batch events read per migration for /metrics.
+constexpr int kMetricsEvents = 50;
+
+std::string Dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+ApiResponse JsonResponse(int status, const json& body) {
+  ApiResponse r;
+  r.status = status;
+  r.body = Dump(body);
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
+}
+
+const char* ErrorNameFor(StatusCode code) {
+  switch (HttpStatusFor(code)) {
+    case 400: return "invalid request";
+    case 404: return "not found";
+    case 409: return "conflict";
+    case 503: return "store unavailable";
+    default: return "internal error";
+  }
+}
+
+ApiResponse StatusResponse(const Status& s) {
+  std::string detail = s.message();
+  if (HttpStatusFor(s.code()) == 503) {
+    detail += "; check that Postgres runs and DATABASE_URL points to it, then try again";
+  }
+  return ErrorResponse(HttpStatusFor(s.code()), ErrorNameFor(s.code()), detail);
+}
+
+ApiResponse NotFoundRoute() {
+  return ErrorResponse(404, "not found",
+                       "there is no endpoint at this path; the API is under "
+                       "/api/background-migrations, the UI at /");
+}
+
+ApiResponse NotFoundName() {
+  return ErrorResponse(404, "not found",
+                       "no background migration has that name (names are 1 to 200 letters, "
+                       "digits, '_', '.' or '-'); GET /api/background-migrations lists them");
+}
+
+ApiResponse MethodNotAllowed(const char* allow) {
+  ApiResponse r = ErrorResponse(405, "method not allowed",
+                                std::string("this endpoint answers ") + allow + " only");
+  r.headers.emplace_back("Allow", allow);
+  return r;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decodes one path segment; std::nullopt for a malformed escape.
+std::optional<std::string> DecodeSegment(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    const int hi = HexValue(s[i + 1]);
+    const int lo = HexValue(s[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+// "/a/b%2Fc/" -> {"a", "b/c"}; std::nullopt for a target that is not an absolute path or has
+// an empty or malformed segment.
+std::optional<std::vector<std::string>> PathSegments(std::string_view target) {
+  const size_t query = target.find_first_of("?#");
+  if (query != std::string_view::npos) target = target.substr(0, query);
+  if (target.empty() || target.front() != '/') return std::nullopt;
+  target.remove_prefix(1);
+  if (!target.empty() && target.back() == '/') target.remove_suffix(1);
+  std::vector<std::string> segments;
+  if (target.empty()) return segments;
+  size_t start = 0;
+  while (true) {
+    const size_t slash = target.find('/', start);
+    const std::string_view raw = target.substr(start, slash == std::string_view::npos
+                                                          ? std::string_view::npos
+                                                          : slash - start);
+    if (raw.empty()) return std::nullopt;
+    std::optional<std::string> decoded = DecodeSegment(raw);
+    if (!decoded) return std::nullopt;
+    segments.push_back(std::move(*decoded));
+    if (slash == std::string_view::npos) break;
+    start = slash + 1;
+  }
+  return segments;
+}
+
+// Rounds for display: rates to 0.1 row/s, ETAs up to whole seconds.
+json RateJson(std::optional<double> rate) {
+  return rate ? json(std::round(*rate * 10.0) / 10.0) : json(nullptr);
+}
+json EtaJson(std::optional<double> eta) {
+  return eta ? json(static_cast<int64_t>(std::ceil(*eta))) : json(nullptr);
+}
+
+// Whether the body, after whitespace, is empty.
+bool BlankBody(const std::string& body) {
+  return body.find_first_not_of(" \t\r\n") == std::string::npos;
+}
+
+// Parses a request body; a 400 response when it is not JSON.
+std::optional<ApiResponse> ParseBody(const std::string& body, const char* example, json& out) {
+  try {
+    out = json::parse(body);
+    return std::nullopt;
+  } catch (const json::parse_error& e) {
+    return ErrorResponse(400, "invalid JSON",
+                         "the body is not valid JSON (the error is at byte " +
+                             std::to_string(e.byte) + "); send for example " + example);
+  }
+}
+
+}  // namespace
+
+int HttpStatusFor(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return 200;
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kFailedPrecondition:
+    case StatusCode::kAlreadyExists:
+    case StatusCode::kLeaseLost: return 409;
+    case StatusCode::kUnavailable:
+    case StatusCode::kDeadlineExceeded:
+    case StatusCode::kResourceExhausted:
+    case StatusCode::kCancelled: return 503;
+    case StatusCode::kDataLoss:
+    case StatusCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+ApiResponse ErrorResponse(int status, const std::string& error, const std::string& detail) {
+  return JsonResponse(status, {{"error", error}, {"detail", detail}});
+}
+
+bool IsValidMigrationName(std::string_view name) {
+  if (name.empty() || name.size() > 200) return false;
+  bool only_dots = true;
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '.' || c == '-';
+    if (!ok) return false;
+    if (c != '.') only_dots = false;
+  }
+  return !only_dots;
+}
+
+ApiHandler::ApiHandler(const ApiOptions& options, StorePool& pool, const Clock& clock)
+    : auth_(options.admin_api_key),
+      enabled_(options.enabled),
+      registry_(*options.registry),
+      pool_(pool),
+      clock_(clock) {}
+
+ApiResponse ApiHandler::Handle(const ApiRequest& request) const {
+  try {
+    return Route(request);
+  } catch (const std::exception& e) {
+    spdlog::error("web: {} request failed unexpectedly: {}", request.method, e.what());
+    return ErrorResponse(500, "internal error",
+                         "the server failed unexpectedly; its log has the details");
+  }
+}
+
+ApiResponse ApiHandler::Route(const ApiRequest& request) const {
+  const std::string method = request.method == "HEAD" ? "GET" : request.method;
+  const bool get = method == "GET";
+  std::optional<std::vector<std::string>> path = PathSegments(request.target);
+  if (!path) return NotFoundRoute();
+  const std::vector<std::string>& seg = *path;
+
+  // The UI.
+  if (seg.empty() || (seg.size() == 1 && seg[0] == "index.html") ||
+      (seg.size() == 2 && seg[0] == "ui")) {
+    const EmbeddedFile* file = FindUiFile(seg.size() == 2 ? seg[1] : "index.html");
+    if (file == nullptr) return NotFoundRoute();
+    if (!get) return MethodNotAllowed("GET");
+    ApiResponse r;
+    r.content_type = std::string(UiContentType(file->name));
+    r.body = std::string(file->contents);
+    r.headers.emplace_back("Cache-Control", "no-cache");
+    return r;
+  }
+  if (seg.size() == 1 && seg[0] == "metrics") {
+    return get ? Metrics() : MethodNotAllowed("GET");
+  }
+  if (seg.empty() || seg[0] != "api") return NotFoundRoute();
+  if (seg.size() == 2 && seg[1] == "health") return get ? Health() : MethodNotAllowed("GET");
+  if (seg.size() < 2 || seg[1] != kCollection || seg.size() > 4) return NotFoundRoute();
+  if (seg.size() == 2) return get ? List() : MethodNotAllowed("GET");
+  if (seg.size() == 3 && seg[2] == "status") return get ? Summary() : MethodNotAllowed("GET");
+  if (!IsValidMigrationName(seg[2])) return NotFoundName();
+  const std::string& name = seg[2];
+  if (seg.size() == 3) return get ? GetOne(name) : MethodNotAllowed("GET");
+
+  const std::string& action = seg[3];
+  const char* allowed = nullptr;
+  if (action == "retry" || action == "pause" || action == "resume") {
+    allowed = "POST";
+  } else if (action == "args") {
+    allowed = "PUT";
+  } else {
+    return NotFoundRoute();
+  }
+  if (method != allowed) return MethodNotAllowed(allowed);
+  return Change(action, name, request);
+}
+
+ApiResponse ApiHandler::Health() const {
+  Status s;
+  Result<BorrowedStore> store = pool_.Borrow();
+  if (!store.ok()) {
+    s = store.status();
+  } else if (Result<std::vector<MigrationRow>> rows = store->Check((*store)->List()); !rows.ok()) {
+    s = rows.status();
+  }
+  if (!s.ok()) {
+    return JsonResponse(503, {{"status", "unavailable"},
+                              {"error", "store unavailable"},
+                              {"detail", s.message()}});
+  }
+  return JsonResponse(200, {{"status", "ok"}});
+}
+
+namespace {
+
+// A row as the API shows it: the control-table columns, the description of its script, and
+// (when running) its rate and ETA.
+json RowJson(const MigrationRow& row, const Registry& registry,
+             const std::vector<MigrationEvent>& events, Clock::TimePoint now) {
+  json j = row.ToJson();
+  const MigrationSpec* spec = registry.Find(row.script);
+  j["description"] = spec ? json(spec->description) : json(nullptr);
+  std::optional<double> rate;
+  if (row.status == MigrationStatus::kRunning) rate = RowsPerSecond(BatchSamples(events), now);
+  j["rate_rows_per_second"] = RateJson(rate);
+  j["eta_seconds"] = EtaJson(EtaSeconds(row.rows_processed, row.rows_total_estimate, rate));
+  return j;
+}
+
+}  // namespace
+
+ApiResponse ApiHandler::List() const {
+  Result<BorrowedStore> store = pool_.Borrow();
+  if (!store.ok()) return StatusResponse(store.status());
+  Result<std::vector<MigrationRow>> rows = store->Check((*store)->List());
+  if (!rows.ok()) return StatusResponse(rows.status());
+  const Clock::TimePoint now = clock_.Now();
+  json list = json::array();
+  for (const MigrationRow& row : *rows) {
+    std::vector<MigrationEvent> events;
+    if (row.status == MigrationStatus::kRunning) {
+      Result<std::vector<MigrationEvent>> e = store->Check((*store)->Events(row.name, kRateEvents));
+      if (!e.ok()) return StatusResponse(e.status());
+      events = std::move(*e);
+    }
+    list.push_back(RowJson(row, registry_, events, now));
+  }
+  return JsonResponse(200, {{"enabled", enabled_},
+                            {"migrations", std::move(list)},
+                            {"summary", Summarize(*rows, enabled_)}});
+}
+
+ApiResponse ApiHandler::Summary() const {
+  Result<BorrowedStore> store = pool_.Borrow();
+  if (!store.ok()) return StatusResponse(store.status());
+  Result<std::vector<MigrationRow>> rows = store->Check((*store)->List());
+  if (!rows.ok()) return StatusResponse(rows.status());
+  return JsonResponse(200, Summarize(*rows, enabled_));
+}
+
+ApiResponse ApiHandler::GetOne(const std::string& name) const {
+  Result<BorrowedStore> store = pool_.Borrow();
+  if (!store.ok()) return StatusResponse(store.status());
+  Result<MigrationRow> row = store->Check((*store)->Get(name));
+  if (!row.ok()) return StatusResponse(row.status());
+  const int limit = row->status == MigrationStatus::kRunning ? kRateEvents : kShownEvents;
+  Result<std::vector<MigrationEvent>> events = store->Check((*store)->Events(name, limit));
+  if (!events.ok()) return StatusResponse(events.status());
+  json j = RowJson(*row, registry_, *events, clock_.Now());
+  json shown = json::array();
+  for (size_t i = 0; i < events->size() && i < static_cast<size_t>(kShownEvents); ++i) {
+    shown.push_back((*events)[i].ToJson());
+  }
+  j["events"] = std::move(shown);
+  return JsonResponse(200, j);
+}
+
+ApiResponse ApiHandler::Metrics() const {
+  Result<BorrowedStore> store = pool_.Borrow();
+  if (!store.ok()) return StatusResponse(store.status());
+  Result<std::vector<MigrationRow>> rows = store->Check((*store)->List());
+  if (!rows.ok()) return StatusResponse(rows.status());
+  std::vector<MigrationMetrics> inputs;
+  for (const MigrationRow& row : *rows) {
+    Result<std::vector<MigrationEvent>> events =
+        store->Check((*store)->Events(row.name, kMetricsEvents));
+    if (!events.ok()) return StatusResponse(events.status());
+    MigrationMetrics m{row, {}};
+    for (const MigrationEvent& e : *events) {  // newest first
+      if (e.kind != "batch" || !e.detail.is_object()) continue;
+      const auto ms = e.detail.find("ms");
+      if (ms != e.detail.end() && ms->is_number_integer()) {
+        m.recent_batch_ms.push_back(ms->get<int64_t>());
+      }
+    }
+    inputs.push_back(std::move(m));
+  }
+  ApiResponse r;
+  r.content_type = kMetricsContentType;
+  r.body = RenderMetrics(inputs, enabled_);
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
+}
+
+ApiResponse ApiHandler::Change(const std::string& action, const std::string& name,
+                               const ApiRequest& request) const {
+  if (request.body.size() > kMaxBodyBytes) {
+    return ErrorResponse(413, "body too large", "request bodies are limited to 1 MiB");
+  }
+  switch (auth_.Check(request.authorization)) {
+    case AuthOutcome::kAllowed: break;
+    case AuthOutcome::kNotConfigured:
+      return ErrorResponse(403, "changes disabled",
+                           "changes through the API are disabled: set ADMIN_API_KEY for the "
+                           "server (bgmigrate web or up) and send it as 'Authorization: Bearer "
+                           "<key>'");
+    case AuthOutcome::kMissing: {
+      spdlog::warn("web: refused {} of {}: no bearer key", action, name);
+      ApiResponse r = ErrorResponse(401, "missing API key",
+                                    "send the header 'Authorization: Bearer <ADMIN_API_KEY>'");
+      r.headers.emplace_back("WWW-Authenticate", "Bearer");
+      return r;
+    }
+    case AuthOutcome::kInvalid: {
+      spdlog::warn("web: refused {} of {}: wrong bearer key", action, name);
+      ApiResponse r = ErrorResponse(401, "invalid API key",
+                                    "the bearer key is not the server's ADMIN_API_KEY");
+      r.headers.emplace_back("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+      return r;
+    }
+  }
+
+  // The body, checked before any store is asked.
+  bool from_start = false;
+  json args;
+  if (action == "retry" && !BlankBody(request.body)) {
+    json body;
+    if (auto bad = ParseBody(request.body, "{\"fromStart\": true}", body)) return *bad;
+    if (!body.is_object()) {
+      return ErrorResponse(400, "invalid body",
+                           "the body must be a JSON object such as {\"fromStart\": true}, or "
+                           "empty; got " + Dump(body));
+    }
+    for (const auto& [key, value] : body.items()) {
+      if (key != "fromStart") {
+        return ErrorResponse(400, "invalid body",
+                             "unknown field '" + key +
+                                 "'; the body may only have fromStart (true or false)");
+      }
+      if (!value.is_boolean()) {
+        return ErrorResponse(400, "invalid body",
+                             "fromStart must be true or false, got " + Dump(value));
+      }
+      from_start = value.get<bool>();
+    }
+  } else if (action == "args") {
+    if (auto bad = ParseBody(request.body, "{\"batchSize\": 2500}", args)) return *bad;
+    if (!args.is_object()) {
+      return ErrorResponse(400, "invalid args",
+                           "args must be a JSON object such as {\"batchSize\": 2500}, got " +
+                               Dump(args));
+    }
+  } else if (!BlankBody(request.body)) {
+    return ErrorResponse(400, "invalid body", "POST " + action + " takes no body");
+  }
+
+  Result<BorrowedStore> store = pool_.Borrow();
+  if (!store.ok()) return StatusResponse(store.status());
+  std::string message;
+  Status s;
+  if (action == "retry") {
+    s = store->Check((*store)->Retry(name, from_start, kApiActor));
+    message = name + " will run again " +
+              (from_start ? std::string("from the start") : std::string("from its saved cursor"));
+  } else if (action == "pause") {
+    s = store->Check((*store)->Pause(name, kApiActor));
+    message = name + " paused; a running batch finishes first";
+  } else if (action == "resume") {
+    s = store->Check((*store)->Resume(name, kApiActor));
+    message = name + " resumed";
+  } else {  // args
+    Result<MigrationRow> row = store->Check((*store)->Get(name));
+    if (!row.ok()) return StatusResponse(row.status());
+    const MigrationSpec* spec = registry_.Find(row->script);
+    if (spec == nullptr) {
+      return ErrorResponse(409, "unknown script",
+                           "migration " + name + " runs the script '" + row->script +
+                               "', which this server does not know, so its args cannot be "
+                               "checked; known scripts: " + registry_.ScriptNames());
+    }
+    if (Status v = spec->create()->Validate(args); !v.ok()) {
+      return ErrorResponse(400, "invalid args", v.message());
+    }
+    s = store->Check((*store)->SetArgs(name, args, kApiActor));
+    message = "args of " + name + " set to " + Dump(args) + "; they take effect when it next starts";
+  }
+  if (!s.ok()) {
+    spdlog::info("web: {} of {} refused: {}", action, name, s.message());
+    return StatusResponse(s);
+  }
+  spdlog::info("web: {} of {} by {}{}", action, name, kApiActor,
+               action == "retry" && from_start ? " (from the start)" : "");
+
+  Result<MigrationRow> row = store->Check((*store)->Get(name));
+  if (!row.ok()) return StatusResponse(row.status());
+  return JsonResponse(200, {{"message", message},
+                            {"migration", RowJson(*row, registry_, {}, clock_.Now())}});
+}
+
+}  // namespace bgm
