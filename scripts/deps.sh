@@ -13,7 +13,10 @@ packages=(
   postgresql clickhouse-server clickhouse-client
 )
 if [[ "${1:-}" == "--browser" ]]; then
-  packages+=(nodejs npm chromium)
+  packages+=(chromium)
+  # Some images ship Node.js (with its own npm) from elsewhere; Debian's npm would conflict.
+  command -v node >/dev/null || packages+=(nodejs)
+  command -v npm >/dev/null || packages+=(npm)
 fi
 
 missing=()

@@ -48,4 +48,17 @@ if [[ -z "${BGM_SKIP_SANITIZERS:-}" ]]; then
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build/asan --output-on-failure -j"$jobs" "$@" || status=1
 fi
+# Browser tests of the web UI (tests/e2e): headless Chromium driven by playwright-core, against
+# the web server on a fresh database. Skipped when ctest arguments (e.g. -L unit) narrow the run.
+if [[ $# -eq 0 ]]; then
+  echo "test: running the browser tests" >&2
+  # deps.sh is asked only when a tool is missing (NodeSource's nodejs brings npm itself).
+  if { command -v node && command -v npm && [[ -x /usr/bin/chromium ]]; } >/dev/null ||
+     scripts/deps.sh --browser; then
+    BGM_WEB_SERVER="$REPO/build/test/tests/bgm_web_test_server" tests/e2e/run.sh || status=1
+  else
+    echo "test: could not install Node.js, npm and Chromium for the browser tests" >&2
+    status=1
+  fi
+fi
 exit $status

@@ -25,9 +25,7 @@ constexpr int kRateEvents = 200;
 // Batch events read per migration for /metrics.
 constexpr int kMetricsEvents = 50;
 
-std::string Dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 ApiResponse JsonResponse(int status, const json& body) {
   ApiResponse r;
@@ -39,11 +37,16 @@ ApiResponse JsonResponse(int status, const json& body) {
 
 const char* ErrorNameFor(StatusCode code) {
   switch (HttpStatusFor(code)) {
-    case 400: return "invalid request";
-    case 404: return "not found";
-    case 409: return "conflict";
-    case 503: return "store unavailable";
-    default: return "internal error";
+    case 400:
+      return "invalid request";
+    case 404:
+      return "not found";
+    case 409:
+      return "conflict";
+    case 503:
+      return "store unavailable";
+    default:
+      return "internal error";
   }
 }
 
@@ -112,9 +115,8 @@ std::optional<std::vector<std::string>> PathSegments(std::string_view target) {
   size_t start = 0;
   while (true) {
     const size_t slash = target.find('/', start);
-    const std::string_view raw = target.substr(start, slash == std::string_view::npos
-                                                          ? std::string_view::npos
-                                                          : slash - start);
+    const std::string_view raw = target.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     if (raw.empty()) return std::nullopt;
     std::optional<std::string> decoded = DecodeSegment(raw);
     if (!decoded) return std::nullopt;
@@ -154,18 +156,24 @@ std::optional<ApiResponse> ParseBody(const std::string& body, const char* exampl
 
 int HttpStatusFor(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return 200;
-    case StatusCode::kInvalidArgument: return 400;
-    case StatusCode::kNotFound: return 404;
+    case StatusCode::kOk:
+      return 200;
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kNotFound:
+      return 404;
     case StatusCode::kFailedPrecondition:
     case StatusCode::kAlreadyExists:
-    case StatusCode::kLeaseLost: return 409;
+    case StatusCode::kLeaseLost:
+      return 409;
     case StatusCode::kUnavailable:
     case StatusCode::kDeadlineExceeded:
     case StatusCode::kResourceExhausted:
-    case StatusCode::kCancelled: return 503;
+    case StatusCode::kCancelled:
+      return 503;
     case StatusCode::kDataLoss:
-    case StatusCode::kInternal: return 500;
+    case StatusCode::kInternal:
+      return 500;
   }
   return 500;
 }
@@ -256,9 +264,8 @@ ApiResponse ApiHandler::Health() const {
     s = rows.status();
   }
   if (!s.ok()) {
-    return JsonResponse(503, {{"status", "unavailable"},
-                              {"error", "store unavailable"},
-                              {"detail", s.message()}});
+    return JsonResponse(
+        503, {{"status", "unavailable"}, {"error", "store unavailable"}, {"detail", s.message()}});
   }
   return JsonResponse(200, {{"status", "ok"}});
 }
@@ -360,7 +367,8 @@ ApiResponse ApiHandler::Change(const std::string& action, const std::string& nam
     return ErrorResponse(413, "body too large", "request bodies are limited to 1 MiB");
   }
   switch (auth_.Check(request.authorization)) {
-    case AuthOutcome::kAllowed: break;
+    case AuthOutcome::kAllowed:
+      break;
     case AuthOutcome::kNotConfigured:
       return ErrorResponse(403, "changes disabled",
                            "changes through the API are disabled: set ADMIN_API_KEY for the "
@@ -375,8 +383,8 @@ ApiResponse ApiHandler::Change(const std::string& action, const std::string& nam
     }
     case AuthOutcome::kInvalid: {
       spdlog::warn("web: refused {} of {}: wrong bearer key", action, name);
-      ApiResponse r = ErrorResponse(401, "invalid API key",
-                                    "the bearer key is not the server's ADMIN_API_KEY");
+      ApiResponse r =
+          ErrorResponse(401, "invalid API key", "the bearer key is not the server's ADMIN_API_KEY");
       r.headers.emplace_back("WWW-Authenticate", "Bearer error=\"invalid_token\"");
       return r;
     }
@@ -391,13 +399,14 @@ ApiResponse ApiHandler::Change(const std::string& action, const std::string& nam
     if (!body.is_object()) {
       return ErrorResponse(400, "invalid body",
                            "the body must be a JSON object such as {\"fromStart\": true}, or "
-                           "empty; got " + Dump(body));
+                           "empty; got " +
+                               Dump(body));
     }
     for (const auto& [key, value] : body.items()) {
       if (key != "fromStart") {
-        return ErrorResponse(400, "invalid body",
-                             "unknown field '" + key +
-                                 "'; the body may only have fromStart (true or false)");
+        return ErrorResponse(
+            400, "invalid body",
+            "unknown field '" + key + "'; the body may only have fromStart (true or false)");
       }
       if (!value.is_boolean()) {
         return ErrorResponse(400, "invalid body",
@@ -408,9 +417,9 @@ ApiResponse ApiHandler::Change(const std::string& action, const std::string& nam
   } else if (action == "args") {
     if (auto bad = ParseBody(request.body, "{\"batchSize\": 2500}", args)) return *bad;
     if (!args.is_object()) {
-      return ErrorResponse(400, "invalid args",
-                           "args must be a JSON object such as {\"batchSize\": 2500}, got " +
-                               Dump(args));
+      return ErrorResponse(
+          400, "invalid args",
+          "args must be a JSON object such as {\"batchSize\": 2500}, got " + Dump(args));
     }
   } else if (!BlankBody(request.body)) {
     return ErrorResponse(400, "invalid body", "POST " + action + " takes no body");
@@ -438,13 +447,15 @@ ApiResponse ApiHandler::Change(const std::string& action, const std::string& nam
       return ErrorResponse(409, "unknown script",
                            "migration " + name + " runs the script '" + row->script +
                                "', which this server does not know, so its args cannot be "
-                               "checked; known scripts: " + registry_.ScriptNames());
+                               "checked; known scripts: " +
+                               registry_.ScriptNames());
     }
     if (Status v = spec->create()->Validate(args); !v.ok()) {
       return ErrorResponse(400, "invalid args", v.message());
     }
     s = store->Check((*store)->SetArgs(name, args, kApiActor));
-    message = "args of " + name + " set to " + Dump(args) + "; they take effect when it next starts";
+    message =
+        "args of " + name + " set to " + Dump(args) + "; they take effect when it next starts";
   }
   if (!s.ok()) {
     spdlog::info("web: {} of {} refused: {}", action, name, s.message());
@@ -455,8 +466,8 @@ ApiResponse ApiHandler::Change(const std::string& action, const std::string& nam
 
   Result<MigrationRow> row = store->Check((*store)->Get(name));
   if (!row.ok()) return StatusResponse(row.status());
-  return JsonResponse(200, {{"message", message},
-                            {"migration", RowJson(*row, registry_, {}, clock_.Now())}});
+  return JsonResponse(
+      200, {{"message", message}, {"migration", RowJson(*row, registry_, {}, clock_.Now())}});
 }
 
 }  // namespace bgm

@@ -127,8 +127,7 @@ std::string RenderMetrics(const std::vector<MigrationMetrics>& migrations, bool 
          "1 while the named worker holds a live lease on the migration.");
   for (const MigrationMetrics& m : migrations) {
     if (!m.row.lease_live || !m.row.worker_id) continue;
-    Sample(out, "bgmigrate_lease_held", {{"name", m.row.name}, {"worker", *m.row.worker_id}},
-           "1");
+    Sample(out, "bgmigrate_lease_held", {{"name", m.row.name}, {"worker", *m.row.worker_id}}, "1");
   }
 
   Header(out, "bgmigrate_batch_duration_milliseconds", "gauge",
@@ -137,8 +136,7 @@ std::string RenderMetrics(const std::vector<MigrationMetrics>& migrations, bool 
     if (m.recent_batch_ms.empty()) continue;
     int64_t sum = 0;
     for (int64_t ms : m.recent_batch_ms) sum += ms;
-    const double mean =
-        static_cast<double>(sum) / static_cast<double>(m.recent_batch_ms.size());
+    const double mean = static_cast<double>(sum) / static_cast<double>(m.recent_batch_ms.size());
     const int64_t max = *std::max_element(m.recent_batch_ms.begin(), m.recent_batch_ms.end());
     Sample(out, "bgmigrate_batch_duration_milliseconds", {{"name", m.row.name}, {"stat", "last"}},
            Int(m.recent_batch_ms.front()));

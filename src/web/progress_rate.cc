@@ -26,8 +26,8 @@ std::vector<BatchSample> BatchSamples(const std::vector<MigrationEvent>& events)
   return out;
 }
 
-std::optional<double> RowsPerSecond(const std::vector<BatchSample>& samples,
-                                    Clock::TimePoint now, Clock::Duration window) {
+std::optional<double> RowsPerSecond(const std::vector<BatchSample>& samples, Clock::TimePoint now,
+                                    Clock::Duration window) {
   std::vector<BatchSample> recent;
   for (const BatchSample& s : samples) {
     BatchSample clamped = s;

@@ -17,9 +17,9 @@ namespace bgm {
 
 // One committed batch.
 struct BatchSample {
-  Clock::TimePoint at;         // when its checkpoint was written
-  int64_t rows = 0;            // detail.rows
-  int64_t duration_ms = 0;     // detail.ms (0 when not recorded)
+  Clock::TimePoint at;      // when its checkpoint was written
+  int64_t rows = 0;         // detail.rows
+  int64_t duration_ms = 0;  // detail.ms (0 when not recorded)
 };
 
 // The window the rate is measured over.
@@ -35,8 +35,8 @@ std::vector<BatchSample> BatchSamples(const std::vector<MigrationEvent>& events)
 //  - exactly one: its rows divided by its own duration, when that was recorded;
 //  - otherwise (none, or a zero span): std::nullopt, "unknown".
 // Batches stamped after `now` (clock skew between hosts) count as if stamped at `now`.
-std::optional<double> RowsPerSecond(const std::vector<BatchSample>& samples,
-                                    Clock::TimePoint now, Clock::Duration window = kRateWindow);
+std::optional<double> RowsPerSecond(const std::vector<BatchSample>& samples, Clock::TimePoint now,
+                                    Clock::Duration window = kRateWindow);
 
 // Seconds until `total` rows are processed at `rate`; std::nullopt when the total or the rate
 // is unknown or the rate is not positive. 0 when processed already reached the estimate.

@@ -33,11 +33,13 @@ Status BindError(const std::string& host, int port, int err) {
     case EADDRINUSE:
       return Unavailable(where + " is in use; set BGMIGRATE_PORT to a free port (0 picks one)");
     case EACCES:
-      return Unavailable(where + " needs privileges this process lacks (ports below 1024 need "
-                                 "root); set BGMIGRATE_PORT to a port of 1024 or more");
+      return Unavailable(where +
+                         " needs privileges this process lacks (ports below 1024 need "
+                         "root); set BGMIGRATE_PORT to a port of 1024 or more");
     case EADDRNOTAVAIL:
-      return Unavailable(host + " is not an address of this machine; set BGMIGRATE_BIND to one "
-                                "of its addresses (127.0.0.1 by default)");
+      return Unavailable(host +
+                         " is not an address of this machine; set BGMIGRATE_BIND to one "
+                         "of its addresses (127.0.0.1 by default)");
     default:
       return Unavailable("could not listen on " + where +
                          (err != 0 ? std::string(" (") + std::strerror(err) + ")" : "") +
@@ -53,22 +55,32 @@ void Reply(const ApiResponse& in, httplib::Response& out) {
 
 std::string ShortError(int status) {
   switch (status) {
-    case 400: return "bad request";
-    case 404: return "not found";
-    case 405: return "method not allowed";
-    case 413: return "body too large";
-    case 414: return "URI too long";
-    default: return "request failed";
+    case 400:
+      return "bad request";
+    case 404:
+      return "not found";
+    case 405:
+      return "method not allowed";
+    case 413:
+      return "body too large";
+    case 414:
+      return "URI too long";
+    default:
+      return "request failed";
   }
 }
 
 std::string ErrorDetail(int status) {
   switch (status) {
-    case 413: return "request bodies are limited to 1 MiB";
-    case 414: return "the request target is too long";
-    case 404: return "there is no endpoint at this path; the API is under "
-                     "/api/background-migrations, the UI at /";
-    default: return "the request could not be read as HTTP/1.1";
+    case 413:
+      return "request bodies are limited to 1 MiB";
+    case 414:
+      return "the request target is too long";
+    case 404:
+      return "there is no endpoint at this path; the API is under "
+             "/api/background-migrations, the UI at /";
+    default:
+      return "the request could not be read as HTTP/1.1";
   }
 }
 
@@ -117,11 +129,10 @@ Status RunWebServer(const WebOptions& options, std::stop_token stop,
   server.Options(".*", handle);
   // Errors httplib answers itself (413 oversized body, 400 unreadable request) become JSON;
   // responses that already have a body are left alone.
-  server.set_error_handler(httplib::Server::HandlerWithResponse(
-      [](const httplib::Request&, httplib::Response& res) {
+  server.set_error_handler(
+      httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
         if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-        ApiResponse r =
-            ErrorResponse(res.status, ShortError(res.status), ErrorDetail(res.status));
+        ApiResponse r = ErrorResponse(res.status, ShortError(res.status), ErrorDetail(res.status));
         res.set_content(r.body, r.content_type);
         return httplib::Server::HandlerResponse::Handled;
       }));

@@ -112,6 +112,7 @@ const badge = (name) => row(name).getByTestId('status-badge');
 
 describe('background migrations page', () => {
   before(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
     psql(ADMIN_URL, `CREATE DATABASE ${dbName}`);
     const port = await startServer();  // applies the schema, registers the built-in migration
     baseUrl = `http://127.0.0.1:${port}`;
@@ -190,7 +191,7 @@ describe('background migrations page', () => {
     // Nothing runs or failed: no indicator.
     assert.equal(await page.getByTestId('status-indicator').isVisible(), false);
     // A real table with header cells.
-    assert.equal(await page.locator('table#migrations thead th').count(), 8);
+    assert.equal(await page.locator('table#migrations thead th').count(), 7);
   });
 
   test('the header indicator appears while a migration runs', async () => {
@@ -261,6 +262,7 @@ describe('background migrations page', () => {
     // The key is asked for once, in a labelled password field.
     const dialog = page.getByTestId('key-dialog');
     await dialog.waitFor({ state: 'visible' });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'key-dialog.png') });
     const keyInput = page.getByLabel('Admin API key', { exact: true });
     assert.equal(await keyInput.getAttribute('type'), 'password');
     await keyInput.fill(KEY);
@@ -284,6 +286,8 @@ describe('background migrations page', () => {
     assert.equal(await error.textContent(),
                  'batchSize must be an integer in [1, 100000], got -1');
     assert.equal(await page.getByTestId('args-input').getAttribute('aria-invalid'), 'true');
+    await row(BUILTIN).scrollIntoViewIfNeeded();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'args-error.png') });
     assert.equal(await dialog.isVisible(), false);  // the key was not asked again
     assert.equal(column(BUILTIN, 'args'), '{"batchSize": 2500}');
     await page.getByTestId('args-cancel').click();
@@ -306,6 +310,14 @@ describe('background migrations page', () => {
 
   test('reads well on a laptop and on a phone; screenshots are saved', async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
+    // One failed migration in the picture, as an operator would meet it.
+    sql(`UPDATE background_migrations
+         SET started_at = now() - interval '4 minutes', failed_at = now() - interval '30 seconds',
+             attempts = 1, rows_processed = 64000, rows_total_estimate = 250000,
+             state = '{"start_time": "2024-05-02 12:00:00", "id": "o-64000"}',
+             failed_reason = 'canceling statement due to statement timeout (SQLSTATE 57014); '
+                             || 'lower batchSize and retry'
+         WHERE name = '${BUILTIN}'`);
     await page.setViewportSize({ width: 1440, height: 900 });
     await page.goto(baseUrl);  // a fresh load: no toasts left from the actions above
     await page.getByTestId('migration-row').first().waitFor();

@@ -6,6 +6,7 @@
 
 #include <thread>
 
+#include "testing/process.h"
 #include "testing/test_clickhouse.h"
 #include "testing/test_database.h"
 
@@ -120,6 +121,57 @@ TEST_F(ClickHouseSchemaTest, FileInterruptedHalfwayCompletesOnTheNextRun) {
   ASSERT_TRUE(second.ok()) << second.status().ToString();
   EXPECT_EQ(*second, 1);
   EXPECT_EQ(ch_.Scalar("EXISTS TABLE extra_b"), "1");
+}
+
+TEST(MigrateCommandTest, ThreeConcurrentMigratesOnEmptyDatabasesRecordEachVersionOnce) {
+  TestDatabase pg(/*apply_schema=*/false);
+  TestClickHouse ch;
+  ASSERT_TRUE(pg.ok());
+  ASSERT_TRUE(ch.ok());
+  // A database name that does not exist yet: migrate creates it.
+  const std::string db = ch.database() + "_new";
+  const std::map<std::string, std::string> env = {
+      {"DATABASE_URL", pg.url()}, {"CLICKHOUSE_URL", ch.url()}, {"CLICKHOUSE_DB", db}};
+  std::vector<std::unique_ptr<testing::ChildProcess>> runs;
+  for (int i = 0; i < 3; ++i) {
+    runs.push_back(std::make_unique<testing::ChildProcess>(
+        BGM_BINARY, std::vector<std::string>{"migrate"}, env));
+  }
+  int applied_lines = 0;
+  for (auto& r : runs) {
+    std::optional<int> code = r->Wait(std::chrono::seconds(60));
+    ASSERT_TRUE(code.has_value());
+    EXPECT_EQ(*code, 0) << r->Stderr();
+    const std::string err = r->Stderr();
+    for (size_t pos = 0; (pos = err.find("Applied clickhouse schema file", pos)) != std::string::npos; ++pos) {
+      applied_lines++;
+    }
+  }
+  EXPECT_EQ(applied_lines, static_cast<int>(ClickHouseSchemaFiles().size()));
+  PgConnection conn = pg.Connect();
+  EXPECT_EQ(conn.Exec("SELECT count(*) FROM bgmigrate_schema_versions")->GetInt(0, 0),
+            static_cast<int64_t>(PostgresSchemaFiles().size()));
+  EXPECT_EQ(ch.Scalar("SELECT count() FROM " + db + ".bgmigrate_schema_versions"),
+            std::to_string(ClickHouseSchemaFiles().size()));
+  EXPECT_EQ(ch.Scalar("SELECT count() FROM system.tables WHERE database = '" + db +
+                      "' AND name IN ('traces', 'observations', 'scores')"),
+            "3");
+  // A rerun applies nothing.
+  testing::ProcessResult again = testing::RunProcess(BGM_BINARY, {"migrate"}, env);
+  EXPECT_EQ(again.exit_code, 0);
+  EXPECT_EQ(again.err.find("Applied"), std::string::npos) << again.err;
+  // The skip switches.
+  testing::ProcessResult skipped = testing::RunProcess(
+      BGM_BINARY, {"migrate"},
+      {{"DATABASE_URL", pg.url()}, {"CLICKHOUSE_URL", "http://127.0.0.1:1"},
+       {"LANGFUSE_AUTO_CLICKHOUSE_MIGRATION_DISABLED", "true"}});
+  EXPECT_EQ(skipped.exit_code, 0) << skipped.err;
+  testing::ProcessResult unreachable = testing::RunProcess(
+      BGM_BINARY, {"migrate"}, {{"DATABASE_URL", pg.url()}, {"CLICKHOUSE_URL", "http://127.0.0.1:1"}});
+  EXPECT_EQ(unreachable.exit_code, 1);
+  EXPECT_NE(unreachable.err.find("connecting to ClickHouse"), std::string::npos) << unreachable.err;
+  std::unique_ptr<ClickHouseClient> client = ch.NewClient();
+  (void)client->Execute("DROP DATABASE IF EXISTS " + db);
 }
 
 }  // namespace

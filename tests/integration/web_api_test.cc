@@ -79,8 +79,9 @@ class WebServerTest : public ::testing::Test {
     ASSERT_TRUE(db_.ok());
     conn_.emplace(db_.Connect());
     for (const char* name : {kBuiltin, kFailed, kPending}) {
-      ASSERT_TRUE(conn_->Run("INSERT INTO background_migrations (name, script) VALUES ($1, $2)",
-                             {name, kBuiltin})
+      ASSERT_TRUE(conn_
+                      ->Run("INSERT INTO background_migrations (name, script) VALUES ($1, $2)",
+                            {name, kBuiltin})
                       .ok());
     }
     ASSERT_TRUE(conn_
@@ -159,8 +160,7 @@ TEST_F(WebServerTest, ListGetAndStatusAnswerFromTheDatabase) {
   EXPECT_EQ(body["migrations"][1]["name"], kPending);
   EXPECT_EQ(body["migrations"][1]["status"], "pending");
   EXPECT_EQ(body["migrations"][2]["name"], kBuiltin);
-  EXPECT_EQ(body["migrations"][2]["description"],
-            BuiltinRegistry().Find(kBuiltin)->description);
+  EXPECT_EQ(body["migrations"][2]["description"], BuiltinRegistry().Find(kBuiltin)->description);
   EXPECT_EQ(body["summary"]["status"], "FAILED");
 
   httplib::Result one = client_->Get(Path(kFailed).c_str());
@@ -290,8 +290,12 @@ TEST_F(WebServerTest, RefusalsAreJsonWithTheRightStatusAndChangeNothing) {
       {"GET", Path(kFailed, "retry"), "", Auth(), 405, "method not allowed"},
       {"DELETE", Path(kFailed), "", Auth(), 405, "method not allowed"},
       {"GET", "/api/background-migrations/..%2F..%2Fetc%2Fpasswd", "", {}, 404, "not found"},
-      {"GET", "/api/background-migrations/x%27%3B%20DROP%20TABLE%20background_migrations%3B--",
-       "", {}, 404, "not found"},
+      {"GET",
+       "/api/background-migrations/x%27%3B%20DROP%20TABLE%20background_migrations%3B--",
+       "",
+       {},
+       404,
+       "not found"},
       {"GET", Path("20990101_nope"), "", {}, 404, "not found"},
       {"GET", "/api/nothing-here", "", {}, 404, "not found"},
   };
@@ -319,8 +323,7 @@ TEST_F(WebServerTest, RefusalsAreJsonWithTheRightStatusAndChangeNothing) {
 TEST_F(WebServerTest, BodiesOverOneMebibyteAre413Json) {
   const std::string before = Snapshot();
   const std::string big = "{\"pad\": \"" + std::string(2 * kMaxBodyBytes, 'x') + "\"}";
-  httplib::Result r =
-      client_->Put(Path(kFailed, "args").c_str(), Auth(), big, "application/json");
+  httplib::Result r = client_->Put(Path(kFailed, "args").c_str(), Auth(), big, "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 413);
   EXPECT_EQ(json::parse(r->body, nullptr, false),

@@ -35,7 +35,7 @@ std::string WithDatabase(const std::string& conninfo, const std::string& dbname)
   return out + "dbname=" + dbname;
 }
 
-TestDatabase::TestDatabase() {
+TestDatabase::TestDatabase(bool apply_schema) {
   const char* admin = std::getenv("BGM_TEST_DATABASE_URL");
   if (admin == nullptr || *admin == '\0') {
     ADD_FAILURE() << "BGM_TEST_DATABASE_URL is not set: run the tests through scripts/test.sh, "
@@ -58,6 +58,10 @@ TestDatabase::TestDatabase() {
     return;
   }
   url_ = WithDatabase(admin_url_, name_);
+  if (!apply_schema) {
+    ok_ = true;
+    return;
+  }
   Result<PgConnection> db = PgConnection::Connect(url_);
   if (!db.ok()) {
     ADD_FAILURE() << db.status().ToString();

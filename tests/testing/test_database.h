@@ -11,7 +11,9 @@ namespace bgm::testing {
 
 class TestDatabase {
  public:
-  TestDatabase();  // fails the current test (ADD_FAILURE) when the server is not there
+  // Fails the current test (ADD_FAILURE) when the server is not there. `apply_schema`: run the
+  // Postgres fast migrations (false leaves the database empty).
+  explicit TestDatabase(bool apply_schema = true);
   ~TestDatabase();
   TestDatabase(const TestDatabase&) = delete;
   TestDatabase& operator=(const TestDatabase&) = delete;

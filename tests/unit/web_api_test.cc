@@ -2,8 +2,6 @@
 // clock (every endpoint, its refusals with their exact JSON, and that a refused request changes
 // nothing), the rate/ETA estimate, ISO timestamps, the store pool, admin-key checks and the
 // Prometheus text.
-#include "web/api.h"
-
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -12,6 +10,7 @@
 #include "core/summary.h"
 #include "testing/memory_control_store.h"
 #include "web/admin_auth.h"
+#include "web/api.h"
 #include "web/iso_time.h"
 #include "web/metrics.h"
 #include "web/progress_rate.h"
@@ -97,9 +96,7 @@ class PgLikeStore final : public ControlStore {
   Status SetTotalEstimate(const std::string& n, const std::string& w, int64_t rows) override {
     return inner_.SetTotalEstimate(n, w, rows);
   }
-  Status Finish(const std::string& n, const std::string& w) override {
-    return inner_.Finish(n, w);
-  }
+  Status Finish(const std::string& n, const std::string& w) override { return inner_.Finish(n, w); }
   Status Fail(const std::string& n, const std::string& w, const std::string& r) override {
     return inner_.Fail(n, w, r);
   }
@@ -177,8 +174,7 @@ class WebApiTest : public ::testing::Test {
       probe_.opened++;
       return std::unique_ptr<ControlStore>(new PgLikeStore(db_, probe_));
     });
-    api_ = std::make_unique<ApiHandler>(ApiOptions{key, enabled, &TestRegistry()}, *pool_,
-                                        clock_);
+    api_ = std::make_unique<ApiHandler>(ApiOptions{key, enabled, &TestRegistry()}, *pool_, clock_);
   }
 
   ApiResponse Call(const std::string& method, const std::string& target,
@@ -255,8 +251,8 @@ TEST_F(WebApiTest, ListShowsEveryRowWithRateEtaAndSummary) {
     statuses.push_back(m["status"]);
   }
   EXPECT_EQ(names, (std::vector<std::string>{kPending, kFailed, kFinished, kRunning, kOrphan}));
-  EXPECT_EQ(statuses, (std::vector<std::string>{"pending", "failed", "finished", "running",
-                                                "pending"}));
+  EXPECT_EQ(statuses,
+            (std::vector<std::string>{"pending", "failed", "finished", "running", "pending"}));
   const json& running = body["migrations"][3];
   // Batches at +1 s, +2 s, +3 s of 100 rows: 200 rows over 2 s after the first.
   EXPECT_EQ(running["rate_rows_per_second"], 100.0);
@@ -346,10 +342,10 @@ TEST_F(WebApiTest, NamesThatAreNotNamesNeverReachTheStore) {
 }
 
 TEST_F(WebApiTest, UnknownRoutesAre404) {
-  for (const char* target : {"/api", "/api/nope", "/api/background-migrations/../../etc/passwd",
-                             "/api/background-migrations/a/b/c", "/nope", "/ui/..%2Fapi.cc",
-                             "/ui/missing.js", "relative", "/api//background-migrations",
-                             "/api/background-migrations/%zz"}) {
+  for (const char* target :
+       {"/api", "/api/nope", "/api/background-migrations/../../etc/passwd",
+        "/api/background-migrations/a/b/c", "/nope", "/ui/..%2Fapi.cc", "/ui/missing.js",
+        "relative", "/api//background-migrations", "/api/background-migrations/%zz"}) {
     ExpectError(Call("GET", target, "", ""), 404, "not found", kNoRoute);
   }
   ExpectError(Call("POST", Path(kFailed, "explode")), 404, "not found", kNoRoute);
@@ -372,8 +368,8 @@ TEST_F(WebApiTest, WrongMethodsAre405WithAllow) {
                                          {"DELETE", "/", "GET"}}) {
     const std::string before = Snapshot();
     ApiResponse r = Call(c.method, c.target, "{}");
-    ExpectError(r, 405, "method not allowed", std::string("this endpoint answers ") + c.allow +
-                                                  " only");
+    ExpectError(r, 405, "method not allowed",
+                std::string("this endpoint answers ") + c.allow + " only");
     EXPECT_EQ(Header(r, "Allow"), c.allow) << c.target;
     EXPECT_EQ(Snapshot(), before);
   }
@@ -564,14 +560,14 @@ TEST_F(WebApiTest, SetArgsOfAnUnknownScriptIs409) {
 }
 
 TEST_F(WebApiTest, SetArgsOfAnUnknownMigrationIs404) {
-  ExpectError(Call("PUT", Path("20990101_nope", "args"), R"({"batchSize": 5})"), 404,
-              "not found", "no background migration named '20990101_nope'");
+  ExpectError(Call("PUT", Path("20990101_nope", "args"), R"({"batchSize": 5})"), 404, "not found",
+              "no background migration named '20990101_nope'");
 }
 
 TEST_F(WebApiTest, BodiesOverOneMebibyteAre413) {
   const std::string before = Snapshot();
-  const std::string big = "{\"batchSize\": 1, \"pad\": \"" + std::string(kMaxBodyBytes, 'x') +
-                          "\"}";
+  const std::string big =
+      "{\"batchSize\": 1, \"pad\": \"" + std::string(kMaxBodyBytes, 'x') + "\"}";
   ExpectError(Call("PUT", Path(kFailed, "args"), big), 413, "body too large",
               "request bodies are limited to 1 MiB");
   ExpectError(Call("POST", Path(kFailed, "retry"), std::string(kMaxBodyBytes + 1, ' ')), 413,
@@ -771,15 +767,15 @@ TEST(IsoTimeTest, RejectsWhatItCannotReadExactly) {
 Clock::TimePoint At(int64_t ms) { return Clock::TimePoint(milliseconds(ms)); }
 
 TEST(ProgressRateTest, UsesTheSpanFromTheOldestToTheNewestBatch) {
-  const std::vector<BatchSample> s = {{At(10'000), 500, 0}, {At(12'000), 100, 0},
-                                      {At(14'000), 300, 0}};
+  const std::vector<BatchSample> s = {
+      {At(10'000), 500, 0}, {At(12'000), 100, 0}, {At(14'000), 300, 0}};
   // 400 rows after the first, over 4 s.
   EXPECT_EQ(RowsPerSecond(s, At(15'000)), 100.0);
 }
 
 TEST(ProgressRateTest, IgnoresBatchesOlderThanTheWindow) {
-  const std::vector<BatchSample> s = {{At(0), 1'000'000, 0}, {At(70'000), 100, 0},
-                                      {At(71'000), 100, 0}, {At(72'000), 100, 0}};
+  const std::vector<BatchSample> s = {
+      {At(0), 1'000'000, 0}, {At(70'000), 100, 0}, {At(71'000), 100, 0}, {At(72'000), 100, 0}};
   EXPECT_EQ(RowsPerSecond(s, At(75'000)), 100.0);
   EXPECT_FALSE(RowsPerSecond(s, At(200'000)).has_value());
   EXPECT_EQ(RowsPerSecond(s, At(80'000), seconds(10)), 100.0);  // 71 s and 72 s only
@@ -846,52 +842,53 @@ TEST(MetricsTest, RendersAKnownStateExactly) {
   failed.worker_id = "gone";  // no live lease: no lease line
   const std::string text =
       RenderMetrics({{running, {120, 80, 100}}, {failed, {}}}, /*enabled=*/true);
-  EXPECT_EQ(text,
-            "# HELP bgmigrate_background_migrations_enabled 1 when workers may run background "
-            "migrations (LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS).\n"
-            "# TYPE bgmigrate_background_migrations_enabled gauge\n"
-            "bgmigrate_background_migrations_enabled 1\n"
-            "# HELP bgmigrate_migration_status 1 for the current status of each background "
-            "migration, 0 for the others.\n"
-            "# TYPE bgmigrate_migration_status gauge\n"
-            "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"pending\"} 0\n"
-            "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"running\"} 1\n"
-            "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"paused\"} 0\n"
-            "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"finished\"} 0\n"
-            "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"failed\"} 0\n"
-            "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"pending\"} 0\n"
-            "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"running\"} 0\n"
-            "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"paused\"} 0\n"
-            "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"finished\"} 0\n"
-            "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"failed\"} 1\n"
-            "# HELP bgmigrate_rows_processed Rows processed so far (reset by a retry from the "
-            "start).\n"
-            "# TYPE bgmigrate_rows_processed gauge\n"
-            "bgmigrate_rows_processed{name=\"20241024_1730_migrate_traces\"} 4200\n"
-            "bgmigrate_rows_processed{name=\"20241105_1200_backfill\"} 0\n"
-            "# HELP bgmigrate_rows_total_estimate Estimated rows in total, when the migration "
-            "has reported an estimate.\n"
-            "# TYPE bgmigrate_rows_total_estimate gauge\n"
-            "bgmigrate_rows_total_estimate{name=\"20241024_1730_migrate_traces\"} 10000\n"
-            "# HELP bgmigrate_last_progress_timestamp_seconds Unix time of the last committed "
-            "batch.\n"
-            "# TYPE bgmigrate_last_progress_timestamp_seconds gauge\n"
-            "bgmigrate_last_progress_timestamp_seconds{name=\"20241024_1730_migrate_traces\"} "
-            "1729791000.25\n"
-            "# HELP bgmigrate_lease_held 1 while the named worker holds a live lease on the "
-            "migration.\n"
-            "# TYPE bgmigrate_lease_held gauge\n"
-            "bgmigrate_lease_held{name=\"20241024_1730_migrate_traces\",worker=\"host-1-\\\"a\\\"\"}"
-            " 1\n"
-            "# HELP bgmigrate_batch_duration_milliseconds Duration of recent batches (the last "
-            "one, and the mean and max of the recent ones).\n"
-            "# TYPE bgmigrate_batch_duration_milliseconds gauge\n"
-            "bgmigrate_batch_duration_milliseconds{name=\"20241024_1730_migrate_traces\","
-            "stat=\"last\"} 120\n"
-            "bgmigrate_batch_duration_milliseconds{name=\"20241024_1730_migrate_traces\","
-            "stat=\"mean\"} 100\n"
-            "bgmigrate_batch_duration_milliseconds{name=\"20241024_1730_migrate_traces\","
-            "stat=\"max\"} 120\n");
+  EXPECT_EQ(
+      text,
+      "# HELP bgmigrate_background_migrations_enabled 1 when workers may run background "
+      "migrations (LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS).\n"
+      "# TYPE bgmigrate_background_migrations_enabled gauge\n"
+      "bgmigrate_background_migrations_enabled 1\n"
+      "# HELP bgmigrate_migration_status 1 for the current status of each background "
+      "migration, 0 for the others.\n"
+      "# TYPE bgmigrate_migration_status gauge\n"
+      "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"pending\"} 0\n"
+      "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"running\"} 1\n"
+      "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"paused\"} 0\n"
+      "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"finished\"} 0\n"
+      "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"failed\"} 0\n"
+      "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"pending\"} 0\n"
+      "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"running\"} 0\n"
+      "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"paused\"} 0\n"
+      "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"finished\"} 0\n"
+      "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"failed\"} 1\n"
+      "# HELP bgmigrate_rows_processed Rows processed so far (reset by a retry from the "
+      "start).\n"
+      "# TYPE bgmigrate_rows_processed gauge\n"
+      "bgmigrate_rows_processed{name=\"20241024_1730_migrate_traces\"} 4200\n"
+      "bgmigrate_rows_processed{name=\"20241105_1200_backfill\"} 0\n"
+      "# HELP bgmigrate_rows_total_estimate Estimated rows in total, when the migration "
+      "has reported an estimate.\n"
+      "# TYPE bgmigrate_rows_total_estimate gauge\n"
+      "bgmigrate_rows_total_estimate{name=\"20241024_1730_migrate_traces\"} 10000\n"
+      "# HELP bgmigrate_last_progress_timestamp_seconds Unix time of the last committed "
+      "batch.\n"
+      "# TYPE bgmigrate_last_progress_timestamp_seconds gauge\n"
+      "bgmigrate_last_progress_timestamp_seconds{name=\"20241024_1730_migrate_traces\"} "
+      "1729791000.25\n"
+      "# HELP bgmigrate_lease_held 1 while the named worker holds a live lease on the "
+      "migration.\n"
+      "# TYPE bgmigrate_lease_held gauge\n"
+      "bgmigrate_lease_held{name=\"20241024_1730_migrate_traces\",worker=\"host-1-\\\"a\\\"\"}"
+      " 1\n"
+      "# HELP bgmigrate_batch_duration_milliseconds Duration of recent batches (the last "
+      "one, and the mean and max of the recent ones).\n"
+      "# TYPE bgmigrate_batch_duration_milliseconds gauge\n"
+      "bgmigrate_batch_duration_milliseconds{name=\"20241024_1730_migrate_traces\","
+      "stat=\"last\"} 120\n"
+      "bgmigrate_batch_duration_milliseconds{name=\"20241024_1730_migrate_traces\","
+      "stat=\"mean\"} 100\n"
+      "bgmigrate_batch_duration_milliseconds{name=\"20241024_1730_migrate_traces\","
+      "stat=\"max\"} 120\n");
 }
 
 TEST(MetricsTest, DisabledAndEmpty) {

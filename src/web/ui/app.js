@@ -9,12 +9,15 @@
   const KEY_STORAGE = 'bgmigrate.adminKey';
   const API = '/api/background-migrations';
   const STATUSES = ['pending', 'running', 'paused', 'finished', 'failed'];
-  const COLUMNS = ['Migration', 'Status', 'Progress', 'Rate / ETA', 'Timing', 'Args & state',
-                   'Failed reason', 'Actions'];
+  const COLUMNS = ['Migration', 'Status', 'Progress', 'Timing', 'Args & state', 'Failed reason',
+                   'Actions'];
 
   const $ = (id) => document.getElementById(id);
   const numberFormat = new Intl.NumberFormat();
   const timeFormat = new Intl.DateTimeFormat(undefined, {
+    month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit',
+  });
+  const eventTimeFormat = new Intl.DateTimeFormat(undefined, {
     month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit',
   });
 
@@ -56,11 +59,11 @@
 
   function fmtNumber(n) { return n === null || n === undefined ? '—' : numberFormat.format(n); }
 
-  function fmtTime(iso) {
+  function fmtTime(iso, format) {
     if (!iso) return null;
     const d = new Date(iso);
     if (Number.isNaN(d.getTime())) return el('span', { text: iso });
-    return el('time', { datetime: iso, title: iso, text: timeFormat.format(d) });
+    return el('time', { datetime: iso, title: iso, text: (format || timeFormat).format(d) });
   }
 
   function fmtDuration(seconds) {
@@ -314,7 +317,7 @@
     const body = el('tbody');
     for (const e of events) {
       body.append(el('tr', { 'data-testid': 'event-row' },
-        el('td', {}, fmtTime(e.at) || dash()),
+        el('td', {}, fmtTime(e.at, eventTimeFormat) || dash()),
         el('td', {}, el('span', { class: `event-kind kind-${e.kind}`, text: e.kind })),
         el('td', { class: 'mono small' }, e.worker_id || dash()),
         el('td', { class: 'mono small event-detail' }, eventDetail(e.detail))));
@@ -410,8 +413,8 @@
 
   function updateRow(entry, m) {
     entry.data = m;
-    const [nameCell, statusCell, progressCell, rateCell, timingCell, argsCell, reasonCell,
-           actionsCell] = entry.cells;
+    const [nameCell, statusCell, progressCell, timingCell, argsCell, reasonCell, actionsCell] =
+      entry.cells;
     entry.tr.dataset.status = m.status;
     const isBusy = busy.has(m.name);
 
@@ -446,7 +449,8 @@
 
     const pct = progressOf(m);
     fill(progressCell, [pct === null ? null : pct.toFixed(1), m.rows_processed,
-                        m.rows_total_estimate, m.status], () => {
+                        m.rows_total_estimate, m.status, m.rate_rows_per_second,
+                        m.eta_seconds], () => {
       const rowsText = m.rows_total_estimate
         ? `${fmtNumber(m.rows_processed)} / ${fmtNumber(m.rows_total_estimate)} rows`
         : `${fmtNumber(m.rows_processed)} rows`;
@@ -455,19 +459,22 @@
                                    class: `bar bar-${m.status}` });
       if (pct !== null) bar.value = pct;
       else if (m.status !== 'running') bar.value = 0;  // indeterminate only while it runs
+      const speed = el('span', { class: 'speed small' });
+      if (m.rate_rows_per_second !== null) {
+        speed.append(el('span', { 'data-testid': 'rate',
+                                  text: `${fmtNumber(Math.round(m.rate_rows_per_second))} rows/s` }));
+        if (m.eta_seconds !== null) {
+          speed.append(' · ', el('span', { 'data-testid': 'eta',
+                                           text: `ETA ${fmtDuration(m.eta_seconds)}` }));
+        }
+      }
       return el('div', { class: 'progress' },
         el('div', { class: 'progress-line' }, bar,
-           el('span', { class: 'pct', 'data-testid': 'progress-pct', text: label })),
-        el('span', { class: 'muted small', 'data-testid': 'progress-rows', text: rowsText }));
+           el('span', { class: `pct${pct === null ? ' muted' : ''}`, 'data-testid': 'progress-pct',
+                        text: label })),
+        el('span', { class: 'muted small block', 'data-testid': 'progress-rows', text: rowsText }),
+        speed.childNodes.length ? speed : null);
     });
-
-    fill(rateCell, [m.rate_rows_per_second, m.eta_seconds], () => [
-      el('span', { class: 'block', 'data-testid': 'rate' },
-         m.rate_rows_per_second === null ? dash()
-           : `${fmtNumber(Math.round(m.rate_rows_per_second))} rows/s`),
-      el('span', { class: 'muted small block', 'data-testid': 'eta' },
-         m.eta_seconds === null ? '' : `ETA ${fmtDuration(m.eta_seconds)}`),
-    ]);
 
     const duration = durationOf(m);
     fill(timingCell, [m.started_at, m.finished_at, m.failed_at, fmtDuration(duration)], () => {
