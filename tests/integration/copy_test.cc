@@ -348,7 +348,13 @@ TEST_F(CopyTest, SixtyFourMegabyteInputsAndOutputsStayUnderThreeHundredMegabytes
   const long rss_mib = worker.max_rss_kib() / 1024;
   std::printf("[ measure  ] peak RSS of the worker copying 2 x (64 MiB + 64 MiB) rows: %ld MiB\n",
               rss_mib);
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan's shadow memory and its 256 MiB quarantine of freed blocks inflate RSS; the 300 MiB
+  // goal is asserted in the normal build.
+  EXPECT_LT(rss_mib, 700);
+#else
   EXPECT_LT(rss_mib, 300);
+#endif
   EXPECT_EQ(ChCount("traces", true), 102);
   // Byte-exact: lengths and hashes agree with Postgres.
   EXPECT_EQ(ch_.Scalar("SELECT length(input) FROM traces WHERE id = 'big-1'"),
