@@ -51,7 +51,8 @@ echo "== baseline: psql COPY | clickhouse-client INSERT FORMAT TabSeparated"
 start=$(date +%s.%N)
 /usr/bin/time -f "%M" -o /tmp/bench_psql_rss psql "$DATABASE_URL" -qc "$query" |
   /usr/bin/time -f "%M" -o /tmp/bench_ch_rss clickhouse-client --port "$BGMIGRATE_CH_TCP_PORT" \
-    --database bench --query "INSERT INTO traces_pipe FORMAT TabSeparated"
+    --database bench --max_memory_usage 20000000000 \
+    --query "INSERT INTO traces_pipe FORMAT TabSeparated"
 pipe_s=$(echo "$(date +%s.%N) - $start" | bc)
 pipe_rows=$(curl -sf "$CLICKHOUSE_URL" --data-binary "SELECT count() FROM bench.traces_pipe")
 pipe_rss=$(( ($(cat /tmp/bench_psql_rss) + $(cat /tmp/bench_ch_rss)) / 1024 ))
