@@ -19,10 +19,10 @@
 #include "core/pg_control_store.h"
 #include "core/registry.h"
 #include "core/summary.h"
-#include "schema/clickhouse_schema.h"
-#include "schema/schema_runner.h"
 #include "migrations/langfuse_copies.h"
 #include "migrations/verify.h"
+#include "schema/clickhouse_schema.h"
+#include "schema/schema_runner.h"
 #include "seed/seeder.h"
 #include "web/server.h"
 
@@ -84,6 +84,20 @@ Result<std::unique_ptr<PgControlStore>> OpenStore(const Config& config) {
   return PgControlStore::Open(config.database_url, config.lease);
 }
 
+// A client for CLICKHOUSE_URL bound to `database` ("" for none).
+Result<std::unique_ptr<HttpClickHouseClient>> OpenClickHouse(const Config& config,
+                                                             const std::string& database) {
+  if (config.clickhouse_url.empty()) {
+    return InvalidArgument(
+        "CLICKHOUSE_URL is not set; e.g. export CLICKHOUSE_URL=http://127.0.0.1:8123 "
+        "(scripts/services.sh env prints it for the local services)");
+  }
+  return HttpClickHouseClient::Create({.url = config.clickhouse_url,
+                                       .user = config.clickhouse_user,
+                                       .password = config.clickhouse_password,
+                                       .database = database});
+}
+
 // Applies the Postgres fast migrations (the control tables are needed by every command) and,
 // when ClickHouse is configured and `with_clickhouse`, the ClickHouse ones.
 Status ApplySchema(const Config& config, bool with_clickhouse = true) {
@@ -96,20 +110,18 @@ Status ApplySchema(const Config& config, bool with_clickhouse = true) {
   if (!with_clickhouse || !config.auto_clickhouse_migration || config.clickhouse_url.empty()) {
     return Status::Ok();
   }
-  ClickHouseHttpConfig ch{.url = config.clickhouse_url, .user = config.clickhouse_user,
-                          .password = config.clickhouse_password, .database = ""};
-  Result<std::unique_ptr<HttpClickHouseClient>> admin = HttpClickHouseClient::Create(ch);
+  Result<std::unique_ptr<HttpClickHouseClient>> admin = OpenClickHouse(config, "");
   if (!admin.ok()) return admin.status();
   const ClickHouseCluster cluster{config.clickhouse_cluster_enabled,
                                   config.clickhouse_cluster_name};
   Result<ClickHouseDialect> dialect = DetectDialect(**admin, cluster);
   if (!dialect.ok()) return dialect.status().WithContext("connecting to ClickHouse");
   BGM_RETURN_IF_ERROR(EnsureClickHouseDatabase(**admin, *dialect, config.clickhouse_db));
-  ch.database = config.clickhouse_db;
-  Result<std::unique_ptr<HttpClickHouseClient>> client = HttpClickHouseClient::Create(ch);
+  Result<std::unique_ptr<HttpClickHouseClient>> client =
+      OpenClickHouse(config, config.clickhouse_db);
   if (!client.ok()) return client.status();
-  Result<int> applied =
-      ApplyClickHouseSchema(*conn, **client, *dialect, config.clickhouse_db, ClickHouseSchemaFiles());
+  Result<int> applied = ApplyClickHouseSchema(*conn, **client, *dialect, config.clickhouse_db,
+                                              ClickHouseSchemaFiles());
   return applied.ok() ? Status::Ok() : applied.status();
 }
 
@@ -146,8 +158,9 @@ int CmdServe(const Config& config, bool run_worker, bool run_web, bool exit_when
   }
   Status web_status;
   if (run_web) {
-    WebOptions web{config.bind, config.port, config.admin_api_key,
-                   config.background_migrations_enabled, StoreFactory(config), &BuiltinRegistry()};
+    WebOptions web{config.bind,          config.port,
+                   config.admin_api_key, config.background_migrations_enabled,
+                   StoreFactory(config), &BuiltinRegistry()};
     web_status = RunWebServer(web, all.get_token());
     all.request_stop();  // the web server ended (stop, or it could not bind): stop the worker too
   }
@@ -214,7 +227,8 @@ int CmdStatus(const Config& config, bool json) {
     std::cout << summary.dump(2) << "\n";
   } else {
     std::cout << summary["status"].get<std::string>() << "\n";
-    for (const auto& [k, v] : summary["counts"].items()) std::cout << "  " << k << ": " << v << "\n";
+    for (const auto& [k, v] : summary["counts"].items())
+      std::cout << "  " << k << ": " << v << "\n";
   }
   return kExitOk;
 }
@@ -270,17 +284,6 @@ int CmdPause(const Config& config, const std::string& name, bool pause) {
   return kExitOk;
 }
 
-Result<std::unique_ptr<HttpClickHouseClient>> OpenClickHouse(const Config& config) {
-  if (config.clickhouse_url.empty()) {
-    return InvalidArgument("CLICKHOUSE_URL is not set; e.g. export CLICKHOUSE_URL=http://127.0.0.1:8123 "
-                           "(scripts/services.sh env prints it for the local services)");
-  }
-  return HttpClickHouseClient::Create({.url = config.clickhouse_url,
-                                       .user = config.clickhouse_user,
-                                       .password = config.clickhouse_password,
-                                       .database = config.clickhouse_db});
-}
-
 int CmdVerify(const Config& config, const std::string& name, bool json) {
   const TableMapping* mapping = CopyMappingByName(name);
   if (mapping == nullptr) {
@@ -290,7 +293,7 @@ int CmdVerify(const Config& config, const std::string& name, bool json) {
   }
   Result<PgConnection> pg = PgConnection::Connect(config.database_url);
   if (!pg.ok()) return Fail(pg.status());
-  Result<std::unique_ptr<HttpClickHouseClient>> ch = OpenClickHouse(config);
+  Result<std::unique_ptr<HttpClickHouseClient>> ch = OpenClickHouse(config, config.clickhouse_db);
   if (!ch.ok()) return Fail(ch.status());
   Result<VerifyReport> report = VerifyCopy(*mapping, *pg, **ch);
   if (!report.ok()) return Fail(report.status());
@@ -318,20 +321,19 @@ int CmdSeed(const Config& config, SeedOptions opts) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const int64_t rows = opts.traces + opts.observations + opts.scores;
-  std::printf("Seeded %lld traces, %lld observations, %lld scores (--random-seed %llu) in %.2f s "
-              "(%.0f rows/s)\n",
-              static_cast<long long>(opts.traces), static_cast<long long>(opts.observations),
-              static_cast<long long>(opts.scores),
-              static_cast<unsigned long long>(opts.random_seed), seconds,
-              seconds > 0 ? static_cast<double>(rows) / seconds : 0.0);
+  std::printf(
+      "Seeded %lld traces, %lld observations, %lld scores (--random-seed %llu) in %.2f s "
+      "(%.0f rows/s)\n",
+      static_cast<long long>(opts.traces), static_cast<long long>(opts.observations),
+      static_cast<long long>(opts.scores), static_cast<unsigned long long>(opts.random_seed),
+      seconds, seconds > 0 ? static_cast<double>(rows) / seconds : 0.0);
   return kExitOk;
 }
 
 }  // namespace
 
 int RunCli(int argc, char** argv) {
-  CLI::App app("bgmigrate: zero-downtime data migrations for Postgres + ClickHouse",
-               "bgmigrate");
+  CLI::App app("bgmigrate: zero-downtime data migrations for Postgres + ClickHouse", "bgmigrate");
   app.require_subcommand(1);
   app.footer(ConfigHelp());
 
@@ -344,9 +346,10 @@ int RunCli(int argc, char** argv) {
   worker->add_flag("--exit-when-idle", exit_when_idle,
                    "Exit once no migration is pending or running (exit 1 if any failed)");
   CLI::App* web = app.add_subcommand(
-      "web", "Apply fast migrations, register background ones, serve the UI, JSON API and /metrics");
-  CLI::App* up = app.add_subcommand(
-      "up", "web and worker in one process: the single-machine default");
+      "web",
+      "Apply fast migrations, register background ones, serve the UI, JSON API and /metrics");
+  CLI::App* up =
+      app.add_subcommand("up", "web and worker in one process: the single-machine default");
   CLI::App* migrate =
       app.add_subcommand("migrate", "Apply fast migrations, register background ones, exit");
   CLI::App* list = app.add_subcommand("list", "List background migrations");
@@ -360,23 +363,26 @@ int RunCli(int argc, char** argv) {
   set_args->add_option("name", name, "Migration name")->required();
   set_args->add_option("json", args_text, "Args as a JSON object, e.g. '{\"batchSize\": 2500}'")
       ->required();
-  CLI::App* pause = app.add_subcommand("pause", "Pause a migration (a running one stops after "
-                                                "its current batch)");
+  CLI::App* pause = app.add_subcommand("pause",
+                                       "Pause a migration (a running one stops after "
+                                       "its current batch)");
   pause->add_option("name", name, "Migration name")->required();
   CLI::App* resume = app.add_subcommand("resume", "Resume a paused migration");
   resume->add_option("name", name, "Migration name")->required();
   SeedOptions seed_opts;
   CLI::App* verify = app.add_subcommand(
-      "verify", "Compare a copy's source and target: counts and id hashes per month (exit 1 if "
-                "they differ)");
+      "verify",
+      "Compare a copy's source and target: counts and id hashes per month (exit 1 if "
+      "they differ)");
   verify->add_option("name", name, "Copy migration name")->required();
   verify->add_flag("--json", json, "JSON output");
   CLI::App* seed = app.add_subcommand(
-      "seed", "Write realistic Langfuse-shaped demo data (traces, observations, scores) to "
-              "Postgres");
+      "seed",
+      "Write realistic Langfuse-shaped demo data (traces, observations, scores) to "
+      "Postgres");
   seed->add_option("--traces", seed_opts.traces, "Traces to write")->capture_default_str();
   CLI::Option* observations_opt = seed->add_option("--observations", seed_opts.observations,
-                                                    "Observations to write (default: 3 x traces)");
+                                                   "Observations to write (default: 3 x traces)");
   CLI::Option* scores_opt =
       seed->add_option("--scores", seed_opts.scores, "Scores to write (default: 1 x traces)");
   seed->add_option("--blob-bytes", seed_opts.blob_bytes,
@@ -433,8 +439,8 @@ int RunCli(int argc, char** argv) {
     if (observations_opt->count() == 0) seed_opts.observations = 3 * traces;
     if (scores_opt->count() == 0) seed_opts.scores = traces;
     if (random_seed < 0) {
-      return Fail(InvalidArgument("--random-seed must be 0 or more, got " +
-                                  std::to_string(random_seed)));
+      return Fail(
+          InvalidArgument("--random-seed must be 0 or more, got " + std::to_string(random_seed)));
     }
     seed_opts.random_seed = static_cast<uint64_t>(random_seed);
     return CmdSeed(*config, seed_opts);

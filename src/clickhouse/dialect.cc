@@ -30,10 +30,12 @@ Result<std::string> ClickHouseDialect::Expand(std::string_view name,
   if (name == "CODEC_ZSTD") return std::string(m ? "CODEC(ZSTD(3))" : "");
   // Before Map (21.1), a Nested column stands in: NAME.key and NAME.value, two parallel arrays.
   if (name == "MAP_STRING_STRING") {
-    return std::string(m ? "Map(LowCardinality(String), String)" : "Nested(key String, value String)");
+    return std::string(m ? "Map(LowCardinality(String), String)"
+                         : "Nested(key String, value String)");
   }
   if (name == "MAP_STRING_UINT64") {
-    return std::string(m ? "Map(LowCardinality(String), UInt64)" : "Nested(key String, value UInt64)");
+    return std::string(m ? "Map(LowCardinality(String), UInt64)"
+                         : "Nested(key String, value UInt64)");
   }
   if (name == "MAP_STRING_DECIMAL") {
     return std::string(m ? "Map(LowCardinality(String), Decimal64(12))"

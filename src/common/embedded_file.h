@@ -8,7 +8,7 @@
 namespace bgm {
 
 struct EmbeddedFile {
-  std::string_view name;      // file name without folders, e.g. "0001_background_migrations.sql"
+  std::string_view name;  // file name without folders, e.g. "0001_background_migrations.sql"
   std::string_view contents;
 };
 

@@ -77,11 +77,10 @@ Result<Config> LoadConfig(const std::function<const char*(const char*)>& getenv)
   c.clickhouse_user = get("CLICKHOUSE_USER") ? get("CLICKHOUSE_USER") : "default";
   if (const char* v = get("CLICKHOUSE_PASSWORD")) c.clickhouse_password = v;
   c.clickhouse_db = get("CLICKHOUSE_DB") ? get("CLICKHOUSE_DB") : "default";
-  for (auto [name, field] : {std::pair{"CLICKHOUSE_CLUSTER_ENABLED", &c.clickhouse_cluster_enabled},
-                             std::pair{"LANGFUSE_AUTO_POSTGRES_MIGRATION_DISABLED",
-                                       &c.auto_postgres_migration},
-                             std::pair{"LANGFUSE_AUTO_CLICKHOUSE_MIGRATION_DISABLED",
-                                       &c.auto_clickhouse_migration}}) {
+  for (auto [name, field] :
+       {std::pair{"CLICKHOUSE_CLUSTER_ENABLED", &c.clickhouse_cluster_enabled},
+        std::pair{"LANGFUSE_AUTO_POSTGRES_MIGRATION_DISABLED", &c.auto_postgres_migration},
+        std::pair{"LANGFUSE_AUTO_CLICKHOUSE_MIGRATION_DISABLED", &c.auto_clickhouse_migration}}) {
     if (const char* v = get(name)) {
       Result<bool> b = ParseBool(name, v);
       if (!b.ok()) return b.status();

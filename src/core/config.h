@@ -15,23 +15,23 @@
 namespace bgm {
 
 struct Config {
-  std::string database_url;           // DATABASE_URL
-  std::string clickhouse_url;         // CLICKHOUSE_URL
-  std::string clickhouse_user;        // CLICKHOUSE_USER
-  std::string clickhouse_password;    // CLICKHOUSE_PASSWORD
-  std::string clickhouse_db;          // CLICKHOUSE_DB
-  bool clickhouse_cluster_enabled = false;       // CLICKHOUSE_CLUSTER_ENABLED
+  std::string database_url;                         // DATABASE_URL
+  std::string clickhouse_url;                       // CLICKHOUSE_URL
+  std::string clickhouse_user;                      // CLICKHOUSE_USER
+  std::string clickhouse_password;                  // CLICKHOUSE_PASSWORD
+  std::string clickhouse_db;                        // CLICKHOUSE_DB
+  bool clickhouse_cluster_enabled = false;          // CLICKHOUSE_CLUSTER_ENABLED
   std::string clickhouse_cluster_name = "default";  // CLICKHOUSE_CLUSTER_NAME
-  bool auto_postgres_migration = true;    // !LANGFUSE_AUTO_POSTGRES_MIGRATION_DISABLED
-  bool auto_clickhouse_migration = true;  // !LANGFUSE_AUTO_CLICKHOUSE_MIGRATION_DISABLED
-  bool background_migrations_enabled = true;  // LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS
-  std::string admin_api_key;          // ADMIN_API_KEY
-  std::string bind = "127.0.0.1";     // BGMIGRATE_BIND
-  int port = 3030;                    // BGMIGRATE_PORT
-  std::chrono::milliseconds lease{std::chrono::seconds(60)};         // BGMIGRATE_LEASE_SECONDS
-  std::chrono::milliseconds poll{std::chrono::seconds(5)};           // BGMIGRATE_POLL_SECONDS
-  LogFormat log_format = LogFormat::kText;                           // BGMIGRATE_LOG_FORMAT
-  std::string worker_id;              // BGMIGRATE_WORKER_ID (default host-pid-random)
+  bool auto_postgres_migration = true;              // !LANGFUSE_AUTO_POSTGRES_MIGRATION_DISABLED
+  bool auto_clickhouse_migration = true;            // !LANGFUSE_AUTO_CLICKHOUSE_MIGRATION_DISABLED
+  bool background_migrations_enabled = true;        // LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS
+  std::string admin_api_key;                        // ADMIN_API_KEY
+  std::string bind = "127.0.0.1";                   // BGMIGRATE_BIND
+  int port = 3030;                                  // BGMIGRATE_PORT
+  std::chrono::milliseconds lease{std::chrono::seconds(60)};  // BGMIGRATE_LEASE_SECONDS
+  std::chrono::milliseconds poll{std::chrono::seconds(5)};    // BGMIGRATE_POLL_SECONDS
+  LogFormat log_format = LogFormat::kText;                    // BGMIGRATE_LOG_FORMAT
+  std::string worker_id;  // BGMIGRATE_WORKER_ID (default host-pid-random)
 };
 
 // One documented setting, for --help and the README table.

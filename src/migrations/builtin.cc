@@ -8,13 +8,18 @@ namespace bgm {
 
 const Registry& BuiltinRegistry() {
   static const Registry kRegistry({
-      {kCopyTraces, "Copies traces from Postgres to ClickHouse", {},
+      {kCopyTraces,
+       "Copies traces from Postgres to ClickHouse",
+       {},
        [] { return NewTableCopy(TracesMapping()); }},
       // Observations carry the calculated costs, so they are priced first.
-      {kCopyObservations, "Copies observations from Postgres to ClickHouse",
+      {kCopyObservations,
+       "Copies observations from Postgres to ClickHouse",
        {kBackfillObservationCosts},
        [] { return NewTableCopy(ObservationsMapping()); }},
-      {kCopyScores, "Copies scores from Postgres to ClickHouse", {},
+      {kCopyScores,
+       "Copies scores from Postgres to ClickHouse",
+       {},
        [] { return NewTableCopy(ScoresMapping()); }},
       {kBackfillObservationCosts,
        "Prices every observation from the models table (calculated costs, internal model id)",

@@ -9,8 +9,7 @@ namespace bgm {
 namespace {
 
 // Timestamps travel as Postgres's own text ("2024-05-02 12:00:00.123", DateStyle ISO), the
-// cheapest form for the server to produce, and are parsed here.
-std::string Millis(const std::string& column) { return column; }
+// cheapest form for the server to produce, and are parsed here (WriteMillisColumn).
 std::string Cost(const std::string& column) { return "round(" + column + ", 12)::text"; }
 
 int64_t Int(const SourceRow& row, int col) {
@@ -22,7 +21,7 @@ int64_t Int(const SourceRow& row, int col) {
 
 Status WriteMillisColumn(RowBinaryWriter& w, const ClickHouseDialect& d, const SourceRow& row,
                          int col) {
-  Result<int64_t> millis = TimestampMillis(row.Get(col));
+  Result<int64_t> millis = ParsePostgresTimestampMillis(row.Get(col));
   if (!millis.ok()) return millis.status();
   WriteTimestamp(w, d, *millis);
   return Status::Ok();
@@ -47,26 +46,11 @@ void WriteNullableString(RowBinaryWriter& w, const SourceRow& row, int col) {
   }
 }
 
-// A Map(String, String) or, on servers without Map, the Nested(key, value) stand-in.
-void WriteStringMap(RowBinaryWriter& w, const ClickHouseDialect& d,
-                    const std::vector<std::pair<std::string, std::string>>& pairs) {
-  if (d.modern()) {
-    w.WriteVarUInt(pairs.size());
-    for (const auto& [k, v] : pairs) {
-      w.WriteString(k);
-      w.WriteString(v);
-    }
-    return;
-  }
-  w.WriteVarUInt(pairs.size());
-  for (const auto& kv : pairs) w.WriteString(kv.first);
-  w.WriteVarUInt(pairs.size());
-  for (const auto& kv : pairs) w.WriteString(kv.second);
-}
-
-template <typename V, typename WriteValue>
+// A Map(String, V) or, on servers without Map, the Nested(key, value) stand-in: a count and
+// key/value pairs, or all keys then all values.
+template <typename K, typename V, typename WriteValue>
 void WriteMap(RowBinaryWriter& w, const ClickHouseDialect& d,
-              const std::vector<std::pair<const char*, V>>& pairs, WriteValue write_value) {
+              const std::vector<std::pair<K, V>>& pairs, WriteValue write_value) {
   w.WriteVarUInt(pairs.size());
   if (d.modern()) {
     for (const auto& [k, v] : pairs) {
@@ -89,7 +73,7 @@ Status WriteMetadata(RowBinaryWriter& w, const ClickHouseDialect& d, const Sourc
   std::vector<std::pair<std::string, std::string>> pairs;
   BGM_RETURN_IF_ERROR(FlattenMetadata(
       row.IsNull(col) ? std::nullopt : std::optional<std::string_view>(row.Get(col)), &pairs));
-  WriteStringMap(w, d, pairs);
+  WriteMap(w, d, pairs, [&w](const std::string& v) { w.WriteString(v); });
   return Status::Ok();
 }
 
@@ -105,6 +89,17 @@ Status WriteCostMap(RowBinaryWriter& w, const ClickHouseDialect& d, const Source
     pairs.emplace_back(kKeys[i], *v);
   }
   WriteMap(w, d, pairs, [&w](int64_t v) { w.WriteInt64(v); });
+  return Status::Ok();
+}
+
+// The columns every table ends with: created_at, updated_at, event_ts (the row's own time, so a
+// replayed row is identical) and is_deleted.
+Status WriteRowTail(RowBinaryWriter& w, const ClickHouseDialect& d, const SourceRow& row,
+                    int created_col, int updated_col, int event_col) {
+  BGM_RETURN_IF_ERROR(WriteMillisColumn(w, d, row, created_col));
+  BGM_RETURN_IF_ERROR(WriteMillisColumn(w, d, row, updated_col));
+  BGM_RETURN_IF_ERROR(WriteMillisColumn(w, d, row, event_col));
+  w.WriteUInt8(0);
   return Status::Ok();
 }
 
@@ -135,10 +130,10 @@ TableMapping TracesMapping() {
   m.target_table = "traces";
   m.from_clause = "traces s";
   m.cursor_columns = {"created_at", "timestamp"};
-  m.select_list = {"s.id",        Millis("s.\"timestamp\""), "s.name",       "s.user_id",
-                   "s.metadata::text", "s.release",          "s.version",    "s.project_id",
-                   "s.public",    "s.bookmarked",           "s.tags",       "s.session_id",
-                   Millis("s.created_at"), Millis("s.updated_at")};
+  m.select_list = {
+      "s.id",      "s.\"timestamp\"", "s.name",       "s.user_id",   "s.metadata::text",
+      "s.release", "s.version",       "s.project_id", "s.public",    "s.bookmarked",
+      "s.tags",    "s.session_id",    "s.created_at", "s.updated_at"};
   m.blob_columns = {"input", "output"};
   m.insert_columns = [](const ClickHouseDialect& d) {
     return "id, timestamp, name, user_id, " + MapColumns(d, "metadata") +
@@ -164,11 +159,7 @@ TableMapping TracesMapping() {
     BGM_RETURN_IF_ERROR(sink.WriteBlob(0));
     BGM_RETURN_IF_ERROR(sink.WriteBlob(1));
     WriteNullableString(w, row, 11);
-    BGM_RETURN_IF_ERROR(WriteMillisColumn(w, d, row, 12));
-    BGM_RETURN_IF_ERROR(WriteMillisColumn(w, d, row, 13));
-    BGM_RETURN_IF_ERROR(WriteMillisColumn(w, d, row, 1));  // event_ts: the row's own timestamp
-    w.WriteUInt8(0);
-    return Status::Ok();
+    return WriteRowTail(w, d, row, 12, 13, 1);
   };
   return m;
 }
@@ -179,36 +170,36 @@ TableMapping ObservationsMapping() {
   m.target_table = "observations";
   m.from_clause = "observations s LEFT JOIN prompts p ON p.id = s.prompt_id";
   m.cursor_columns = {"created_at", "start_time"};
-  m.select_list = {"s.id",                                  // 0
-                   "s.trace_id",                            // 1
-                   "s.project_id",                          // 2
-                   "s.type",                                // 3
-                   "s.parent_observation_id",               // 4
-                   Millis("s.start_time"),                  // 5
-                   Millis("s.end_time"),                    // 6
-                   "s.name",                                // 7
-                   "s.metadata::text",                      // 8
-                   "s.level",                               // 9
-                   "s.status_message",                      // 10
-                   "s.version",                             // 11
-                   "s.model",                               // 12
-                   "s.internal_model_id",                   // 13
-                   "s.model_parameters::text",              // 14
-                   "s.prompt_tokens",                       // 15
-                   "s.completion_tokens",                   // 16
-                   "s.total_tokens",                        // 17
-                   Cost("s.input_cost"),                    // 18
-                   Cost("s.output_cost"),                   // 19
-                   Cost("s.total_cost"),                    // 20
-                   Cost("s.calculated_input_cost"),         // 21
-                   Cost("s.calculated_output_cost"),        // 22
-                   Cost("s.calculated_total_cost"),         // 23
-                   Millis("s.completion_start_time"),       // 24
-                   "s.prompt_id",                           // 25
-                   "p.name",                                // 26
-                   "p.version",                             // 27
-                   Millis("s.created_at"),                  // 28
-                   Millis("s.updated_at")};                 // 29
+  m.select_list = {"s.id",                            // 0
+                   "s.trace_id",                      // 1
+                   "s.project_id",                    // 2
+                   "s.type",                          // 3
+                   "s.parent_observation_id",         // 4
+                   "s.start_time",                    // 5
+                   "s.end_time",                      // 6
+                   "s.name",                          // 7
+                   "s.metadata::text",                // 8
+                   "s.level",                         // 9
+                   "s.status_message",                // 10
+                   "s.version",                       // 11
+                   "s.model",                         // 12
+                   "s.internal_model_id",             // 13
+                   "s.model_parameters::text",        // 14
+                   "s.prompt_tokens",                 // 15
+                   "s.completion_tokens",             // 16
+                   "s.total_tokens",                  // 17
+                   Cost("s.input_cost"),              // 18
+                   Cost("s.output_cost"),             // 19
+                   Cost("s.total_cost"),              // 20
+                   Cost("s.calculated_input_cost"),   // 21
+                   Cost("s.calculated_output_cost"),  // 22
+                   Cost("s.calculated_total_cost"),   // 23
+                   "s.completion_start_time",         // 24
+                   "s.prompt_id",                     // 25
+                   "p.name",                          // 26
+                   "p.version",                       // 27
+                   "s.created_at",                    // 28
+                   "s.updated_at"};                   // 29
   m.blob_columns = {"input", "output"};
   m.insert_columns = [](const ClickHouseDialect& d) {
     return "id, trace_id, project_id, type, parent_observation_id, start_time, end_time, name, " +
@@ -246,8 +237,8 @@ TableMapping ObservationsMapping() {
       if (!row.IsNull(15 + i) && v >= 0) usage.emplace_back(kUsage[i], static_cast<uint64_t>(v));
     }
     auto write_u64 = [&w](uint64_t v) { w.WriteUInt64(v); };
-    WriteMap(w, d, usage, write_u64);  // provided_usage_details
-    WriteMap(w, d, usage, write_u64);  // usage_details
+    WriteMap(w, d, usage, write_u64);                  // provided_usage_details
+    WriteMap(w, d, usage, write_u64);                  // usage_details
     BGM_RETURN_IF_ERROR(WriteCostMap(w, d, row, 18));  // provided_cost_details
     BGM_RETURN_IF_ERROR(WriteCostMap(w, d, row, 21));  // cost_details
     if (row.IsNull(23)) {
@@ -265,11 +256,7 @@ TableMapping ObservationsMapping() {
       w.WriteNotNull();
       w.WriteUInt16(static_cast<uint16_t>(std::clamp<int64_t>(Int(row, 27), 0, 65535)));
     }
-    BGM_RETURN_IF_ERROR(WriteMillisColumn(w, d, row, 28));
-    BGM_RETURN_IF_ERROR(WriteMillisColumn(w, d, row, 29));
-    BGM_RETURN_IF_ERROR(WriteMillisColumn(w, d, row, 5));  // event_ts: start_time
-    w.WriteUInt8(0);
-    return Status::Ok();
+    return WriteRowTail(w, d, row, 28, 29, 5);
   };
   return m;
 }
@@ -280,11 +267,11 @@ TableMapping ScoresMapping() {
   m.target_table = "scores";
   m.from_clause = "scores s";
   m.cursor_columns = {"created_at", "timestamp"};
-  m.select_list = {"s.id",         Millis("s.\"timestamp\""), "s.project_id",   "s.trace_id",
-                   "s.observation_id", "s.name",             "s.value",        "s.source",
-                   "s.comment",    "s.author_user_id",       "s.config_id",    "s.data_type",
-                   "s.string_value", "s.queue_id",           Millis("s.created_at"),
-                   Millis("s.updated_at")};
+  m.select_list = {
+      "s.id",        "s.\"timestamp\"", "s.project_id",   "s.trace_id", "s.observation_id",
+      "s.name",      "s.value",         "s.source",       "s.comment",  "s.author_user_id",
+      "s.config_id", "s.data_type",     "s.string_value", "s.queue_id", "s.created_at",
+      "s.updated_at"};
   m.insert_columns = [](const ClickHouseDialect&) {
     return std::string(
         "id, timestamp, project_id, trace_id, observation_id, name, value, source, comment, "
@@ -313,11 +300,7 @@ TableMapping ScoresMapping() {
     w.WriteString(row.Get(11));
     WriteNullableString(w, row, 12);
     WriteNullableString(w, row, 13);
-    BGM_RETURN_IF_ERROR(WriteMillisColumn(w, d, row, 14));
-    BGM_RETURN_IF_ERROR(WriteMillisColumn(w, d, row, 15));
-    BGM_RETURN_IF_ERROR(WriteMillisColumn(w, d, row, 1));  // event_ts: the score's timestamp
-    w.WriteUInt8(0);
-    return Status::Ok();
+    return WriteRowTail(w, d, row, 14, 15, 1);
   };
   return m;
 }

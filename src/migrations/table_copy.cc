@@ -16,14 +16,14 @@
 namespace bgm {
 namespace {
 
-constexpr size_t kChunkBytes = 1 << 20;          // a queue item
-constexpr size_t kQueueBytes = 16 << 20;         // read-ahead between reader and inserter
+constexpr size_t kChunkBytes = 1 << 20;           // a queue item
+constexpr size_t kQueueBytes = 16 << 20;          // read-ahead between reader and inserter
 constexpr int64_t kInlineStoredLimit = 64 << 10;  // larger stored JSON is fetched in pieces
 constexpr int64_t kBlobPiece = 4 << 20;
-constexpr int64_t kReadLimit = 50000;            // rows per Postgres query (one snapshot)
+constexpr int64_t kReadLimit = 50000;  // rows per Postgres query (one snapshot)
 constexpr int64_t kInitialBatchRows = 10000;
 constexpr int64_t kMinAdaptiveRows = 1000;
-constexpr int64_t kMaxBatchRows = 500000;         // well under max_insert_block_size
+constexpr int64_t kMaxBatchRows = 500000;  // well under max_insert_block_size
 constexpr int64_t kDefaultMaxBatchBytes = 64 << 20;
 constexpr double kDefaultTargetSeconds = 2.0;
 
@@ -148,8 +148,7 @@ class Reader final : public RowSink {
 
   Status EndBatch() {
     BGM_RETURN_IF_ERROR(FlushChunk());
-    BatchInfo info{batch_from_, cursor_.ToJson(options_.cursor_column), batch_rows_,
-                   batch_bytes_};
+    BatchInfo info{batch_from_, cursor_.ToJson(options_.cursor_column), batch_rows_, batch_bytes_};
     if (!Push(Item{Item::Kind::kEndOfBatch, {}, std::move(info), {}})) {
       return Cancelled("the inserter stopped");
     }
@@ -182,14 +181,13 @@ class Reader final : public RowSink {
     for (const std::string& e : mapping_.select_list) sql += e + ", ";
     for (const std::string& b : mapping_.blob_columns) {
       sql += "CASE WHEN pg_column_size(s." + b + ") <= $6 THEN s." + b + "::text END, ";
-      sql += "CASE WHEN pg_column_size(s." + b + ") > $6 THEN octet_length(s." + b +
-             "::text) END, ";
+      sql +=
+          "CASE WHEN pg_column_size(s." + b + ") > $6 THEN octet_length(s." + b + "::text) END, ";
     }
-    sql += col + ", s.id FROM " +
-           mapping_.from_clause + " WHERE (" + col + ", s.id) > ($1::timestamp, $2::text)" +
-           " AND ($3::timestamp IS NULL OR " + col + " >= $3::timestamp)" +
-           " AND ($4::timestamp IS NULL OR " + col + " < $4::timestamp)" + " ORDER BY " + col +
-           ", s.id LIMIT $5";
+    sql += col + ", s.id FROM " + mapping_.from_clause + " WHERE (" + col +
+           ", s.id) > ($1::timestamp, $2::text)" + " AND ($3::timestamp IS NULL OR " + col +
+           " >= $3::timestamp)" + " AND ($4::timestamp IS NULL OR " + col + " < $4::timestamp)" +
+           " ORDER BY " + col + ", s.id LIMIT $5";
     return sql;
   }
 
@@ -279,7 +277,8 @@ class Reader final : public RowSink {
 // Serves one batch's chunks from the queue to the HTTP upload.
 class QueueSource final : public InsertSource {
  public:
-  QueueSource(BoundedQueue<Item>& queue, std::string first) : queue_(queue), data_(std::move(first)) {}
+  QueueSource(BoundedQueue<Item>& queue, std::string first)
+      : queue_(queue), data_(std::move(first)) {}
 
   Result<size_t> Read(char* buf, size_t capacity) override {
     while (offset_ == data_.size()) {
@@ -325,9 +324,8 @@ Result<Cursor> CursorFromState(const nlohmann::json& state, const std::string& c
   Cursor c;
   if (!state.contains("cursor")) return c;
   const nlohmann::json& j = state["cursor"];
-  if (!j.is_object() || !j.contains("column") || !j["column"].is_string() ||
-      !j.contains("value") || !j["value"].is_string() || !j.contains("id") ||
-      !j["id"].is_string()) {
+  if (!j.is_object() || !j.contains("column") || !j["column"].is_string() || !j.contains("value") ||
+      !j["value"].is_string() || !j.contains("id") || !j["id"].is_string()) {
     return InvalidArgument("state.cursor is malformed (" + j.dump() +
                            "); retry with --from-start to copy from the beginning");
   }
@@ -367,24 +365,28 @@ class TableCopy final : public BackgroundMigration {
 
     const MigrationEnv& env = ctx.env();
     if (env.clickhouse_url.empty()) {
-      return InvalidArgument("CLICKHOUSE_URL is not set; point it at the ClickHouse HTTP "
-                             "interface, e.g. http://127.0.0.1:8123");
+      return InvalidArgument(
+          "CLICKHOUSE_URL is not set; point it at the ClickHouse HTTP "
+          "interface, e.g. http://127.0.0.1:8123");
     }
-    Result<std::unique_ptr<HttpClickHouseClient>> client = HttpClickHouseClient::Create(
-        {.url = env.clickhouse_url, .user = env.clickhouse_user,
-         .password = env.clickhouse_password, .database = env.clickhouse_db});
+    Result<std::unique_ptr<HttpClickHouseClient>> client =
+        HttpClickHouseClient::Create({.url = env.clickhouse_url,
+                                      .user = env.clickhouse_user,
+                                      .password = env.clickhouse_password,
+                                      .database = env.clickhouse_db});
     if (!client.ok()) return client.status();
     Result<ClickHouseDialect> dialect = DetectDialect(**client, ClickHouseCluster{});
     if (!dialect.ok()) return dialect.status().WithContext("connecting to ClickHouse");
 
     BGM_RETURN_IF_ERROR(ReportEstimate(ctx));
 
-    Reader::Options options{env.database_url, column, *start,
-                            args.contains("minDate") ? std::optional(StringArg(args, "minDate", ""))
-                                                     : std::nullopt,
-                            args.contains("maxDate") ? std::optional(StringArg(args, "maxDate", ""))
-                                                     : std::nullopt,
-                            IntArg(args, "maxBatchBytes", kDefaultMaxBatchBytes)};
+    Reader::Options options{
+        env.database_url,
+        column,
+        *start,
+        args.contains("minDate") ? std::optional(StringArg(args, "minDate", "")) : std::nullopt,
+        args.contains("maxDate") ? std::optional(StringArg(args, "maxDate", "")) : std::nullopt,
+        IntArg(args, "maxBatchBytes", kDefaultMaxBatchBytes)};
     BoundedQueue<Item> queue(kQueueBytes);
     Reader reader(mapping_, *dialect, std::move(options), target_rows, queue, ctx.stop_token());
     std::jthread reader_thread([&reader] { reader.Run(); });
@@ -398,8 +400,9 @@ class TableCopy final : public BackgroundMigration {
   Status ReportEstimate(MigrationContext& ctx) {
     Result<PgConnection> conn = PgConnection::Connect(ctx.env().database_url);
     if (!conn.ok()) return conn.status();
-    Result<PgResult> r = conn->Exec(
-        "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass($1)", {mapping_.source_table});
+    Result<PgResult> r =
+        conn->Exec("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass($1)",
+                   {mapping_.source_table});
     if (!r.ok()) return r.status();
     int64_t estimate = r->rows() > 0 ? r->GetInt(0, 0) : -1;
     if (estimate <= 0) {
@@ -420,11 +423,16 @@ class TableCopy final : public BackgroundMigration {
       std::optional<Item> first = queue.Pop();
       if (!first) return Cancelled("the reader stopped");
       switch (first->kind) {
-        case Item::Kind::kEndOfData: return Status::Ok();
-        case Item::Kind::kStopped: return Cancelled("stop requested");
-        case Item::Kind::kError: return first->error;
-        case Item::Kind::kEndOfBatch: return Internal("copy protocol error: empty batch");
-        case Item::Kind::kChunk: break;
+        case Item::Kind::kEndOfData:
+          return Status::Ok();
+        case Item::Kind::kStopped:
+          return Cancelled("stop requested");
+        case Item::Kind::kError:
+          return first->error;
+        case Item::Kind::kEndOfBatch:
+          return Internal("copy protocol error: empty batch");
+        case Item::Kind::kChunk:
+          break;
       }
       QueueSource source(queue, std::move(first->data));
       Status s = client.Insert(insert, source);
@@ -444,8 +452,8 @@ class TableCopy final : public BackgroundMigration {
       record.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
       BGM_RETURN_IF_ERROR(ctx.Checkpoint(record));
       if (!pinned && record.duration_ms > 0) {
-        const double rate = static_cast<double>(batch.rows) * 1000.0 /
-                            static_cast<double>(record.duration_ms);
+        const double rate =
+            static_cast<double>(batch.rows) * 1000.0 / static_cast<double>(record.duration_ms);
         const int64_t current = target_rows.load();
         int64_t next = static_cast<int64_t>(rate * target_seconds);
         next = std::clamp(next, current / 2, current * 2);
@@ -474,8 +482,6 @@ ArgsSchema CopyArgsSchema(const TableMapping& mapping) {
 std::unique_ptr<BackgroundMigration> NewTableCopy(TableMapping mapping) {
   return std::make_unique<TableCopy>(std::move(mapping));
 }
-
-Result<int64_t> TimestampMillis(std::string_view text) { return ParsePostgresTimestampMillis(text); }
 
 void WriteTimestamp(RowBinaryWriter& w, const ClickHouseDialect& d, int64_t millis) {
   if (d.has_datetime64()) {

@@ -70,8 +70,6 @@ ArgsSchema CopyArgsSchema(const TableMapping& mapping);
 // A BackgroundMigration that copies `mapping` with the engine above.
 std::unique_ptr<BackgroundMigration> NewTableCopy(TableMapping mapping);
 
-// Milliseconds since the epoch from a timestamp column's text, for encoders.
-Result<int64_t> TimestampMillis(std::string_view text);
 // Writes a DateTime64(3) or, on servers without it, a DateTime.
 void WriteTimestamp(RowBinaryWriter& w, const ClickHouseDialect& d, int64_t millis);
 

@@ -31,8 +31,10 @@ nlohmann::json VerifyReport::ToJson() const {
                            {"target_rows", m.target_rows},
                            {"match", m.match()}});
   }
-  return {{"table", table},        {"match", match()},
-          {"source_rows", source_rows}, {"target_rows", target_rows},
+  return {{"table", table},
+          {"match", match()},
+          {"source_rows", source_rows},
+          {"target_rows", target_rows},
           {"months", months_json}};
 }
 
@@ -67,9 +69,9 @@ Result<VerifyReport> VerifyCopy(const TableMapping& mapping, PgConnection& pg,
   std::map<std::string, MonthComparison> months;
 
   PgRowStream rows(pg);
-  BGM_RETURN_IF_ERROR(rows.Start("SELECT to_char(s.\"" + col + "\", 'YYYY-MM'), s.id FROM " +
-                                     mapping.source_table + " s",
-                                 {}));
+  BGM_RETURN_IF_ERROR(rows.Start(
+      "SELECT to_char(s.\"" + col + "\", 'YYYY-MM'), s.id FROM " + mapping.source_table + " s",
+      {}));
   while (true) {
     Result<bool> more = rows.Next();
     if (!more.ok()) return more.status().WithContext("reading " + mapping.source_table);
@@ -80,9 +82,9 @@ Result<VerifyReport> VerifyCopy(const TableMapping& mapping, PgConnection& pg,
   }
 
   const std::string month_expr = "formatDateTime(" + col + ", '%Y-%m', 'UTC')";
-  Result<std::string> counts = ch.Query("SELECT " + month_expr + " AS m, count() FROM " +
-                                        mapping.target_table +
-                                        " FINAL GROUP BY m ORDER BY m FORMAT TabSeparated");
+  Result<std::string> counts =
+      ch.Query("SELECT " + month_expr + " AS m, count() FROM " + mapping.target_table +
+               " FINAL GROUP BY m ORDER BY m FORMAT TabSeparated");
   if (!counts.ok()) return counts.status().WithContext("counting " + mapping.target_table);
   std::vector<std::string> target_months;
   for (size_t pos = 0; pos < counts->size();) {
@@ -98,9 +100,8 @@ Result<VerifyReport> VerifyCopy(const TableMapping& mapping, PgConnection& pg,
   }
   for (const std::string& month : target_months) {
     // One month of ids at a time; month strings are our own "YYYY-MM" text.
-    Result<std::string> ids =
-        ch.Query("SELECT id FROM " + mapping.target_table + " FINAL WHERE " + month_expr +
-                 " = '" + month + "' FORMAT TabSeparatedRaw");
+    Result<std::string> ids = ch.Query("SELECT id FROM " + mapping.target_table + " FINAL WHERE " +
+                                       month_expr + " = '" + month + "' FORMAT TabSeparatedRaw");
     if (!ids.ok()) return ids.status().WithContext("reading ids of " + mapping.target_table);
     uint64_t h = 0;
     for (size_t pos = 0; pos < ids->size();) {

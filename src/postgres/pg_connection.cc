@@ -57,7 +57,8 @@ Result<PgConnection> PgConnection::Connect(const std::string& conninfo) {
                        "; check DATABASE_URL and that the server is running");
   }
   // Quiet NOTICEs such as "relation already exists, skipping".
-  PQsetNoticeProcessor(conn.get(), [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      conn.get(), [](void*, const char*) {}, nullptr);
   return PgConnection(std::move(conn));
 }
 
@@ -85,8 +86,8 @@ Result<PgResult> PgConnection::Exec(std::string_view sql, const std::vector<PgPa
   values.reserve(params.size());
   for (const PgParam& p : params) values.push_back(p.value() ? p.value()->c_str() : nullptr);
   const std::string query(sql);
-  PgResultPtr res(PQexecParams(conn_.get(), query.c_str(), static_cast<int>(values.size()),
-                               nullptr, values.data(), nullptr, nullptr, binary_result ? 1 : 0));
+  PgResultPtr res(PQexecParams(conn_.get(), query.c_str(), static_cast<int>(values.size()), nullptr,
+                               values.data(), nullptr, nullptr, binary_result ? 1 : 0));
   const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return ErrorFrom(res.get(), "query");
   return PgResult(std::move(res));

@@ -28,14 +28,14 @@ using PgConnPtr = std::unique_ptr<PGconn, PgConnDeleter>;
 // One statement parameter in text form; std::nullopt is SQL NULL.
 class PgParam {
  public:
-  PgParam(std::nullopt_t) {}                             // NOLINT
-  PgParam(std::string v) : value_(std::move(v)) {}       // NOLINT
-  PgParam(std::string_view v) : value_(std::string(v)) {}  // NOLINT
-  PgParam(const char* v) : value_(std::string(v)) {}     // NOLINT
-  PgParam(int v) : value_(std::to_string(v)) {}          // NOLINT
-  PgParam(int64_t v) : value_(std::to_string(v)) {}      // NOLINT
-  PgParam(double v);                                     // NOLINT
-  PgParam(bool v) : value_(v ? "true" : "false") {}      // NOLINT
+  PgParam(std::nullopt_t) {}                                       // NOLINT
+  PgParam(std::string v) : value_(std::move(v)) {}                 // NOLINT
+  PgParam(std::string_view v) : value_(std::string(v)) {}          // NOLINT
+  PgParam(const char* v) : value_(std::string(v)) {}               // NOLINT
+  PgParam(int v) : value_(std::to_string(v)) {}                    // NOLINT
+  PgParam(int64_t v) : value_(std::to_string(v)) {}                // NOLINT
+  PgParam(double v);                                               // NOLINT
+  PgParam(bool v) : value_(v ? "true" : "false") {}                // NOLINT
   PgParam(std::optional<std::string> v) : value_(std::move(v)) {}  // NOLINT
 
   const std::optional<std::string>& value() const { return value_; }

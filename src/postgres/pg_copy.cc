@@ -111,11 +111,20 @@ void AppendCopyText(std::string& out, std::string_view value) {
   for (; p != end; ++p) {
     char esc;
     switch (*p) {
-      case '\\': esc = '\\'; break;
-      case '\t': esc = 't'; break;
-      case '\n': esc = 'n'; break;
-      case '\r': esc = 'r'; break;
-      default: continue;
+      case '\\':
+        esc = '\\';
+        break;
+      case '\t':
+        esc = 't';
+        break;
+      case '\n':
+        esc = 'n';
+        break;
+      case '\r':
+        esc = 'r';
+        break;
+      default:
+        continue;
     }
     out.append(run, static_cast<size_t>(p - run));
     out.push_back('\\');

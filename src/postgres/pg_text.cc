@@ -28,7 +28,8 @@ Status ParsePgTextArray(std::string_view text, std::vector<std::string>* out) {
     }
     out->push_back(std::move(element));
     if (i == end) break;
-    if (text[i] != ',') return InvalidArgument("malformed Postgres array near byte " + std::to_string(i));
+    if (text[i] != ',')
+      return InvalidArgument("malformed Postgres array near byte " + std::to_string(i));
     ++i;
   }
   return Status::Ok();

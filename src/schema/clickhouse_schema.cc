@@ -107,8 +107,8 @@ Result<int> ApplyClickHouseSchema(PgConnection& lock_conn, ClickHouseClient& cli
       if (it->second != checksum) {
         return FailedPrecondition(
             "applied clickhouse schema file " + file.name +
-            " was changed after it was applied (checksum " + it->second + " recorded, " +
-            checksum + " now); restore the original file and add the change as a new numbered file");
+            " was changed after it was applied (checksum " + it->second + " recorded, " + checksum +
+            " now); restore the original file and add the change as a new numbered file");
       }
       continue;
     }

@@ -5,23 +5,22 @@ namespace {
 
 // Prices per token in USD, as in Langfuse's default model list (2024).
 constexpr SeedModel kModels[] = {
-    {"seed-model-gpt-4o", "", "gpt-4o", "(?i)^(openai/)?(gpt-4o)$", "", "0.000005", "0.000015",
-     "", "TOKENS"},
+    {"seed-model-gpt-4o", "", "gpt-4o", "(?i)^(openai/)?(gpt-4o)$", "", "0.000005", "0.000015", "",
+     "TOKENS"},
     // The price cut of 2024-08-06: rows after it must pick this one (latest start_date).
     {"seed-model-gpt-4o-2024-08-06", "", "gpt-4o", "(?i)^(openai/)?(gpt-4o)$", "2024-08-06",
      "0.0000025", "0.00001", "", "TOKENS"},
     // A project's own price beats the default.
-    {"seed-model-p1-gpt-4o", "seed-project-1", "gpt-4o", "(?i)^(openai/)?(gpt-4o)$", "",
-     "0.000001", "0.000002", "", "TOKENS"},
-    {"seed-model-gpt-4o-mini", "", "gpt-4o-mini", "(?i)^(openai/)?(gpt-4o-mini)$", "",
-     "0.00000015", "0.0000006", "", "TOKENS"},
+    {"seed-model-p1-gpt-4o", "seed-project-1", "gpt-4o", "(?i)^(openai/)?(gpt-4o)$", "", "0.000001",
+     "0.000002", "", "TOKENS"},
+    {"seed-model-gpt-4o-mini", "", "gpt-4o-mini", "(?i)^(openai/)?(gpt-4o-mini)$", "", "0.00000015",
+     "0.0000006", "", "TOKENS"},
     {"seed-model-gpt-35-turbo", "", "gpt-3.5-turbo", "(?i)^(openai/)?(gpt-)(35|3.5)(-turbo)$", "",
      "0.0000005", "0.0000015", "", "TOKENS"},
     {"seed-model-claude-3-5-sonnet", "", "claude-3-5-sonnet-20240620",
      "(?i)^(anthropic/)?(claude-3-5-sonnet-20240620)$", "", "0.000003", "0.000015", "", "TOKENS"},
     {"seed-model-claude-3-haiku", "", "claude-3-haiku-20240307",
-     "(?i)^(anthropic/)?(claude-3-haiku-20240307)$", "", "0.00000025", "0.00000125", "",
-     "TOKENS"},
+     "(?i)^(anthropic/)?(claude-3-haiku-20240307)$", "", "0.00000025", "0.00000125", "", "TOKENS"},
     // Only a total price.
     {"seed-model-text-embedding-3-small", "", "text-embedding-3-small",
      "(?i)^(text-embedding-3-small)$", "", "", "", "0.00000002", "TOKENS"},
@@ -50,7 +49,8 @@ constexpr SeedModelName kModelNames[] = {
 
 constexpr SeedPrompt kPrompts[] = {
     {"qa-answer", 1, R"("Answer the question: {{question}}")", "{}"},
-    {"qa-answer", 2, R"("Answer the question using only the context.\n\nContext: {{context}}\nQuestion: {{question}}")",
+    {"qa-answer", 2,
+     R"("Answer the question using only the context.\n\nContext: {{context}}\nQuestion: {{question}}")",
      "{production}"},
     {"qa-answer", 3, R"("Answer \"{{question}}\" in {{language}}; cite sources like [1].")",
      "{latest}"},

@@ -140,13 +140,27 @@ class JsonCopy {
     for (const char ch : s) {
       const auto c = static_cast<unsigned char>(ch);
       switch (c) {
-        case '"': Esc("\\\\\""); break;
-        case '\\': Esc("\\\\\\\\"); break;
-        case '\n': Esc("\\\\n"); break;
-        case '\t': Esc("\\\\t"); break;
-        case '\r': Esc("\\\\r"); break;
-        case '\b': Esc("\\\\b"); break;
-        case '\f': Esc("\\\\f"); break;
+        case '"':
+          Esc("\\\\\"");
+          break;
+        case '\\':
+          Esc("\\\\\\\\");
+          break;
+        case '\n':
+          Esc("\\\\n");
+          break;
+        case '\t':
+          Esc("\\\\t");
+          break;
+        case '\r':
+          Esc("\\\\r");
+          break;
+        case '\b':
+          Esc("\\\\b");
+          break;
+        case '\f':
+          Esc("\\\\f");
+          break;
         default:
           if (c < 0x20) {
             out_.append("\\\\u00");
@@ -196,18 +210,22 @@ std::string_view PickSkewed(const std::string_view (&items)[N], size_t common, S
 }
 
 constexpr std::string_view kWords[] = {
-    "the", "model", "answer", "question", "context", "document", "retrieval", "token", "user",
-    "assistant", "please", "summarize", "following", "data", "report", "revenue", "quarter",
-    "customer", "support", "ticket", "error", "request", "response", "latency", "prompt",
-    "system", "function", "call", "result", "value", "analysis", "sentiment", "translate",
-    "into", "and", "of", "to", "in", "is", "for", "with", "on", "that", "this", "by", "from",
-    "as", "an", "be", "are", "was", "it", "or", "not", "can", "will", "we", "you", "they",
-    "our", "your", "their", "migration", "database", "cluster", "shard", "replica", "query",
-    "index", "partition", "timestamp", "observation", "trace", "score", "evaluation",
-    "generation", "span", "event", "pipeline", "embedding", "vector", "search", "ranking",
-    "chunk", "source", "citation", "policy", "refund", "invoice", "shipping", "delivery",
-    "password", "account", "settings", "weather", "forecast", "temperature", "Berlin",
-    "London", "Tokyo", "2024", "42", "3.14", "JSON", "SQL", "API", "HTTP", "OK",
+    "the",       "model",       "answer",    "question",  "context",    "document",    "retrieval",
+    "token",     "user",        "assistant", "please",    "summarize",  "following",   "data",
+    "report",    "revenue",     "quarter",   "customer",  "support",    "ticket",      "error",
+    "request",   "response",    "latency",   "prompt",    "system",     "function",    "call",
+    "result",    "value",       "analysis",  "sentiment", "translate",  "into",        "and",
+    "of",        "to",          "in",        "is",        "for",        "with",        "on",
+    "that",      "this",        "by",        "from",      "as",         "an",          "be",
+    "are",       "was",         "it",        "or",        "not",        "can",         "will",
+    "we",        "you",         "they",      "our",       "your",       "their",       "migration",
+    "database",  "cluster",     "shard",     "replica",   "query",      "index",       "partition",
+    "timestamp", "observation", "trace",     "score",     "evaluation", "generation",  "span",
+    "event",     "pipeline",    "embedding", "vector",    "search",     "ranking",     "chunk",
+    "source",    "citation",    "policy",    "refund",    "invoice",    "shipping",    "delivery",
+    "password",  "account",     "settings",  "weather",   "forecast",   "temperature", "Berlin",
+    "London",    "Tokyo",       "2024",      "42",        "3.14",       "JSON",        "SQL",
+    "API",       "HTTP",        "OK",
 };
 
 // Everything a naive migration gets wrong: CJK, emoji (with modifiers, ZWJ sequences, flags),
@@ -225,9 +243,9 @@ constexpr std::string_view kSpecialWords[] = {
     "🇩🇪",
     "مرحبا بالعالم",
     "שלום עולם",
-    "e\u0301",                    // e + combining acute accent
-    "n\u0303o",                   // n + combining tilde
-    "Z\u0351\u0346a\u0364lgo",    // stacked combining marks
+    "e\u0301",                  // e + combining acute accent
+    "n\u0303o",                 // n + combining tilde
+    "Z\u0351\u0346a\u0364lgo",  // stacked combining marks
     "café",
     "naïve",
     "Zürich",
@@ -252,31 +270,54 @@ constexpr std::string_view kSpecialWords[] = {
 };
 
 constexpr std::string_view kTraceNames[] = {
-    "chat", "rag-pipeline", "qa", "summarize-document", "support-bot", "agent-run",
+    "chat",
+    "rag-pipeline",
+    "qa",
+    "summarize-document",
+    "support-bot",
+    "agent-run",
     "embedding-batch",
     // rarer
-    "チャット", "多语言翻译", "🤖 agent", "تحليل المشاعر", "שאלה ותשובה",
-    "cafe\u0301-recommendation", "name with\ttab", "multi\nline name", "quote \"name\"",
+    "チャット",
+    "多语言翻译",
+    "🤖 agent",
+    "تحليل المشاعر",
+    "שאלה ותשובה",
+    "cafe\u0301-recommendation",
+    "name with\ttab",
+    "multi\nline name",
+    "quote \"name\"",
     "back\\slash",
 };
 constexpr size_t kCommonTraceNames = 7;
 
 constexpr std::string_view kObservationNames[] = {
-    "llm-call", "retrieve-documents", "rerank", "embed-query", "tool-call", "parse-output",
+    "llm-call",
+    "retrieve-documents",
+    "rerank",
+    "embed-query",
+    "tool-call",
+    "parse-output",
     "guardrail-check",
     // rarer
-    "🔎 search", "翻訳", "حساب التكلفة", "step\t2", "end\r\nof line", "\"quoted\"",
+    "🔎 search",
+    "翻訳",
+    "حساب التكلفة",
+    "step\t2",
+    "end\r\nof line",
+    "\"quoted\"",
 };
 constexpr size_t kCommonObservationNames = 7;
 
 constexpr std::string_view kUserIds[] = {
-    "alice@example.com", "用户-42", "ユーザー太郎", "😀-user", "o'brien", "back\\slash\\user",
-    "user with space", "المستخدم", "",
+    "alice@example.com", "用户-42",         "ユーザー太郎", "😀-user", "o'brien",
+    "back\\slash\\user", "user with space", "المستخدم",     "",
 };
 
 constexpr std::string_view kTags[] = {
-    "production", "staging", "rag", "eval", "experiment-42", "chat,bot", "say \"hi\"",
-    "back\\slash", "with space", "{braces}", "NULL", "ünïcødé", "标签", "🚀 launch", "עברית",
+    "production", "staging",    "rag",         "eval",       "experiment-42",
+    "chat,bot",   "say \"hi\"", "back\\slash", "with space", "{braces}",
+    "NULL",       "ünïcødé",    "标签",        "🚀 launch",   "עברית",
 };
 
 constexpr std::string_view kMetadataStrings[] = {
@@ -287,13 +328,18 @@ constexpr std::string_view kMetadataStrings[] = {
 };
 
 constexpr std::string_view kCustomerNames[] = {
-    "ACME Corp", "Société Générale", "株式会社テスト", "Müller & Söhne", "شركة المثال",
-    "O'Reilly \"Media\"", "😀 Emoji Inc",
+    "ACME Corp",   "Société Générale",   "株式会社テスト", "Müller & Söhne",
+    "شركة المثال", "O'Reilly \"Media\"", "😀 Emoji Inc",
 };
 
 constexpr std::string_view kNotes[] = {
-    "retry after 429", "path C:\\temp\\out.json", "line1\nline2", "tab\tseparated",
-    "quote \" inside", "ok ✅", "unicode escape \u00e9 and \u2028 separator",
+    "retry after 429",
+    "path C:\\temp\\out.json",
+    "line1\nline2",
+    "tab\tseparated",
+    "quote \" inside",
+    "ok ✅",
+    "unicode escape \u00e9 and \u2028 separator",
 };
 
 constexpr std::string_view kSystemPrompts[] = {
@@ -326,15 +372,15 @@ constexpr std::string_view kScoreComments[] = {
 constexpr std::string_view kNumericScores[] = {"accuracy", "relevance", "helpfulness",
                                                "hallucination", "正确性"};
 constexpr std::string_view kCategoricalScores[] = {"sentiment", "category", "tone"};
-constexpr std::string_view kCategories[] = {"positive", "negative", "neutral", "😀 happy",
-                                            "مختلط", "needs \"review\""};
+constexpr std::string_view kCategories[] = {"positive", "negative", "neutral",
+                                            "😀 happy",  "مختلط",    "needs \"review\""};
 constexpr std::string_view kBooleanScores[] = {"is_correct", "user-thumbs-up", "toxic"};
 
 // A Postgres array element: quoted when it would not read back as itself.
 std::string ArrayElement(std::string_view v) {
-  bool quote = v.empty() || (v.size() == 4 && (v[0] == 'N' || v[0] == 'n') &&
-                             (v[1] == 'U' || v[1] == 'u') && (v[2] == 'L' || v[2] == 'l') &&
-                             (v[3] == 'L' || v[3] == 'l'));
+  bool quote =
+      v.empty() || (v.size() == 4 && (v[0] == 'N' || v[0] == 'n') && (v[1] == 'U' || v[1] == 'u') &&
+                    (v[2] == 'L' || v[2] == 'l') && (v[3] == 'L' || v[3] == 'l'));
   for (char c : v) {
     if (c == '{' || c == '}' || c == ',' || c == '"' || c == '\\' || c == ' ' || c == '\t' ||
         c == '\n' || c == '\r') {
@@ -355,9 +401,12 @@ std::string ArrayElement(std::string_view v) {
 
 std::string_view SeedTableName(SeedTable table) {
   switch (table) {
-    case SeedTable::kTraces: return "traces";
-    case SeedTable::kObservations: return "observations";
-    case SeedTable::kScores: return "scores";
+    case SeedTable::kTraces:
+      return "traces";
+    case SeedTable::kObservations:
+      return "observations";
+    case SeedTable::kScores:
+      return "scores";
   }
   return "?";
 }
@@ -451,9 +500,15 @@ SeedRowWriter::SeedRowWriter(const SeedOptions& opts, const SeedCorpus& corpus)
 
 void SeedRowWriter::Append(SeedTable table, std::string& out, int64_t index) {
   switch (table) {
-    case SeedTable::kTraces: AppendTrace(out, index); break;
-    case SeedTable::kObservations: AppendObservation(out, index); break;
-    case SeedTable::kScores: AppendScore(out, index); break;
+    case SeedTable::kTraces:
+      AppendTrace(out, index);
+      break;
+    case SeedTable::kObservations:
+      AppendObservation(out, index);
+      break;
+    case SeedTable::kScores:
+      AppendScore(out, index);
+      break;
   }
 }
 
@@ -467,8 +522,7 @@ SeedRowWriter::TraceKey SeedRowWriter::TraceAt(int64_t trace) const {
   // rows' worth of time; the last one still ends before kRangeEndMs.
   const double span = static_cast<double>(kRangeEndMs - kRangeStartMs);
   const double per_row = span / static_cast<double>(opts_.traces + 3);
-  int64_t ts = kRangeStartMs +
-               static_cast<int64_t>(static_cast<double>(trace) * per_row) +
+  int64_t ts = kRangeStartMs + static_cast<int64_t>(static_cast<double>(trace) * per_row) +
                static_cast<int64_t>(rng.Below(static_cast<uint64_t>(per_row * 3) + 1));
   ts = std::min(ts, kRangeEndMs - 1);
   return {project, ts};
@@ -528,7 +582,7 @@ void SeedRowWriter::AppendMetadata(std::string& out, SeedRandom& rng) {
     return w.Decimal(rng.Between(-100000, 100000), 3);
   }
   if (r < 175) return w.Raw(rng.Chance(500) ? "true" : "false");  // 0.5 % a boolean
-  if (r < 180) return w.Raw("null");                             // 0.5 % JSON null
+  if (r < 180) return w.Raw("null");                              // 0.5 % JSON null
   // 82 % an object; some pretty-printed (raw newlines between tokens).
   const bool pretty = rng.Chance(50);
   bool first = true;
@@ -649,7 +703,8 @@ void SeedRowWriter::AppendBlobJson(std::string& out, Json kind, SeedRandom& rng)
       break;
     case Json::kToolCall:
       head.Raw(R"({"query": ")");
-      tail.Raw(R"(", "filters": {"tags": ["a", "b"], "range": {"from": "2024-01-01", "to": null}, "limit": )");
+      tail.Raw(
+          R"(", "filters": {"tags": ["a", "b"], "range": {"from": "2024-01-01", "to": null}, "limit": )");
       tail.Int(rng.Between(1, 100));
       tail.Raw(R"(, "exact": false}, "escapes": )");
       tail.Str("quote \" backslash \\ newline \n tab \t done");
@@ -741,16 +796,24 @@ void SeedRowWriter::AppendTrace(std::string& out, int64_t i) {
   } else if (in < 50) {
     out.append("null");  // JSON null, not SQL NULL
   } else {
-    AppendBlobJson(out, in < 550 ? Json::kChat : in < 750 ? Json::kText
-                                 : in < 850 ? Json::kContentParts : Json::kToolCall, rng);
+    AppendBlobJson(out,
+                   in < 550   ? Json::kChat
+                   : in < 750 ? Json::kText
+                   : in < 850 ? Json::kContentParts
+                              : Json::kToolCall,
+                   rng);
   }
   Tab(out);
   const uint64_t res = rng.Below(1000);
   if (res < 100) {
     Null(out);
   } else {
-    AppendBlobJson(out, res < 450 ? Json::kAssistant : res < 750 ? Json::kText
-                                  : res < 900 ? Json::kCompletion : Json::kLabel, rng);
+    AppendBlobJson(out,
+                   res < 450   ? Json::kAssistant
+                   : res < 750 ? Json::kText
+                   : res < 900 ? Json::kCompletion
+                               : Json::kLabel,
+                   rng);
   }
   Tab(out);
   const uint64_t session = rng.Below(1000);
@@ -786,7 +849,7 @@ void SeedRowWriter::AppendObservation(std::string& out, int64_t i) {
   Tab(out);
   const uint64_t type_draw = rng.Below(1000);
   enum class Type { kGeneration, kSpan, kEvent };
-  const Type type = type_draw < 500 ? Type::kGeneration
+  const Type type = type_draw < 500   ? Type::kGeneration
                     : type_draw < 850 ? Type::kSpan
                                       : Type::kEvent;
   out.append(type == Type::kGeneration ? "GENERATION" : type == Type::kSpan ? "SPAN" : "EVENT");
@@ -880,15 +943,21 @@ void SeedRowWriter::AppendObservation(std::string& out, int64_t i) {
       if (in < 30) {
         Null(out);
       } else {
-        AppendBlobJson(out, in < 600 ? Json::kChat : in < 800 ? Json::kContentParts : Json::kText,
+        AppendBlobJson(out,
+                       in < 600   ? Json::kChat
+                       : in < 800 ? Json::kContentParts
+                                  : Json::kText,
                        rng);
       }
       Tab(out);
       if (res < 60) {
         Null(out);
       } else {
-        AppendBlobJson(out, res < 500 ? Json::kAssistant : res < 800 ? Json::kCompletion
-                                                                     : Json::kText, rng);
+        AppendBlobJson(out,
+                       res < 500   ? Json::kAssistant
+                       : res < 800 ? Json::kCompletion
+                                   : Json::kText,
+                       rng);
       }
       break;
     case Type::kSpan:
@@ -994,11 +1063,12 @@ void SeedRowWriter::AppendScore(std::string& out, int64_t i) {
   SeedRandom rng = SeedRandom::ForRow(opts_.random_seed, kScoreStream, i);
   // Scores follow their traces in time: score i rates a trace near i * traces / scores.
   const int64_t spread = std::max<int64_t>(1, 2 * opts_.traces / opts_.scores);
-  const int64_t trace = std::min(opts_.traces - 1,
-                                 i * opts_.traces / opts_.scores +
-                                     static_cast<int64_t>(rng.Below(static_cast<uint64_t>(spread))));
+  const int64_t trace = std::min(
+      opts_.traces - 1, i * opts_.traces / opts_.scores +
+                            static_cast<int64_t>(rng.Below(static_cast<uint64_t>(spread))));
   const TraceKey key = TraceAt(trace);
-  const int64_t timestamp = key.timestamp_ms + 1000 + static_cast<int64_t>(rng.Below(7 * kMsPerDay));
+  const int64_t timestamp =
+      key.timestamp_ms + 1000 + static_cast<int64_t>(rng.Below(7 * kMsPerDay));
 
   AppendId(out, SeedTable::kScores, i);
   Tab(out);

@@ -38,9 +38,9 @@ class SeedCorpus {
   size_t AppendBlob(std::string& out, size_t json_bytes, SeedRandom& rng) const;
 
  private:
-  std::string copy_text_;            // the text, JSON-escaped then COPY-escaped
-  std::vector<uint32_t> copy_off_;   // word k starts at copy_text_[copy_off_[k]]
-  std::vector<uint32_t> json_off_;   // ... and at JSON offset json_off_[k]; one extra at the end
+  std::string copy_text_;           // the text, JSON-escaped then COPY-escaped
+  std::vector<uint32_t> copy_off_;  // word k starts at copy_text_[copy_off_[k]]
+  std::vector<uint32_t> json_off_;  // ... and at JSON offset json_off_[k]; one extra at the end
 };
 
 class SeedRowWriter {
@@ -57,7 +57,13 @@ class SeedRowWriter {
     int64_t timestamp_ms;
   };
   enum class Json {
-    kChat, kText, kContentParts, kToolCall, kAssistant, kCompletion, kLabel,
+    kChat,
+    kText,
+    kContentParts,
+    kToolCall,
+    kAssistant,
+    kCompletion,
+    kLabel,
   };
 
   void AppendTrace(std::string& out, int64_t i);

@@ -32,9 +32,12 @@ std::string RowId(std::string_view prefix, uint64_t seed, int64_t index) {
 
 int64_t RowsOf(const SeedOptions& opts, SeedTable table) {
   switch (table) {
-    case SeedTable::kTraces: return opts.traces;
-    case SeedTable::kObservations: return opts.observations;
-    case SeedTable::kScores: return opts.scores;
+    case SeedTable::kTraces:
+      return opts.traces;
+    case SeedTable::kObservations:
+      return opts.observations;
+    case SeedTable::kScores:
+      return opts.scores;
   }
   return 0;
 }
@@ -85,8 +88,8 @@ Status SeedCatalog(PgConnection& conn, const SeedOptions& opts) {
             "TIMESTAMP '2023-05-01 09:00:00' + make_interval(days => $7), "
             "TIMESTAMP '2023-05-01 09:00:00' + make_interval(days => $7)) "
             "ON CONFLICT DO NOTHING",
-            {SeedPromptId(p, k), SeedProjectId(p), pr.name, pr.version, pr.prompt_json,
-             pr.labels, static_cast<int>(k)}));
+            {SeedPromptId(p, k), SeedProjectId(p), pr.name, pr.version, pr.prompt_json, pr.labels,
+             static_cast<int>(k)}));
       }
     }
     return Status::Ok();
@@ -112,10 +115,10 @@ Status CheckSeedIsNew(PgConnection& conn, const SeedOptions& opts) {
        first_id(SeedTable::kScores, "sc")});
   if (!r.ok()) return r.status().WithContext("checking for rows of an earlier seed");
   if (r->GetBool(0, 0)) {
-    return FailedPrecondition(
-        "this database already holds rows seeded with --random-seed " +
-        std::to_string(opts.random_seed) + " (e.g. " + RowId("tr", opts.random_seed, 0) +
-        "); run seed again with another --random-seed to add more rows");
+    return FailedPrecondition("this database already holds rows seeded with --random-seed " +
+                              std::to_string(opts.random_seed) + " (e.g. " +
+                              RowId("tr", opts.random_seed, 0) +
+                              "); run seed again with another --random-seed to add more rows");
   }
   return Status::Ok();
 }

@@ -78,8 +78,7 @@ TEST_F(ClickHouseSchemaTest, ConcurrentRunnersRecordEachVersionOnce) {
       });
     }
   }
-  EXPECT_EQ(applied[0] + applied[1] + applied[2],
-            static_cast<int>(ClickHouseSchemaFiles().size()));
+  EXPECT_EQ(applied[0] + applied[1] + applied[2], static_cast<int>(ClickHouseSchemaFiles().size()));
   EXPECT_EQ(ch_.Scalar("SELECT count() FROM bgmigrate_schema_versions"),
             std::to_string(ClickHouseSchemaFiles().size()));
 }
@@ -143,7 +142,8 @@ TEST(MigrateCommandTest, ThreeConcurrentMigratesOnEmptyDatabasesRecordEachVersio
     ASSERT_TRUE(code.has_value());
     EXPECT_EQ(*code, 0) << r->Stderr();
     const std::string err = r->Stderr();
-    for (size_t pos = 0; (pos = err.find("Applied clickhouse schema file", pos)) != std::string::npos; ++pos) {
+    for (size_t pos = 0;
+         (pos = err.find("Applied clickhouse schema file", pos)) != std::string::npos; ++pos) {
       applied_lines++;
     }
   }
@@ -161,13 +161,15 @@ TEST(MigrateCommandTest, ThreeConcurrentMigratesOnEmptyDatabasesRecordEachVersio
   EXPECT_EQ(again.exit_code, 0);
   EXPECT_EQ(again.err.find("Applied"), std::string::npos) << again.err;
   // The skip switches.
-  testing::ProcessResult skipped = testing::RunProcess(
-      BGM_BINARY, {"migrate"},
-      {{"DATABASE_URL", pg.url()}, {"CLICKHOUSE_URL", "http://127.0.0.1:1"},
-       {"LANGFUSE_AUTO_CLICKHOUSE_MIGRATION_DISABLED", "true"}});
+  testing::ProcessResult skipped =
+      testing::RunProcess(BGM_BINARY, {"migrate"},
+                          {{"DATABASE_URL", pg.url()},
+                           {"CLICKHOUSE_URL", "http://127.0.0.1:1"},
+                           {"LANGFUSE_AUTO_CLICKHOUSE_MIGRATION_DISABLED", "true"}});
   EXPECT_EQ(skipped.exit_code, 0) << skipped.err;
-  testing::ProcessResult unreachable = testing::RunProcess(
-      BGM_BINARY, {"migrate"}, {{"DATABASE_URL", pg.url()}, {"CLICKHOUSE_URL", "http://127.0.0.1:1"}});
+  testing::ProcessResult unreachable =
+      testing::RunProcess(BGM_BINARY, {"migrate"},
+                          {{"DATABASE_URL", pg.url()}, {"CLICKHOUSE_URL", "http://127.0.0.1:1"}});
   EXPECT_EQ(unreachable.exit_code, 1);
   EXPECT_NE(unreachable.err.find("connecting to ClickHouse"), std::string::npos) << unreachable.err;
   std::unique_ptr<ClickHouseClient> client = ch.NewClient();

@@ -34,12 +34,9 @@ class CopyTest : public ::testing::Test {
   }
 
   std::map<std::string, std::string> Env(const std::string& worker) {
-    return {{"DATABASE_URL", pg_.url()},
-            {"CLICKHOUSE_URL", ch_.url()},
-            {"CLICKHOUSE_DB", ch_.database()},
-            {"BGMIGRATE_LEASE_SECONDS", "2"},
-            {"BGMIGRATE_POLL_SECONDS", "0.2"},
-            {"BGMIGRATE_WORKER_ID", worker}};
+    return {{"DATABASE_URL", pg_.url()},       {"CLICKHOUSE_URL", ch_.url()},
+            {"CLICKHOUSE_DB", ch_.database()}, {"BGMIGRATE_LEASE_SECONDS", "2"},
+            {"BGMIGRATE_POLL_SECONDS", "0.2"}, {"BGMIGRATE_WORKER_ID", worker}};
   }
 
   void Seed(int64_t traces, int64_t observations, int64_t scores, int64_t blob = 300,
@@ -57,14 +54,15 @@ class CopyTest : public ::testing::Test {
 
   // Runs one worker until nothing is left; asserts it exits 0.
   void RunWorker(const std::string& id = "w1") {
-    ProcessResult r = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env(id),
-                                 std::chrono::seconds(300));
+    ProcessResult r =
+        RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env(id), std::chrono::seconds(300));
     ASSERT_EQ(r.exit_code, 0) << r.err.substr(r.err.size() > 4000 ? r.err.size() - 4000 : 0);
   }
 
   void SetArgs(const std::string& name, const nlohmann::json& args) {
-    ASSERT_TRUE(conn_->Run("UPDATE background_migrations SET args = $1::jsonb WHERE name = $2",
-                           {args.dump(), name})
+    ASSERT_TRUE(conn_
+                    ->Run("UPDATE background_migrations SET args = $1::jsonb WHERE name = $2",
+                          {args.dump(), name})
                     .ok());
   }
 
@@ -135,8 +133,7 @@ class CopyTest : public ::testing::Test {
   }
 
   int64_t ChCount(const std::string& table, bool final) {
-    return std::stoll(
-        ch_.Scalar("SELECT count() FROM " + table + (final ? " FINAL" : "")));
+    return std::stoll(ch_.Scalar("SELECT count() FROM " + table + (final ? " FINAL" : "")));
   }
 
   testing::TestDatabase pg_;
@@ -151,7 +148,6 @@ TEST_F(CopyTest, SeededRowsArriveMappedRowForRow) {
     EXPECT_EQ(ChCount(t, true), std::stoll(PgScalar(std::string("SELECT count(*) FROM ") + t)))
         << t;
   }
-  const bool modern = ch_.dialect().modern();
 
   // Traces: every column of every row.
   Result<PgResult> pg = conn_->Exec(
@@ -201,7 +197,8 @@ TEST_F(CopyTest, SeededRowsArriveMappedRowForRow) {
   // Observations: the Langfuse v3 mapping of models, usage, costs and prompts.
   Result<PgResult> obs = conn_->Exec(
       "SELECT o.id, o.model, o.prompt_tokens, o.completion_tokens, o.total_tokens, "
-      "o.input_cost::text, o.calculated_total_cost IS NULL, round(o.calculated_total_cost, 12)::text, "
+      "o.input_cost::text, o.calculated_total_cost IS NULL, round(o.calculated_total_cost, "
+      "12)::text, "
       "p.name, p.version, o.trace_id, o.type, o.input::text "
       "FROM observations o LEFT JOIN prompts p ON p.id = o.prompt_id ORDER BY o.id");
   ASSERT_TRUE(obs.ok());
@@ -232,7 +229,8 @@ TEST_F(CopyTest, SeededRowsArriveMappedRowForRow) {
       EXPECT_EQ(std::stod(c["total_cost_text"].get<std::string>()),
                 std::stod(std::string(obs->Get(i, 7))))
           << id;
-      EXPECT_EQ(std::stod(ChMap(c, "cost_details")["total"]), std::stod(std::string(obs->Get(i, 7))))
+      EXPECT_EQ(std::stod(ChMap(c, "cost_details")["total"]),
+                std::stod(std::string(obs->Get(i, 7))))
           << id;
     } else {
       EXPECT_TRUE(c["total_cost"].is_null()) << id;
@@ -257,7 +255,6 @@ TEST_F(CopyTest, SeededRowsArriveMappedRowForRow) {
   EXPECT_GT(with_prompt, 0);
   EXPECT_GT(negative_tokens, 0);
   EXPECT_GT(priced, 0) << "the cost backfill ran before the observations copy";
-  (void)modern;
 
   // Scores.
   Result<PgResult> sc = conn_->Exec(
@@ -301,14 +298,15 @@ TEST_F(CopyTest, VerifyReportsMatchesAndNamesTheMonthThatDiffers) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.out.find(lost_month + ": source "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("traces: DIFFERENT"), std::string::npos) << r.out;
-  ProcessResult wrong = RunProcess(BGM_BINARY, {"verify", "20241105_1200_backfill_observation_costs"},
-                                   Env("cli"));
+  ProcessResult wrong =
+      RunProcess(BGM_BINARY, {"verify", "20241105_1200_backfill_observation_costs"}, Env("cli"));
   EXPECT_EQ(wrong.exit_code, 2);
   EXPECT_NE(wrong.err.find("verify compares the copies only"), std::string::npos);
 }
 
 TEST_F(CopyTest, TwentyThousandTracesWithOneCreatedAtFinishWithEveryRowOnce) {
-  ASSERT_TRUE(conn_->RunScript(R"sql(
+  ASSERT_TRUE(conn_
+                  ->RunScript(R"sql(
     INSERT INTO traces (id, "timestamp", name, project_id, created_at)
     SELECT 'same-' || lpad(g::text, 6, '0'), timestamp '2024-04-01' + g * interval '1 second',
            'n' || g, 'p1', timestamp '2024-05-02 12:00:00'
@@ -319,19 +317,23 @@ TEST_F(CopyTest, TwentyThousandTracesWithOneCreatedAtFinishWithEveryRowOnce) {
   RunWorker();
   EXPECT_EQ(ChCount("traces", true), 20000);
   EXPECT_EQ(ChCount("traces", false), 20000) << "no batch was sent twice";
-  EXPECT_EQ(ch_.Scalar("SELECT count() FROM (SELECT id FROM traces GROUP BY id HAVING count() > 1)"),
-            "0");
+  EXPECT_EQ(
+      ch_.Scalar("SELECT count() FROM (SELECT id FROM traces GROUP BY id HAVING count() > 1)"),
+      "0");
   EXPECT_EQ(PgScalar(std::string("SELECT count(*) FROM background_migration_events WHERE kind = "
-                                 "'batch' AND migration_name = '") + kCopyTraces + "'"),
-            "20");
-  EXPECT_EQ(PgScalar(std::string("SELECT rows_processed FROM background_migrations WHERE name = '") +
+                                 "'batch' AND migration_name = '") +
                      kCopyTraces + "'"),
-            "20000");
+            "20");
+  EXPECT_EQ(
+      PgScalar(std::string("SELECT rows_processed FROM background_migrations WHERE name = '") +
+               kCopyTraces + "'"),
+      "20000");
 }
 
 TEST_F(CopyTest, SixtyFourMegabyteInputsAndOutputsStayUnderThreeHundredMegabytes) {
   // Two traces whose input and output are 64 MiB JSON strings each (hex: barely compressible).
-  ASSERT_TRUE(conn_->RunScript(R"sql(
+  ASSERT_TRUE(conn_
+                  ->RunScript(R"sql(
     INSERT INTO traces (id, project_id, name, input, output)
     WITH big AS (SELECT string_agg(md5(i::text), '') AS s FROM generate_series(1, 2097152) i)
     SELECT 'big-' || g, 'p1', 'big', to_jsonb('in' || g || big.s), to_jsonb('out' || g || big.s)
@@ -402,9 +404,10 @@ TEST_F(CopyTest, CursorColumnAndDateBoundsAreHonoured) {
                      std::string(kCopyTraces) + "'"),
             "timestamp");
   // Changing the cursor column under a saved cursor is refused with advice.
-  ASSERT_TRUE(conn_->Run("UPDATE background_migrations SET finished_at = NULL, args = "
-                         "'{\"cursorColumn\": \"created_at\"}' WHERE name = $1",
-                         {kCopyTraces})
+  ASSERT_TRUE(conn_
+                  ->Run("UPDATE background_migrations SET finished_at = NULL, args = "
+                        "'{\"cursorColumn\": \"created_at\"}' WHERE name = $1",
+                        {kCopyTraces})
                   .ok());
   ProcessResult r = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w2"));
   EXPECT_EQ(r.exit_code, 1);
