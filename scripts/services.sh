@@ -4,10 +4,14 @@
 # no /etc configs, no systemd.  Everything (data, configs, logs, pid files,
 # sockets) lives in one data folder.
 #
-# Usage: scripts/services.sh start|stop|restart|status|env
+# Usage: scripts/services.sh start|stop|kill|restart|status|env [postgres|clickhouse]
+#
+#   (start, stop, kill and restart act on one server when it is named; the fault tests stop
+#   and start one server under a running worker this way)
 #
 #   start    start both servers (idempotent), wait until they answer
 #   stop     stop both servers (ok if not running)
+#   kill     stop abruptly, as a crash would (SIGKILL; Postgres: pg_ctl -m immediate)
 #   restart  stop + start
 #   status   print the state of each server; exit 0 if both run, 3 otherwise
 #   env      print `export ...` lines for the running servers, use as
@@ -519,23 +523,41 @@ cmd_start() {
   take_lock
   # Check every port we are about to bind before starting anything, so a
   # conflict does not leave one server half-started.
-  pg_check_install
-  pg_is_running || check_port_free "$PG_PORT" "PostgreSQL" BGMIGRATE_PG_PORT
-  if ! ch_pid >/dev/null; then
+  if [[ $ONLY != clickhouse ]]; then
+    pg_check_install
+    pg_is_running || check_port_free "$PG_PORT" "PostgreSQL" BGMIGRATE_PG_PORT
+  fi
+  if [[ $ONLY != postgres ]] && ! ch_pid >/dev/null; then
     check_port_free "$CH_HTTP_PORT" "ClickHouse HTTP" BGMIGRATE_CH_HTTP_PORT
     check_port_free "$CH_TCP_PORT" "ClickHouse native TCP" BGMIGRATE_CH_TCP_PORT
   fi
-  pg_start
-  ch_start
+  [[ $ONLY == clickhouse ]] || pg_start
+  [[ $ONLY == postgres ]] || ch_start
 }
 
 cmd_stop() {
   [[ -d $DATA_DIR ]] || { say "PostgreSQL: not running"; say "ClickHouse: not running"; return 0; }
   take_lock
   local rc=0
-  pg_stop || rc=1
-  ch_stop || rc=1
+  if [[ $ONLY != clickhouse ]]; then pg_stop || rc=1; fi
+  if [[ $ONLY != postgres ]]; then ch_stop || rc=1; fi
   return "$rc"
+}
+
+cmd_kill() {
+  [[ -d $DATA_DIR ]] || return 0
+  take_lock
+  if [[ $ONLY != clickhouse ]] && pg_is_running; then
+    pg_run "$PG_BIN/pg_ctl" stop -D "$(pg_data)" -m immediate -s -w -t 60 9>&- || return 1
+    say "PostgreSQL: killed"
+  fi
+  local pid
+  if [[ $ONLY != postgres ]] && pid=$(ch_pid); then
+    kill -KILL "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    rm -f -- "$CH_PIDFILE"
+    say "ClickHouse: killed"
+  fi
 }
 
 cmd_status() {
@@ -562,9 +584,15 @@ cmd_env() {
   return "$rc"
 }
 
+ONLY=${2:-}
+case "$ONLY" in
+  ""|postgres|clickhouse) ;;
+  *) die "unknown server '$ONLY'; name postgres or clickhouse, or none for both" ;;
+esac
 case "${1:-}" in
   start)   cmd_start ;;
   stop)    cmd_stop ;;
+  kill)    cmd_kill ;;
   restart) cmd_stop; cmd_start ;;
   status)  cmd_status ;;
   env)     cmd_env ;;

@@ -146,6 +146,7 @@ int CmdServe(const Config& config, bool run_worker, bool run_web, bool exit_when
   SystemClock clock;
   ManagerOptions options{config.worker_id, config.lease, config.poll,
                          config.background_migrations_enabled, exit_when_idle && !run_web};
+  options.outage_budget = config.outage_budget;
   Manager manager(options, BuiltinRegistry(), StoreFactory(config), clock, EnvFrom(config));
   if (Status s = manager.RegisterAll(); !s.ok()) return Fail(s);
 
@@ -210,6 +211,10 @@ int CmdList(const Config& config, bool json) {
   for (const MigrationRow& row : *rows) {
     std::string detail = row.failed_reason.value_or("");
     if (row.status == MigrationStatus::kFinished) detail = "finished " + Cell(row.finished_at);
+    if (row.status == MigrationStatus::kWaiting) {
+      detail = "since " + Cell(row.waiting_since) + ", next try " + Cell(row.next_attempt_at) +
+               ": " + row.waiting_reason.value_or("");
+    }
     std::printf("%-50s %-9s %12lld  %-24s %s\n", row.name.c_str(), MigrationStatusName(row.status),
                 static_cast<long long>(row.rows_processed), Cell(row.worker_id).c_str(),
                 detail.c_str());

@@ -60,6 +60,9 @@ const std::vector<SettingDoc>& SettingDocs() {
       {"BGMIGRATE_LEASE_SECONDS", "60",
        "a worker's lease on a migration; a dead worker's lease is taken over after it"},
       {"BGMIGRATE_POLL_SECONDS", "5", "how often an idle worker looks for work"},
+      {"BGMIGRATE_OUTAGE_BUDGET_SECONDS", "900",
+       "how long a running migration waits (status waiting, retrying with backoff 1-10 s) for "
+       "an unreachable Postgres or ClickHouse before it fails"},
       {"BGMIGRATE_LOG_FORMAT", "text", "text or json (one JSON object per line)"},
       {"BGMIGRATE_WORKER_ID", "host-pid-random", "this worker's name in leases and events"},
   };
@@ -114,6 +117,11 @@ Result<Config> LoadConfig(const std::function<const char*(const char*)>& getenv)
     Result<double> s = ParseSeconds("BGMIGRATE_POLL_SECONDS", v, 0.05, 3600);
     if (!s.ok()) return s.status();
     c.poll = std::chrono::milliseconds(static_cast<int64_t>(*s * 1000));
+  }
+  if (const char* v = get("BGMIGRATE_OUTAGE_BUDGET_SECONDS")) {
+    Result<double> s = ParseSeconds("BGMIGRATE_OUTAGE_BUDGET_SECONDS", v, 0, 7 * 86400);
+    if (!s.ok()) return s.status();
+    c.outage_budget = std::chrono::milliseconds(static_cast<int64_t>(*s * 1000));
   }
   if (const char* v = get("BGMIGRATE_LOG_FORMAT")) {
     if (!ParseLogFormat(v, &c.log_format)) {

@@ -6,6 +6,7 @@ const char* MigrationStatusName(MigrationStatus s) {
   switch (s) {
     case MigrationStatus::kPending: return "pending";
     case MigrationStatus::kRunning: return "running";
+    case MigrationStatus::kWaiting: return "waiting";
     case MigrationStatus::kPaused: return "paused";
     case MigrationStatus::kFinished: return "finished";
     case MigrationStatus::kFailed: return "failed";
@@ -40,6 +41,9 @@ nlohmann::json MigrationRow::ToJson() const {
       {"failed_at", Opt(failed_at)},
       {"failed_reason", Opt(failed_reason)},
       {"last_progress_at", Opt(last_progress_at)},
+      {"waiting_reason", Opt(waiting_reason)},
+      {"waiting_since", Opt(waiting_since)},
+      {"next_attempt_at", Opt(next_attempt_at)},
   };
 }
 

@@ -6,6 +6,7 @@
 // Implementations are not thread-safe: each thread uses its own instance.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -17,7 +18,9 @@
 
 namespace bgm {
 
-enum class MigrationStatus { kPending, kRunning, kPaused, kFinished, kFailed };
+// kWaiting: running (the lease is live) but its Postgres or ClickHouse is unreachable; the
+// worker retries with backoff until the outage budget runs out.
+enum class MigrationStatus { kPending, kRunning, kWaiting, kPaused, kFinished, kFailed };
 const char* MigrationStatusName(MigrationStatus s);  // "pending", "running", ...
 
 struct MigrationRow {
@@ -31,6 +34,8 @@ struct MigrationRow {
   std::optional<std::string> finished_at, failed_at, locked_at, created_at, started_at,
       paused_at, last_progress_at;
   std::optional<std::string> failed_reason, worker_id;
+  // Set while the status is waiting: why, since when, and when the worker tries again.
+  std::optional<std::string> waiting_reason, waiting_since, next_attempt_at;
   int attempts = 0;
   int64_t rows_processed = 0;
   std::optional<int64_t> rows_total_estimate;
@@ -94,6 +99,11 @@ class ControlStore {
                       const std::string& reason) = 0;
   virtual Status Release(const std::string& name, const std::string& worker_id,
                          const std::string& reason) = 0;
+  // Marks the migration as waiting for an unreachable server (status `waiting`): `reason`
+  // names the server and its error; the worker tries again `retry_in` from now. waiting_since
+  // keeps the start of the outage. The next checkpoint, finish, failure or release clears it.
+  virtual Status SetWaiting(const std::string& name, const std::string& worker_id,
+                            const std::string& reason, std::chrono::milliseconds retry_in) = 0;
   // An event outside the fenced writes (e.g. lease_lost seen by the losing worker).
   virtual Status RecordEvent(const std::string& name, const std::string& kind,
                              const std::optional<std::string>& worker_id,

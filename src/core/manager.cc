@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cmath>
 #include <map>
+#include <optional>
 #include <thread>
 
 namespace bgm {
@@ -13,9 +15,12 @@ constexpr const char* kTag = "[Background Migration]";
 // The context handed to a running migration: fenced writes through the loop thread's store.
 class LeasedContext final : public MigrationContext {
  public:
-  LeasedContext(const Lease& lease, const MigrationEnv& env, ControlStore& store,
-                const std::string& worker_id, std::stop_source& run_stop,
-                std::atomic<bool>& lease_lost, std::atomic<bool>& paused)
+  // `outage_start` is set while the migration waits out an outage; the first checkpoint after
+  // it reports the recovery and clears it.
+  LeasedContext(const Lease& lease, nlohmann::json state, const MigrationEnv& env,
+                ControlStore& store, const std::string& worker_id, std::stop_source& run_stop,
+                std::atomic<bool>& lease_lost, std::atomic<bool>& paused, Clock& clock,
+                std::optional<Clock::TimePoint>& outage_start)
       : lease_(lease),
         env_(env),
         store_(store),
@@ -23,7 +28,9 @@ class LeasedContext final : public MigrationContext {
         run_stop_(run_stop),
         lease_lost_(lease_lost),
         paused_(paused),
-        state_(lease.state.is_object() ? lease.state : nlohmann::json::object()) {}
+        clock_(clock),
+        outage_start_(outage_start),
+        state_(state.is_object() ? std::move(state) : nlohmann::json::object()) {}
 
   const std::string& name() const override { return lease_.name; }
   const nlohmann::json& args() const override { return lease_.args; }
@@ -42,6 +49,15 @@ class LeasedContext final : public MigrationContext {
     }
     state_ = batch.state;
     rows_ += batch.rows;
+    if (outage_start_.has_value()) {
+      const double outage_s =
+          std::chrono::duration<double>(clock_.Now() - *outage_start_).count();
+      outage_start_.reset();
+      spdlog::info("{} {} recovered: committed a batch again after {:.1f} s of waiting", kTag,
+                   lease_.name, outage_s);
+      (void)store_.RecordEvent(lease_.name, "recovered", worker_id_,
+                               {{"outage_s", std::round(outage_s * 10) / 10}});
+    }
     spdlog::info("{} {}: processed batch of {} rows ({} bytes) in {} ms; {} rows so far; cursor {}",
                  kTag, lease_.name, batch.rows, batch.bytes, batch.duration_ms, rows_,
                  batch.to.dump());
@@ -69,11 +85,19 @@ class LeasedContext final : public MigrationContext {
   std::stop_source& run_stop_;
   std::atomic<bool>& lease_lost_;
   std::atomic<bool>& paused_;
+  Clock& clock_;
+  std::optional<Clock::TimePoint>& outage_start_;
   nlohmann::json state_;
   int64_t rows_ = 0;
 };
 
 }  // namespace
+
+bool IsTransient(const Status& status) {
+  return status.code() == StatusCode::kUnavailable ||
+         status.code() == StatusCode::kDeadlineExceeded ||
+         status.code() == StatusCode::kResourceExhausted;
+}
 
 Manager::Manager(ManagerOptions options, const Registry& registry,
                  ControlStoreFactory store_factory, Clock& clock, MigrationEnv env)
@@ -166,9 +190,14 @@ Result<bool> Manager::RunOnce(std::stop_token stop) {
 
 void Manager::RunLeased(const Lease& lease, std::stop_token stop) {
   const auto started = clock_.Now();
+  // A write through the loop thread's store, reconnecting it first when an outage dropped it.
+  auto write = [&](const auto& op) -> Status {
+    BGM_RETURN_IF_ERROR(EnsureStore());
+    return op(*store_);
+  };
   auto fail = [&](const std::string& reason) {
     spdlog::error("{} Background migration {} failed: {}", kTag, lease.name, reason);
-    Status s = store_->Fail(lease.name, options_.worker_id, reason);
+    Status s = write([&](ControlStore& st) { return st.Fail(lease.name, options_.worker_id, reason); });
     if (!s.ok()) spdlog::error("{} Could not record the failure of {}: {}", kTag, lease.name,
                                s.ToString());
   };
@@ -226,13 +255,7 @@ void Manager::RunLeased(const Lease& lease, std::stop_token stop) {
     }
   });
 
-  LeasedContext ctx(lease, env_, *store_, options_.worker_id, run_stop, lease_lost, paused);
-  Status result;
-  try {
-    result = migration->Run(ctx);
-  } catch (const std::exception& e) {
-    result = Internal(std::string("unexpected error: ") + e.what());
-  }
+  Status result = RunWithRetries(lease, *migration, run_stop, lease_lost, paused);
   heartbeat.request_stop();
   heartbeat.join();
 
@@ -241,11 +264,14 @@ void Manager::RunLeased(const Lease& lease, std::stop_token stop) {
   if (lease_lost || result.code() == StatusCode::kLeaseLost) {
     spdlog::error("{} Lost the lease of {} to another worker; stopping it without further writes",
                   kTag, lease.name);
-    (void)store_->RecordEvent(lease.name, "lease_lost", options_.worker_id, nlohmann::json::object());
+    (void)write([&](ControlStore& st) {
+      return st.RecordEvent(lease.name, "lease_lost", options_.worker_id,
+                            nlohmann::json::object());
+    });
     return;
   }
   if (result.ok()) {
-    Status s = store_->Finish(lease.name, options_.worker_id);
+    Status s = write([&](ControlStore& st) { return st.Finish(lease.name, options_.worker_id); });
     if (s.ok()) {
       spdlog::info("{} Finished background migration {} in {:.1f} s", kTag, lease.name, seconds);
     } else {
@@ -255,7 +281,8 @@ void Manager::RunLeased(const Lease& lease, std::stop_token stop) {
   }
   if (result.code() == StatusCode::kCancelled && run_stop.stop_requested()) {
     const std::string reason = paused ? "paused by an operator" : "worker stopping";
-    Status s = store_->Release(lease.name, options_.worker_id, reason);
+    Status s = write(
+        [&](ControlStore& st) { return st.Release(lease.name, options_.worker_id, reason); });
     if (s.ok()) {
       spdlog::info("{} Released the lock of {} ({}); progress is saved", kTag, lease.name, reason);
     } else {
@@ -264,6 +291,84 @@ void Manager::RunLeased(const Lease& lease, std::stop_token stop) {
     return;
   }
   fail(result.message());
+}
+
+Status Manager::RunWithRetries(const Lease& lease, BackgroundMigration& migration,
+                               std::stop_source& run_stop, std::atomic<bool>& lease_lost,
+                               std::atomic<bool>& paused) {
+  auto secs = [](Clock::Duration d) { return std::chrono::duration<double>(d).count(); };
+  nlohmann::json state = lease.state;
+  std::optional<Clock::TimePoint> outage_start;  // set while waiting, cleared by a checkpoint
+  int waits = 0;                                 // backoff steps in the current outage
+  for (;;) {
+    Status result = EnsureStore();
+    if (result.ok()) {
+      LeasedContext ctx(lease, state, env_, *store_, options_.worker_id, run_stop, lease_lost,
+                        paused, clock_, outage_start);
+      try {
+        result = migration.Run(ctx);
+      } catch (const std::exception& e) {
+        result = Internal(std::string("unexpected error: ") + e.what());
+      }
+      state = ctx.state();
+    }
+    if (result.ok() || lease_lost || !IsTransient(result)) return result;
+    if (run_stop.stop_requested()) return Cancelled("stopped after: " + result.message());
+
+    const Clock::TimePoint now = clock_.Now();
+    if (!outage_start.has_value()) {
+      outage_start = now;
+      waits = 0;
+    }
+    const Clock::Duration waited = now - *outage_start;
+    if (waited >= options_.outage_budget) {
+      return Status(result.code(),
+                    "gave up after waiting " + std::to_string(std::lround(secs(waited))) +
+                        " s for the outage to end (BGMIGRATE_OUTAGE_BUDGET_SECONDS=" +
+                        std::to_string(std::lround(secs(options_.outage_budget))) +
+                        "): " + result.message() +
+                        "; once the server is back, `bgmigrate retry " + lease.name +
+                        "` resumes from the saved cursor");
+    }
+    Clock::Duration backoff = options_.backoff_initial;
+    for (int i = 0; i < waits && backoff < options_.backoff_max; ++i) backoff *= 2;
+    backoff = std::min({backoff, options_.backoff_max, options_.outage_budget - waited});
+    ++waits;
+    spdlog::warn("{} {} is waiting: {}; trying again in {:.1f} s ({:.0f} s of the {:.0f} s "
+                 "outage budget used)",
+                 kTag, lease.name, result.message(), secs(backoff), secs(waited),
+                 secs(options_.outage_budget));
+    Status recorded = EnsureStore();
+    if (recorded.ok()) {
+      recorded = store_->SetWaiting(lease.name, options_.worker_id, result.message(),
+                                    std::chrono::duration_cast<std::chrono::milliseconds>(backoff));
+    }
+    if (recorded.code() == StatusCode::kLeaseLost) {
+      lease_lost = true;
+      return recorded;
+    }
+    if (!recorded.ok()) {
+      spdlog::warn("{} Could not record that {} is waiting: {}", kTag, lease.name,
+                   recorded.ToString());
+      store_.reset();  // reconnect on the next attempt
+    }
+    if (!clock_.SleepFor(backoff, run_stop.get_token())) {
+      return Cancelled("stopped while waiting: " + result.message());
+    }
+    // Resume from the committed checkpoint: one whose reply was lost may have committed.
+    if (EnsureStore().ok()) {
+      Result<MigrationRow> row = store_->Get(lease.name);
+      if (!row.ok()) {
+        store_.reset();
+      } else if (row->worker_id != options_.worker_id) {
+        lease_lost = true;
+        return LeaseLost("worker " + options_.worker_id + " no longer holds the lease of " +
+                         lease.name);
+      } else if (row->state.is_object()) {
+        state = row->state;
+      }
+    }
+  }
 }
 
 Status Manager::Run(std::stop_token stop) {

@@ -29,7 +29,18 @@ struct ManagerOptions {
   Clock::Duration poll = std::chrono::seconds(5);
   bool enabled = true;           // LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS
   bool exit_when_idle = false;   // return once nothing is pending or running anywhere
+  // A migration that fails with a transient error (a server unreachable, a timeout, a memory
+  // limit) keeps its lease and is run again from its last checkpoint after a backoff that
+  // doubles from backoff_initial up to backoff_max; its status is `waiting` meanwhile. When an
+  // outage (no checkpoint in between) lasts longer than outage_budget it fails instead.
+  Clock::Duration outage_budget = std::chrono::minutes(15);  // BGMIGRATE_OUTAGE_BUDGET_SECONDS
+  Clock::Duration backoff_initial = std::chrono::seconds(1);
+  Clock::Duration backoff_max = std::chrono::seconds(10);
 };
+
+// True for the errors a migration waits out: kUnavailable, kDeadlineExceeded,
+// kResourceExhausted.
+bool IsTransient(const Status& status);
 
 using ControlStoreFactory = std::function<Result<std::unique_ptr<ControlStore>>()>;
 
@@ -56,6 +67,11 @@ class Manager {
  private:
   // Runs the leased migration; every outcome is recorded before it returns.
   void RunLeased(const Lease& lease, std::stop_token stop);
+  // Runs the migration, and again after each transient error until it succeeds, fails for
+  // good, is stopped or the outage budget runs out. Returns the last attempt's Status.
+  Status RunWithRetries(const Lease& lease, BackgroundMigration& migration,
+                        std::stop_source& run_stop, std::atomic<bool>& lease_lost,
+                        std::atomic<bool>& paused);
   Status EnsureStore();
 
   const ManagerOptions options_;

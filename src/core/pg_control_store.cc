@@ -10,7 +10,7 @@ constexpr const char* kRowColumns = R"sql(
        WHEN failed_at IS NOT NULL THEN 'failed'
        WHEN paused_at IS NOT NULL THEN 'paused'
        WHEN worker_id IS NOT NULL AND locked_at >= now() - make_interval(secs => $1)
-         THEN 'running'
+         THEN CASE WHEN waiting_reason IS NULL THEN 'running' ELSE 'waiting' END
        ELSE 'pending' END,
   to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
   to_char(failed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
@@ -20,7 +20,10 @@ constexpr const char* kRowColumns = R"sql(
   to_char(paused_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
   to_char(last_progress_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
   failed_reason, worker_id, attempts, rows_processed, rows_total_estimate,
-  (worker_id IS NOT NULL AND locked_at >= now() - make_interval(secs => $1))
+  (worker_id IS NOT NULL AND locked_at >= now() - make_interval(secs => $1)),
+  waiting_reason,
+  to_char(waiting_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+  to_char(next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
 )sql";
 
 MigrationStatus StatusFromText(std::string_view s) {
@@ -28,6 +31,7 @@ MigrationStatus StatusFromText(std::string_view s) {
   if (s == "failed") return MigrationStatus::kFailed;
   if (s == "paused") return MigrationStatus::kPaused;
   if (s == "running") return MigrationStatus::kRunning;
+  if (s == "waiting") return MigrationStatus::kWaiting;
   return MigrationStatus::kPending;
 }
 
@@ -57,6 +61,9 @@ MigrationRow RowFrom(const PgResult& r, int i) {
   row.rows_processed = r.GetInt(i, 16);
   if (!r.IsNull(i, 17)) row.rows_total_estimate = r.GetInt(i, 17);
   row.lease_live = r.GetBool(i, 18);
+  row.waiting_reason = r.GetOpt(i, 19);
+  row.waiting_since = r.GetOpt(i, 20);
+  row.next_attempt_at = r.GetOpt(i, 21);
   return row;
 }
 
@@ -134,7 +141,8 @@ Result<std::optional<Lease>> PgControlStore::TryAcquire(const std::string& name,
       WITH acquired AS (
         UPDATE background_migrations
         SET worker_id = $2, locked_at = now(), started_at = COALESCE(started_at, now()),
-            attempts = attempts + 1
+            attempts = attempts + 1,
+            waiting_reason = NULL, waiting_since = NULL, next_attempt_at = NULL
         WHERE name = $1 AND finished_at IS NULL AND failed_at IS NULL AND paused_at IS NULL
           AND (worker_id IS NULL OR locked_at IS NULL
                OR locked_at < now() - make_interval(secs => $3))
@@ -182,7 +190,8 @@ Result<Fence> PgControlStore::Checkpoint(const std::string& name, const std::str
       WITH upd AS (
         UPDATE background_migrations
         SET state = $3::jsonb, rows_processed = rows_processed + $4, last_progress_at = now(),
-            locked_at = now()
+            locked_at = now(),
+            waiting_reason = NULL, waiting_since = NULL, next_attempt_at = NULL
         WHERE name = $1 AND worker_id = $2
         RETURNING name, paused_at IS NOT NULL AS paused),
       ev AS (
@@ -205,7 +214,8 @@ Status PgControlStore::Finish(const std::string& name, const std::string& worker
   Result<Fence> f = Fenced("finish", R"sql(
       WITH upd AS (
         UPDATE background_migrations
-        SET finished_at = now(), worker_id = NULL, locked_at = NULL, last_progress_at = now()
+        SET finished_at = now(), worker_id = NULL, locked_at = NULL, last_progress_at = now(),
+            waiting_reason = NULL, waiting_since = NULL, next_attempt_at = NULL
         WHERE name = $1 AND worker_id = $2 RETURNING name, rows_processed),
       ev AS (
         INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
@@ -221,7 +231,8 @@ Status PgControlStore::Fail(const std::string& name, const std::string& worker_i
   Result<Fence> f = Fenced("recording the failure", R"sql(
       WITH upd AS (
         UPDATE background_migrations
-        SET failed_at = now(), failed_reason = $3, worker_id = NULL, locked_at = NULL
+        SET failed_at = now(), failed_reason = $3, worker_id = NULL, locked_at = NULL,
+            waiting_reason = NULL, waiting_since = NULL, next_attempt_at = NULL
         WHERE name = $1 AND worker_id = $2 RETURNING name),
       ev AS (
         INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
@@ -235,13 +246,33 @@ Status PgControlStore::Release(const std::string& name, const std::string& worke
                                const std::string& reason) {
   Result<Fence> f = Fenced("releasing the lease", R"sql(
       WITH upd AS (
-        UPDATE background_migrations SET worker_id = NULL, locked_at = NULL
+        UPDATE background_migrations
+        SET worker_id = NULL, locked_at = NULL,
+            waiting_reason = NULL, waiting_since = NULL, next_attempt_at = NULL
         WHERE name = $1 AND worker_id = $2 RETURNING name),
       ev AS (
         INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
         SELECT name, 'released', $2, jsonb_build_object('reason', $3::text) FROM upd)
       SELECT false FROM upd)sql",
                            {name, worker_id, reason}, name, worker_id);
+  return f.ok() ? Status::Ok() : f.status();
+}
+
+Status PgControlStore::SetWaiting(const std::string& name, const std::string& worker_id,
+                                  const std::string& reason, std::chrono::milliseconds retry_in) {
+  const double retry_s = std::chrono::duration<double>(retry_in).count();
+  Result<Fence> f = Fenced("recording the wait", R"sql(
+      WITH upd AS (
+        UPDATE background_migrations
+        SET waiting_reason = $3, waiting_since = COALESCE(waiting_since, now()),
+            next_attempt_at = now() + make_interval(secs => $4::float8), locked_at = now()
+        WHERE name = $1 AND worker_id = $2 RETURNING name),
+      ev AS (
+        INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
+        SELECT name, 'waiting', $2, jsonb_build_object('reason', $3::text, 'retry_in_s', $4::float8)
+        FROM upd)
+      SELECT false FROM upd)sql",
+                           {name, worker_id, reason, retry_s}, name, worker_id);
   return f.ok() ? Status::Ok() : f.status();
 }
 

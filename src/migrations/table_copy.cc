@@ -12,6 +12,7 @@
 #include "clickhouse/clickhouse_client.h"
 #include "clickhouse/insert_source.h"
 #include "common/bounded_queue.h"
+#include "common/clock.h"
 
 namespace bgm {
 namespace {
@@ -390,7 +391,9 @@ class TableCopy final : public BackgroundMigration {
     BoundedQueue<Item> queue(kQueueBytes);
     Reader reader(mapping_, *dialect, std::move(options), target_rows, queue, ctx.stop_token());
     std::jthread reader_thread([&reader] { reader.Run(); });
-    Status result = InsertLoop(ctx, **client, *dialect, queue, target_rows, pinned, target_seconds);
+    const std::chrono::milliseconds pause(IntArg(args, "pauseMs", 0));
+    Status result =
+        InsertLoop(ctx, **client, *dialect, queue, target_rows, pinned, target_seconds, pause);
     queue.Close();
     reader_thread.join();
     return result;
@@ -415,7 +418,8 @@ class TableCopy final : public BackgroundMigration {
 
   Status InsertLoop(MigrationContext& ctx, ClickHouseClient& client,
                     const ClickHouseDialect& dialect, BoundedQueue<Item>& queue,
-                    std::atomic<int64_t>& target_rows, bool pinned, double target_seconds) {
+                    std::atomic<int64_t>& target_rows, bool pinned, double target_seconds,
+                    std::chrono::milliseconds pause) {
     const std::string insert = "INSERT INTO " + mapping_.target_table + " (" +
                                mapping_.insert_columns(dialect) + ") FORMAT RowBinary";
     while (true) {
@@ -451,6 +455,9 @@ class TableCopy final : public BackgroundMigration {
       record.to = batch.to;
       record.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
       BGM_RETURN_IF_ERROR(ctx.Checkpoint(record));
+      if (pause.count() > 0 && !SystemClock().SleepFor(pause, ctx.stop_token())) {
+        return Cancelled("stop requested");
+      }
       if (!pinned && record.duration_ms > 0) {
         const double rate =
             static_cast<double>(batch.rows) * 1000.0 / static_cast<double>(record.duration_ms);
@@ -473,6 +480,7 @@ ArgsSchema CopyArgsSchema(const TableMapping& mapping) {
   schema.Int("batchSize", 1, kMaxBatchRows)
       .Int("maxBatchBytes", 1 << 20, int64_t{1} << 30)
       .Number("targetBatchSeconds", 0.1, 60)
+      .Int("pauseMs", 0, 60000)
       .OneOf("cursorColumn", mapping.cursor_columns)
       .Timestamp("minDate")
       .Timestamp("maxDate");

@@ -68,7 +68,8 @@ Status PgConnection::ErrorFrom(const PGresult* res, std::string_view what) const
   if (msg.empty()) msg = Trim(PQerrorMessage(conn_.get()));
   StatusCode code = CodeForSqlState(state ? state : "");
   if (PQstatus(conn_.get()) != CONNECTION_OK) code = StatusCode::kUnavailable;
-  std::string out(what);
+  std::string out = "Postgres ";
+  out += what;
   out += " failed";
   if (state) {
     out += " (SQLSTATE ";

@@ -11,6 +11,7 @@ namespace bgm {
 namespace {
 
 constexpr MigrationStatus kAllStatuses[] = {MigrationStatus::kPending, MigrationStatus::kRunning,
+                                            MigrationStatus::kWaiting,
                                             MigrationStatus::kPaused, MigrationStatus::kFinished,
                                             MigrationStatus::kFailed};
 

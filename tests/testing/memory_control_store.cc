@@ -8,6 +8,11 @@ std::string Stamp(Clock::TimePoint t) { return std::to_string(t.time_since_epoch
 Status NoSuch(const std::string& name) {
   return NotFound("no background migration named '" + name + "'");
 }
+void ClearWaiting(MigrationRow& row) {
+  row.waiting_reason.reset();
+  row.waiting_since.reset();
+  row.next_attempt_at.reset();
+}
 Status Lost(const std::string& name, const std::string& worker) {
   return LeaseLost("worker " + worker + " no longer holds the lease of " + name);
 }
@@ -29,7 +34,7 @@ MigrationRow MemoryDatabase::View(const Stored& s) const {
   } else if (row.paused_at) {
     row.status = MigrationStatus::kPaused;
   } else if (row.lease_live) {
-    row.status = MigrationStatus::kRunning;
+    row.status = row.waiting_reason ? MigrationStatus::kWaiting : MigrationStatus::kRunning;
   } else {
     row.status = MigrationStatus::kPending;
   }
@@ -117,6 +122,7 @@ Result<std::optional<Lease>> MemoryControlStore::TryAcquire(const std::string& n
   }
   s.row.worker_id = worker_id;
   s.locked_at = db_.clock_.Now();
+  ClearWaiting(s.row);
   if (!s.row.started_at) s.row.started_at = Stamp(db_.clock_.Now());
   s.row.attempts++;
   db_.AddEvent(name, "acquired", worker_id, {{"attempt", s.row.attempts}});
@@ -146,6 +152,7 @@ Result<Fence> MemoryControlStore::Checkpoint(const std::string& name,
   std::lock_guard lock(db_.mu_);
   MemoryDatabase::Stored* s = Fenced(name, worker_id);
   if (s == nullptr) return Lost(name, worker_id);
+  ClearWaiting(s->row);
   s->row.state = batch.state;
   s->row.rows_processed += batch.rows;
   s->row.last_progress_at = Stamp(db_.clock_.Now());
@@ -168,6 +175,7 @@ Status MemoryControlStore::Finish(const std::string& name, const std::string& wo
   std::lock_guard lock(db_.mu_);
   MemoryDatabase::Stored* s = Fenced(name, worker_id);
   if (s == nullptr) return Lost(name, worker_id);
+  ClearWaiting(s->row);
   s->row.finished_at = Stamp(db_.clock_.Now());
   s->row.worker_id.reset();
   s->locked_at.reset();
@@ -180,6 +188,7 @@ Status MemoryControlStore::Fail(const std::string& name, const std::string& work
   std::lock_guard lock(db_.mu_);
   MemoryDatabase::Stored* s = Fenced(name, worker_id);
   if (s == nullptr) return Lost(name, worker_id);
+  ClearWaiting(s->row);
   s->row.failed_at = Stamp(db_.clock_.Now());
   s->row.failed_reason = reason;
   s->row.worker_id.reset();
@@ -193,9 +202,26 @@ Status MemoryControlStore::Release(const std::string& name, const std::string& w
   std::lock_guard lock(db_.mu_);
   MemoryDatabase::Stored* s = Fenced(name, worker_id);
   if (s == nullptr) return Lost(name, worker_id);
+  ClearWaiting(s->row);
   s->row.worker_id.reset();
   s->locked_at.reset();
   db_.AddEvent(name, "released", worker_id, {{"reason", reason}});
+  return Status::Ok();
+}
+
+Status MemoryControlStore::SetWaiting(const std::string& name, const std::string& worker_id,
+                                      const std::string& reason,
+                                      std::chrono::milliseconds retry_in) {
+  std::lock_guard lock(db_.mu_);
+  MemoryDatabase::Stored* s = Fenced(name, worker_id);
+  if (s == nullptr) return Lost(name, worker_id);
+  const Clock::TimePoint now = db_.clock_.Now();
+  s->row.waiting_reason = reason;
+  if (!s->row.waiting_since) s->row.waiting_since = Stamp(now);
+  s->row.next_attempt_at = Stamp(now + retry_in);
+  s->locked_at = now;
+  db_.AddEvent(name, "waiting", worker_id,
+               {{"reason", reason}, {"retry_in_s", std::chrono::duration<double>(retry_in).count()}});
   return Status::Ok();
 }
 

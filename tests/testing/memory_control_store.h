@@ -65,6 +65,8 @@ class MemoryControlStore final : public ControlStore {
               const std::string& reason) override;
   Status Release(const std::string& name, const std::string& worker_id,
                  const std::string& reason) override;
+  Status SetWaiting(const std::string& name, const std::string& worker_id,
+                    const std::string& reason, std::chrono::milliseconds retry_in) override;
   Status RecordEvent(const std::string& name, const std::string& kind,
                      const std::optional<std::string>& worker_id,
                      const nlohmann::json& detail) override;

@@ -50,7 +50,9 @@ class Gate {
 // Processes `total` rows, batchSize at a time, with the cursor {"next": n} in state.
 struct Script {
   int total = 10;
-  int fail_at = -1;         // fails once when the cursor reaches this row
+  int fail_at = -1;         // fails (for good) once when the cursor reaches this row
+  int transient_at = -1;    // fails with kUnavailable at this row ...
+  int transient_failures = 0;  // ... this many times
   Gate* gate = nullptr;     // when set, every batch waits at the gate
   std::vector<int> starts;  // cursor at each Run() start
 };
@@ -68,7 +70,11 @@ class CountingMigration final : public BackgroundMigration {
       if (script_.gate && !script_.gate->Enter(ctx.stop_token())) return Cancelled("stopped");
       if (script_.fail_at >= 0 && next >= script_.fail_at) {
         script_.fail_at = -1;
-        return Unavailable("source went away at row " + std::to_string(next));
+        return Internal("source went away at row " + std::to_string(next));
+      }
+      if (next == script_.transient_at && script_.transient_failures > 0) {
+        --script_.transient_failures;
+        return Unavailable("source unreachable at row " + std::to_string(next));
       }
       const int to = std::min(next + batch, script_.total);
       BatchRecord rec;
@@ -98,14 +104,35 @@ class ManagerTest : public ::testing::Test {
   }
 
   std::unique_ptr<Manager> NewManager(const Registry& registry, const std::string& worker,
-                                      bool exit_when_idle = true, bool enabled = true) {
+                                      bool exit_when_idle = true, bool enabled = true,
+                                      Clock::Duration outage_budget = std::chrono::minutes(15)) {
     ManagerOptions options{worker, kLease, seconds(5), enabled, exit_when_idle};
+    options.outage_budget = outage_budget;
     return std::make_unique<Manager>(
         options, registry,
         [this]() -> Result<std::unique_ptr<ControlStore>> {
           return std::unique_ptr<ControlStore>(std::make_unique<MemoryControlStore>(db_));
         },
         clock_, MigrationEnv{});
+  }
+
+  std::vector<MigrationEvent> EventsOf(const std::string& kind) {
+    std::vector<MigrationEvent> out;
+    for (const MigrationEvent& e : db_.AllEvents()) {
+      if (e.kind == kind) out.push_back(e);
+    }
+    return out;
+  }
+
+  // Blocks (real time, up to 10 s) until the worker recorded its `n`th wait and sleeps in its
+  // backoff beside the heartbeat thread, so advancing the clock now ends exactly that backoff.
+  void AwaitWait(size_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+    while (EventsOf("waiting").size() < n) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no waiting event #" << n;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ASSERT_TRUE(clock_.WaitForSleepers(2));
   }
 
   std::vector<std::string> AcquiredOrder() {
@@ -177,6 +204,7 @@ TEST_F(ManagerTest, FailureRecordsReasonAndWorkerGoesOn) {
   MigrationRow row = db_.Row("20240101_a");
   EXPECT_EQ(row.status, MigrationStatus::kFailed);
   EXPECT_EQ(row.failed_reason, "source went away at row 6");
+  EXPECT_TRUE(EventsOf("waiting").empty());  // a permanent error is not waited out
   EXPECT_EQ(row.state, (nlohmann::json{{"next", 6}}));
   EXPECT_EQ(db_.Row("20240102_b").status, MigrationStatus::kFinished);
 }
@@ -395,6 +423,90 @@ TEST_F(ManagerTest, PausedMigrationIsSkippedAndIdleWorkerExits) {
   ASSERT_TRUE(manager->Run(std::stop_token()).ok());
   EXPECT_EQ(AcquiredOrder(), (std::vector<std::string>{"20240102_b"}));
   EXPECT_EQ(db_.Row("20240101_a").status, MigrationStatus::kPaused);
+}
+
+TEST_F(ManagerTest, TransientErrorWaitsWithBackoffThenResumesFromTheCheckpoint) {
+  Script a;
+  a.transient_at = 6;
+  a.transient_failures = 3;
+  Registry registry({Spec("20240101_a", a)});
+  auto manager = NewManager(registry, "w1");
+  ASSERT_TRUE(manager->RegisterAll().ok());
+  std::jthread worker([&] { EXPECT_TRUE(manager->Run(std::stop_token()).ok()); });
+  size_t waits = 0;
+  for (int backoff : {1, 2, 4}) {
+    AwaitWait(++waits);
+    const MigrationRow row = db_.Row("20240101_a");
+    EXPECT_EQ(row.status, MigrationStatus::kWaiting);
+    EXPECT_EQ(row.waiting_reason, "source unreachable at row 6");
+    EXPECT_EQ(row.worker_id, "w1");  // the lease is kept while waiting
+    EXPECT_EQ(row.state, (nlohmann::json{{"next", 6}}));
+    EXPECT_EQ(EventsOf("waiting").back().detail["retry_in_s"], backoff);
+    clock_.Advance(seconds(backoff));
+  }
+  worker.join();
+  const MigrationRow row = db_.Row("20240101_a");
+  EXPECT_EQ(row.status, MigrationStatus::kFinished);
+  EXPECT_EQ(row.rows_processed, 10);
+  EXPECT_FALSE(row.waiting_reason.has_value());
+  EXPECT_EQ(a.starts, (std::vector<int>{0, 6, 6, 6}));  // every retry resumes at the cursor
+  ASSERT_EQ(EventsOf("recovered").size(), 1u);
+  EXPECT_EQ(EventsOf("recovered")[0].detail["outage_s"], 7.0);  // 1 + 2 + 4 s of waiting
+  EXPECT_EQ(EventsOf("acquired").size(), 1u);  // one lease throughout
+}
+
+TEST_F(ManagerTest, OutageLongerThanTheBudgetFailsNamingTheErrorAndKeepsTheCursor) {
+  Script a;
+  a.transient_at = 6;
+  a.transient_failures = 1000;
+  Registry registry({Spec("20240101_a", a)});
+  auto manager = NewManager(registry, "w1", true, true, seconds(5));
+  ASSERT_TRUE(manager->RegisterAll().ok());
+  std::jthread worker([&] { EXPECT_TRUE(manager->Run(std::stop_token()).ok()); });
+  // Backoffs 1 s and 2 s, then 2 s (what is left of the budget), then it gives up.
+  size_t waits = 0;
+  for (int backoff : {1, 2, 2}) {
+    AwaitWait(++waits);
+    EXPECT_EQ(EventsOf("waiting").back().detail["retry_in_s"], backoff);
+    clock_.Advance(seconds(backoff));
+  }
+  worker.join();
+  const MigrationRow row = db_.Row("20240101_a");
+  EXPECT_EQ(row.status, MigrationStatus::kFailed);
+  EXPECT_EQ(row.failed_reason,
+            "gave up after waiting 5 s for the outage to end "
+            "(BGMIGRATE_OUTAGE_BUDGET_SECONDS=5): source unreachable at row 6; once the server "
+            "is back, `bgmigrate retry 20240101_a` resumes from the saved cursor");
+  EXPECT_EQ(row.state, (nlohmann::json{{"next", 6}}));
+  EXPECT_FALSE(row.waiting_reason.has_value());
+
+  // A retry resumes from the cursor and, with the server back, finishes.
+  a.transient_failures = 0;
+  ASSERT_TRUE(store_.Retry("20240101_a", false, "test").ok());
+  ASSERT_TRUE(manager->Run(std::stop_token()).ok());
+  EXPECT_EQ(db_.Row("20240101_a").status, MigrationStatus::kFinished);
+  EXPECT_EQ(a.starts.back(), 6);
+}
+
+TEST_F(ManagerTest, StopWhileWaitingReleasesTheLeaseInsteadOfFailing) {
+  Script a;
+  a.transient_at = 3;
+  a.transient_failures = 1000;
+  Registry registry({Spec("20240101_a", a)});
+  auto manager = NewManager(registry, "w1");
+  ASSERT_TRUE(manager->RegisterAll().ok());
+  std::stop_source stop;
+  std::jthread worker([&] { EXPECT_TRUE(manager->Run(stop.get_token()).ok()); });
+  AwaitWait(1);
+  stop.request_stop();
+  worker.join();
+  const MigrationRow row = db_.Row("20240101_a");
+  EXPECT_EQ(row.status, MigrationStatus::kPending);
+  EXPECT_FALSE(row.failed_at.has_value());
+  EXPECT_FALSE(row.waiting_reason.has_value());
+  EXPECT_EQ(row.state, (nlohmann::json{{"next", 3}}));
+  ASSERT_EQ(EventsOf("released").size(), 1u);
+  EXPECT_EQ(EventsOf("released")[0].detail["reason"], "worker stopping");
 }
 
 }  // namespace

@@ -103,6 +103,10 @@ class PgLikeStore final : public ControlStore {
   Status Release(const std::string& n, const std::string& w, const std::string& r) override {
     return inner_.Release(n, w, r);
   }
+  Status SetWaiting(const std::string& n, const std::string& w, const std::string& r,
+                    std::chrono::milliseconds retry_in) override {
+    return inner_.SetWaiting(n, w, r, retry_in);
+  }
   Status RecordEvent(const std::string& n, const std::string& k,
                      const std::optional<std::string>& w, const json& d) override {
     return inner_.RecordEvent(n, k, w, d);
@@ -853,11 +857,13 @@ TEST(MetricsTest, RendersAKnownStateExactly) {
       "# TYPE bgmigrate_migration_status gauge\n"
       "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"pending\"} 0\n"
       "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"running\"} 1\n"
+      "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"waiting\"} 0\n"
       "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"paused\"} 0\n"
       "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"finished\"} 0\n"
       "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"failed\"} 0\n"
       "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"pending\"} 0\n"
       "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"running\"} 0\n"
+      "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"waiting\"} 0\n"
       "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"paused\"} 0\n"
       "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"finished\"} 0\n"
       "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"failed\"} 1\n"

@@ -8,7 +8,7 @@
   const REFRESH_MS = 3000;
   const KEY_STORAGE = 'bgmigrate.adminKey';
   const API = '/api/background-migrations';
-  const STATUSES = ['pending', 'running', 'paused', 'finished', 'failed'];
+  const STATUSES = ['pending', 'running', 'waiting', 'paused', 'finished', 'failed'];
   const COLUMNS = ['Migration', 'Status', 'Progress', 'Timing', 'Args & state', 'Failed reason',
                    'Actions'];
 
@@ -383,7 +383,7 @@
     if (m.status === 'finished') {
       a.push(['retry-from-start', 'Re-run from start', '', 'Run it again from the beginning']);
     }
-    if (m.status === 'pending' || m.status === 'running') {
+    if (m.status === 'pending' || m.status === 'running' || m.status === 'waiting') {
       a.push(['pause', 'Pause', '', 'Stop after the current batch, keeping the cursor']);
     }
     if (m.status === 'paused') a.push(['resume', 'Resume', 'btn-primary', 'Let workers continue']);
@@ -436,7 +436,7 @@
     fill(statusCell, [m.status, m.attempts, m.worker_id, m.lease_live], () => {
       const parts = [el('span', { class: `badge badge-${m.status}`, 'data-testid': 'status-badge',
                                   text: m.status })];
-      if (m.status === 'running' && m.worker_id) {
+      if ((m.status === 'running' || m.status === 'waiting') && m.worker_id) {
         parts.push(el('span', { class: 'muted small block', title: 'lease holder' },
                       'on ', el('span', { class: 'mono', text: m.worker_id })));
       }
@@ -494,9 +494,20 @@
       el('dt', { text: 'cursor' }),
       el('dd', {}, keyValues(m.state, 'state') || dash())));
 
-    fill(reasonCell, [m.failed_reason], () => (m.failed_reason
-      ? el('span', { class: 'reason', 'data-testid': 'failed-reason', text: m.failed_reason })
-      : dash()));
+    fill(reasonCell, [m.failed_reason, m.waiting_reason, m.waiting_since, m.next_attempt_at], () => {
+      if (m.failed_reason) {
+        return el('span', { class: 'reason', 'data-testid': 'failed-reason', text: m.failed_reason });
+      }
+      if (m.waiting_reason) {
+        const when = [];
+        if (m.waiting_since) when.push(`waiting since ${new Date(m.waiting_since).toLocaleTimeString()}`);
+        if (m.next_attempt_at) when.push(`next try ${new Date(m.next_attempt_at).toLocaleTimeString()}`);
+        return el('span', { class: 'reason reason-waiting', 'data-testid': 'waiting-reason' },
+                  m.waiting_reason,
+                  el('span', { class: 'muted small block', text: when.join('; ') }));
+      }
+      return dash();
+    });
 
     fill(actionsCell, [m.status, isBusy], () => el('div', { class: 'actions' },
       ...actionsFor(m).map(([action, label, style, title]) => el('button', {
@@ -529,11 +540,12 @@
     if (!list.enabled) parts.push('migrations disabled');
     if (counts.failed) parts.push(`${counts.failed} failed`);
     if (counts.running) parts.push(`${counts.running} running`);
+    if (counts.waiting) parts.push(`${counts.waiting} waiting for a database`);
     if (counts.paused) parts.push(`${counts.paused} paused`);
     const indicator = $('status-indicator');
     indicator.hidden = parts.length === 0;
     let tone = 'running';
-    if (counts.paused) tone = 'paused';
+    if (counts.paused || counts.waiting) tone = 'paused';
     if (!list.enabled) tone = 'disabled';
     if (counts.failed) tone = 'failed';
     indicator.dataset.tone = tone;

@@ -1,0 +1,107 @@
+#include "testing/private_servers.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <sstream>
+
+#include "testing/process.h"
+
+namespace bgm::testing {
+namespace {
+
+// A loopback port that was free a moment ago (the kernel's choice for port 0).
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+// The value of `export NAME=value` in services.sh env output.
+std::string Exported(const std::string& text, const std::string& name) {
+  std::istringstream lines(text);
+  const std::string prefix = "export " + name + "=";
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(prefix, 0) == 0) return line.substr(prefix.size());
+  }
+  return "";
+}
+
+}  // namespace
+
+PrivateServers::PrivateServers() {
+  char tmpl[] = "/tmp/bgm-private-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) {
+    ADD_FAILURE() << "mkdtemp failed";
+    return;
+  }
+  dir_ = tmpl;
+  pg_port_ = FreePort();
+  ch_http_port_ = FreePort();
+  ch_tcp_port_ = FreePort();
+  std::string out;
+  if (!Services("start", "", &out)) return;
+  if (!Services("env", "", &out)) return;
+  database_url_ = Exported(out, "DATABASE_URL");
+  clickhouse_url_ = Exported(out, "CLICKHOUSE_URL");
+  ok_ = !database_url_.empty() && !clickhouse_url_.empty();
+  if (!ok_) ADD_FAILURE() << "services.sh env printed no URLs:\n" << out;
+}
+
+PrivateServers::~PrivateServers() {
+  if (dir_.empty()) return;
+  std::string out;
+  Services("stop", "", &out);
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+bool PrivateServers::Stop(const std::string& server) {
+  std::string out;
+  return Services("stop", server, &out);
+}
+
+bool PrivateServers::Kill(const std::string& server) {
+  std::string out;
+  return Services("kill", server, &out);
+}
+
+bool PrivateServers::Start(const std::string& server) {
+  std::string out;
+  return Services("start", server, &out);
+}
+
+bool PrivateServers::Services(const std::string& command, const std::string& server,
+                              std::string* out) {
+  std::vector<std::string> args = {BGM_SOURCE_DIR "/scripts/services.sh", command};
+  if (!server.empty()) args.push_back(server);
+  ProcessResult r = RunProcess("/bin/bash", args,
+                               {{"BGMIGRATE_DATA_DIR", dir_},
+                                {"BGMIGRATE_PG_PORT", std::to_string(pg_port_)},
+                                {"BGMIGRATE_CH_HTTP_PORT", std::to_string(ch_http_port_)},
+                                {"BGMIGRATE_CH_TCP_PORT", std::to_string(ch_tcp_port_)}},
+                               std::chrono::seconds(180));
+  *out = r.out;
+  if (r.exit_code != 0) {
+    ADD_FAILURE() << "services.sh " << command << " " << server << " failed (exit "
+                  << r.exit_code << "):\n"
+                  << r.out << r.err;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace bgm::testing

@@ -1,0 +1,37 @@
+// PrivateServers: a Postgres and a ClickHouse of one test's own, started by
+// scripts/services.sh with a temporary data folder and free loopback ports, so a fault test can
+// stop and start them under a running worker without disturbing any other test. Both are
+// stopped and their data deleted when the object goes away.
+#pragma once
+
+#include <string>
+
+namespace bgm::testing {
+
+class PrivateServers {
+ public:
+  PrivateServers();  // ADD_FAILURE when the servers do not start
+  ~PrivateServers();
+  PrivateServers(const PrivateServers&) = delete;
+  PrivateServers& operator=(const PrivateServers&) = delete;
+
+  bool ok() const { return ok_; }
+  const std::string& database_url() const { return database_url_; }
+  const std::string& clickhouse_url() const { return clickhouse_url_; }
+
+  // Stops / starts one server ("postgres" or "clickhouse"); true on success. Start returns once
+  // the server answers.
+  bool Stop(const std::string& server);
+  bool Kill(const std::string& server);  // abruptly, as a crash would
+  bool Start(const std::string& server);
+
+ private:
+  bool Services(const std::string& command, const std::string& server, std::string* out);
+
+  std::string dir_;
+  int pg_port_ = 0, ch_http_port_ = 0, ch_tcp_port_ = 0;
+  std::string database_url_, clickhouse_url_;
+  bool ok_ = false;
+};
+
+}  // namespace bgm::testing
