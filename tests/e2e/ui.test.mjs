@@ -241,6 +241,23 @@ describe('background migrations page', () => {
     assert.equal(new URL(page.url()).hash, '#migrations');
   });
 
+  test('a migration waiting for an unreachable server says so, with its reason', async () => {
+    sql(`UPDATE background_migrations
+         SET worker_id = 'worker-d', locked_at = now(), started_at = now() - interval '5 minutes',
+             attempts = 1, rows_processed = 1200,
+             waiting_reason = 'could not connect to ClickHouse at http://10.0.0.9:8123: Connection refused',
+             waiting_since = now() - interval '30 seconds', next_attempt_at = now() + interval '8 seconds'
+         WHERE name = '${BUILTIN}'`);
+    await eventually(async () => (await badge(BUILTIN).textContent()) === 'waiting', 15000,
+                     'the waiting badge');
+    assert.match(await row(BUILTIN).getByTestId('waiting-reason').textContent(),
+                 /^could not connect to ClickHouse at http:\/\/10\.0\.0\.9:8123: Connection refusedwaiting since .+; next try .+$/);
+    assert.equal(await page.getByTestId('count-waiting').textContent(), '1');
+    const indicator = page.getByTestId('status-indicator');
+    assert.match(await indicator.textContent(), /1 waiting for a database/);
+    assert.equal(await row(BUILTIN).getByTestId('action-pause').count(), 1);  // can be paused
+  });
+
   test('expanding a row shows its recent events', async () => {
     const toggle = row(TRACES).getByTestId('toggle-events');
     assert.equal(await toggle.getAttribute('aria-expanded'), 'false');

@@ -9,7 +9,7 @@
   const KEY_STORAGE = 'bgmigrate.adminKey';
   const API = '/api/background-migrations';
   const STATUSES = ['pending', 'running', 'waiting', 'paused', 'finished', 'failed'];
-  const COLUMNS = ['Migration', 'Status', 'Progress', 'Timing', 'Args & state', 'Failed reason',
+  const COLUMNS = ['Migration', 'Status', 'Progress', 'Timing', 'Args & state', 'Reason',
                    'Actions'];
 
   const $ = (id) => document.getElementById(id);
