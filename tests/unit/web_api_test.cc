@@ -473,7 +473,8 @@ TEST_F(WebApiTest, BadRetryBodiesAre400AndChangeNothing) {
 TEST_F(WebApiTest, PauseAndResumeTakeNoBody) {
   const std::string before = Snapshot();
   ExpectError(Call("POST", Path(kPending, "pause"), R"({"now": true})"), 400, "invalid body",
-              "POST pause takes no body");
+              "POST pause takes no body; send it empty (unknown fields are refused, not "
+              "ignored)");
   EXPECT_EQ(Snapshot(), before);
 }
 
@@ -537,8 +538,7 @@ TEST_F(WebApiTest, BadArgsAre400AndChangeNothing) {
       {R"(null)", "invalid args",
        "args must be a JSON object such as {\"batchSize\": 2500}, got null"},
       {"", "invalid JSON",
-       "the body is not valid JSON (the error is at byte 1); send for example "
-       "{\"batchSize\": 2500}"},
+       "the body is empty; send a JSON object, for example {\"batchSize\": 2500}"},
       {R"({"batchSize": 25)", "invalid JSON",
        "the body is not valid JSON (the error is at byte 17); send for example "
        "{\"batchSize\": 2500}"},
