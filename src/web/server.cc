@@ -85,6 +85,22 @@ std::string ErrorDetail(int status) {
   }
 }
 
+ApiRequest ApiRequestFrom(const httplib::Request& req, std::string body) {
+  ApiRequest in;
+  in.method = req.method;
+  in.target = req.target;
+  in.authorization = req.get_header_value("Authorization");
+  in.content_type = req.get_header_value("Content-Type");
+  in.body = std::move(body);
+  return in;
+}
+
+bool IsChunked(const httplib::Request& req) {
+  std::string te = req.get_header_value("Transfer-Encoding");
+  for (char& c : te) c = c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+  return te.find("chunked") != std::string::npos;
+}
+
 }  // namespace
 
 Status RunWebServer(const WebOptions& options, std::stop_token stop,
@@ -114,12 +130,7 @@ Status RunWebServer(const WebOptions& options, std::stop_token stop,
   });
 
   const auto handle = [&api](const httplib::Request& req, httplib::Response& res) {
-    ApiRequest in;
-    in.method = req.method;
-    in.target = req.target;
-    in.authorization = req.get_header_value("Authorization");
-    in.content_type = req.get_header_value("Content-Type");
-    Reply(api.Handle(in), res);
+    Reply(api.Handle(ApiRequestFrom(req, "")), res);
   };
   // Methods that may carry a body read it here, not through httplib, so that the 1 MiB limit
   // holds for chunked bodies too: httplib 0.11 enforces payload_max_length only against a
@@ -128,8 +139,14 @@ Status RunWebServer(const WebOptions& options, std::stop_token stop,
                                        const httplib::ContentReader& content_reader) {
     const auto refuse = [&res](const ApiResponse& r) {
       Reply(r, res);
-      res.set_header("Connection", "close");  // the rest of the body is not read
+      res.set_header("Connection", "close");  // the rest of the body is left unread
     };
+    // Neither a Content-Length nor chunked: no body (RFC 9112 6.3), e.g. `curl -X POST URL`.
+    // httplib would wait for the connection to close and answer 400 after its read timeout.
+    if (!req.has_header("Content-Length") && !IsChunked(req)) {
+      Reply(api.Handle(ApiRequestFrom(req, "")), res);
+      return;
+    }
     if (req.is_multipart_form_data()) {  // httplib would parse it as form parts
       refuse(ErrorResponse(415, "unsupported media type",
                            "the body must be JSON sent with 'Content-Type: application/json', "
@@ -157,13 +174,7 @@ Status RunWebServer(const WebOptions& options, std::stop_token stop,
                            "Content-Length, or its chunked encoding is malformed"));
       return;
     }
-    ApiRequest in;
-    in.method = req.method;
-    in.target = req.target;
-    in.authorization = req.get_header_value("Authorization");
-    in.content_type = req.get_header_value("Content-Type");
-    in.body = std::move(body);
-    Reply(api.Handle(in), res);
+    Reply(api.Handle(ApiRequestFrom(req, std::move(body))), res);
   };
   // Every method and path goes to the ApiHandler, which does its own routing.
   server.Get(".*", handle);
