@@ -168,9 +168,9 @@ int NestingDepth(std::string_view text) {
 // Parses a request body; a 400 response when it is not JSON (or nests too deep).
 std::optional<ApiResponse> ParseBody(const std::string& body, const char* example, json& out) {
   if (BlankBody(body)) {
-    return ErrorResponse(400, "invalid JSON",
-                         std::string("the body is empty; send a JSON object, for example ") +
-                             example);
+    return ErrorResponse(
+        400, "invalid JSON",
+        std::string("the body is empty; send a JSON object, for example ") + example);
   }
   if (const int depth = NestingDepth(body); depth > kMaxBodyDepth) {
     return ErrorResponse(400, "invalid JSON",
@@ -469,10 +469,9 @@ ApiResponse ApiHandler::Change(const std::string& action, const std::string& nam
     }
     for (const auto& [key, value] : body.items()) {
       if (key != "fromStart") {
-        return ErrorResponse(
-            400, "invalid body",
-            "unknown field '" + TextExcerpt(key, 100) +
-                "'; the body may only have fromStart (true or false)");
+        return ErrorResponse(400, "invalid body",
+                             "unknown field '" + TextExcerpt(key, 100) +
+                                 "'; the body may only have fromStart (true or false)");
       }
       if (!value.is_boolean()) {
         return ErrorResponse(400, "invalid body",
@@ -489,8 +488,9 @@ ApiResponse ApiHandler::Change(const std::string& action, const std::string& nam
     }
   } else if (!BlankBody(request.body)) {
     return ErrorResponse(400, "invalid body",
-                         "POST " + action + " takes no body; send it empty (unknown fields are "
-                         "refused, not ignored)");
+                         "POST " + action +
+                             " takes no body; send it empty (unknown fields are "
+                             "refused, not ignored)");
   }
 
   Result<BorrowedStore> store = pool_.Borrow();
@@ -522,8 +522,8 @@ ApiResponse ApiHandler::Change(const std::string& action, const std::string& nam
       return ErrorResponse(400, "invalid args", v.message());
     }
     s = store->Check((*store)->SetArgs(name, args, kApiActor));
-    message =
-        "args of " + name + " set to " + JsonExcerpt(args) + "; they take effect when it next starts";
+    message = "args of " + name + " set to " + JsonExcerpt(args) +
+              "; they take effect when it next starts";
   }
   if (!s.ok()) {
     spdlog::info("web: {} of {} refused: {}", action, name, s.message());

@@ -43,7 +43,7 @@ using testing::TestClickHouse;
 using testing::TestDatabase;
 
 constexpr const char* kKey = "reliability-admin-key";
-constexpr const char* kPending = kBackfillObservationCosts;  // builtin backfill, pending
+constexpr const char* kPending = kBackfillObservationCosts;     // builtin backfill, pending
 constexpr const char* kFailed = "20240102_0000_traces_failed";  // traces copy, failed
 constexpr const char* kPaused = "20240103_0000_backfill_paused";
 constexpr const char* kFinished = "20240104_0000_scores_finished";
@@ -108,8 +108,8 @@ std::string RawExchange(int port, const std::string& bytes) {
 
 // Sends `head`, then `chunk` `times` times (stopping when the server stops reading), on one
 // connection, and returns the answer. Nothing but one chunk is held in memory.
-std::string StreamedExchange(int port, const std::string& head, const std::string& chunk,
-                             int times, const std::string& tail) {
+std::string StreamedExchange(int port, const std::string& head, const std::string& chunk, int times,
+                             const std::string& tail) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return "socket failed";
   sockaddr_in addr{};
@@ -165,19 +165,27 @@ class BadApiInputTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_TRUE(db_.ok());
     conn_.emplace(db_.Connect());
-    ASSERT_TRUE(conn_->RunScript(std::string(R"sql(
+    ASSERT_TRUE(conn_
+                    ->RunScript(std::string(R"sql(
       INSERT INTO background_migrations (name, script) VALUES
-        (')sql") + kPending + "', '" + kBackfillObservationCosts + R"sql('),
-        (')sql" + kFailed + "', '" + kCopyTraces + R"sql('),
-        (')sql" + kPaused + "', '" + kBackfillObservationCosts + R"sql('),
-        (')sql" + kFinished + "', '" + kCopyScores + R"sql(');
+        (')sql") + kPending + "', '" +
+                                kBackfillObservationCosts + R"sql('),
+        (')sql" + kFailed + "', '" +
+                                kCopyTraces + R"sql('),
+        (')sql" + kPaused + "', '" +
+                                kBackfillObservationCosts + R"sql('),
+        (')sql" + kFinished + "', '" +
+                                kCopyScores + R"sql(');
       UPDATE background_migrations SET args = '{"batchSize": 10}',
         state = '{"cursor": {"column": "created_at", "value": "2024-05-03 00:00:00", "id": "t9"}}',
         rows_processed = 500, failed_at = now(), failed_reason = 'source went away', attempts = 1
-        WHERE name = ')sql" + kFailed + R"sql(';
-      UPDATE background_migrations SET paused_at = now() WHERE name = ')sql" + kPaused + R"sql(';
+        WHERE name = ')sql" + kFailed +
+                                R"sql(';
+      UPDATE background_migrations SET paused_at = now() WHERE name = ')sql" +
+                                kPaused + R"sql(';
       UPDATE background_migrations SET finished_at = now(), rows_processed = 7
-        WHERE name = ')sql" + kFinished + R"sql(';
+        WHERE name = ')sql" + kFinished +
+                                R"sql(';
       INSERT INTO background_migration_events (migration_name, kind)
         SELECT name, 'registered' FROM background_migrations;
     )sql")
@@ -255,8 +263,8 @@ TEST_F(BadApiInputTest, MalformedAndTruncatedJsonIs400InvalidJson) {
   const std::vector<ApiCase> cases = {
       {"malformed", "PUT", args, R"({"batchSize": 25OO})", kJson, auth_, 400, "invalid JSON",
        "the body is not valid JSON (the error is at byte 17)"},
-      {"truncated object", "PUT", args, R"({"batchSize": 2500)", kJson, auth_, 400,
-       "invalid JSON", "the body is not valid JSON (the error is at byte 19)"},
+      {"truncated object", "PUT", args, R"({"batchSize": 2500)", kJson, auth_, 400, "invalid JSON",
+       "the body is not valid JSON (the error is at byte 19)"},
       {"truncated key", "PUT", args, R"({"batchSi)", kJson, auth_, 400, "invalid JSON",
        "not valid JSON"},
       {"single quotes", "PUT", args, "{'batchSize': 2500}", kJson, auth_, 400, "invalid JSON",
@@ -271,10 +279,10 @@ TEST_F(BadApiInputTest, MalformedAndTruncatedJsonIs400InvalidJson) {
        "the body is empty"},
       {"invalid UTF-8", "PUT", args, "{\"batchSize\": \"\xff\xfe\"}", kJson, auth_, 400,
        "invalid JSON", "not valid JSON"},
-      {"NUL byte in body", "PUT", args, std::string("{\"batchSize\": 1\0}", 17), kJson, auth_,
-       400, "invalid JSON", "not valid JSON"},
-      {"malformed retry", "POST", retry, R"({"fromStart": tru})", kJson, auth_, 400,
-       "invalid JSON", "send for example {\"fromStart\": true}"},
+      {"NUL byte in body", "PUT", args, std::string("{\"batchSize\": 1\0}", 17), kJson, auth_, 400,
+       "invalid JSON", "not valid JSON"},
+      {"malformed retry", "POST", retry, R"({"fromStart": tru})", kJson, auth_, 400, "invalid JSON",
+       "send for example {\"fromStart\": true}"},
       {"truncated retry", "POST", retry, R"({"fromStart":)", kJson, auth_, 400, "invalid JSON",
        "not valid JSON"},
       // Regression: a number beyond a double made nlohmann throw out_of_range, answered 500.
@@ -294,8 +302,8 @@ TEST_F(BadApiInputTest, DeeplyNestedBodiesAre400WithoutExhaustingTheStack) {
   const std::string deep = std::string(depth, '[') + std::string(depth, ']');
   const std::string deep_value = "{\"fromStart\": " + std::string(depth / 2 - 10, '[') +
                                  std::string(depth / 2 - 10, ']') + "}";
-  const std::string just_over = "{\"batchSize\": " + std::string(kMaxBodyDepth, '[') +
-                                std::string(kMaxBodyDepth, ']') + "}";
+  const std::string just_over =
+      "{\"batchSize\": " + std::string(kMaxBodyDepth, '[') + std::string(kMaxBodyDepth, ']') + "}";
   const std::vector<ApiCase> cases = {
       {"deep args", "PUT", Path(kFailed, "args"), deep, kJson, auth_, 400, "invalid JSON",
        "the body nests arrays and objects 524288 levels deep; at most 32 are accepted"},
@@ -328,8 +336,8 @@ TEST_F(BadApiInputTest, BodiesOverOneMebibyteAre413OnEveryEndpoint) {
   const std::string answer = RawExchange(
       server_->port(), "PUT " + Path(kFailed, "args") +
                            " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                           "Authorization: " + auth_ +
-                           "\r\nConnection: close\r\nContent-Length: 5000000000\r\n\r\n{}");
+                           "Authorization: " +
+                           auth_ + "\r\nConnection: close\r\nContent-Length: 5000000000\r\n\r\n{}");
   ++requests_;
   EXPECT_EQ(answer.substr(0, 12), "HTTP/1.1 413") << answer;
   EXPECT_NE(answer.find("request bodies are limited to 1 MiB"), std::string::npos) << answer;
@@ -354,26 +362,27 @@ TEST_F(BadApiInputTest, WronglyTypedBodiesAre400NamingTheFieldAndValue) {
       {"args number", "PUT", args, "2500", kJson, auth_, 400, "invalid args", object + "2500"},
       {"args null", "PUT", args, "null", kJson, auth_, 400, "invalid args", object + "null"},
       {"args bool", "PUT", args, "true", kJson, auth_, 400, "invalid args", object + "true"},
-      {"batchSize string", "PUT", args, R"({"batchSize": "10"})", kJson, auth_, 400,
-       "invalid args", "batchSize must be an integer in [1, 500000], got \"10\""},
-      {"batchSize negative", "PUT", args, R"({"batchSize": -1})", kJson, auth_, 400,
-       "invalid args", "batchSize must be an integer in [1, 500000], got -1"},
+      {"batchSize string", "PUT", args, R"({"batchSize": "10"})", kJson, auth_, 400, "invalid args",
+       "batchSize must be an integer in [1, 500000], got \"10\""},
+      {"batchSize negative", "PUT", args, R"({"batchSize": -1})", kJson, auth_, 400, "invalid args",
+       "batchSize must be an integer in [1, 500000], got -1"},
       {"batchSize zero", "PUT", args, R"({"batchSize": 0})", kJson, auth_, 400, "invalid args",
        "batchSize must be an integer in [1, 500000], got 0"},
       {"batchSize huge", "PUT", args, R"({"batchSize": 99999999999999999999999})", kJson, auth_,
-       400, "invalid args", "batchSize must be an integer in [1, 500000], got 9.999999999999999e+22"},
+       400, "invalid args",
+       "batchSize must be an integer in [1, 500000], got 9.999999999999999e+22"},
       {"batchSize above max", "PUT", backfill_args, R"({"batchSize": 100001})", kJson, auth_, 400,
        "invalid args", "batchSize must be an integer in [1, 100000], got 100001"},
-      {"batchSize float", "PUT", args, R"({"batchSize": 2.5})", kJson, auth_, 400,
-       "invalid args", "batchSize must be an integer in [1, 500000], got 2.5"},
-      {"batchSize null", "PUT", args, R"({"batchSize": null})", kJson, auth_, 400,
-       "invalid args", "batchSize must be an integer in [1, 500000], got null"},
+      {"batchSize float", "PUT", args, R"({"batchSize": 2.5})", kJson, auth_, 400, "invalid args",
+       "batchSize must be an integer in [1, 500000], got 2.5"},
+      {"batchSize null", "PUT", args, R"({"batchSize": null})", kJson, auth_, 400, "invalid args",
+       "batchSize must be an integer in [1, 500000], got null"},
       {"batchSize object", "PUT", args, R"({"batchSize": {"value": 10}})", kJson, auth_, 400,
        "invalid args", "batchSize must be an integer in [1, 500000], got {\"value\":10}"},
-      {"batchSize array", "PUT", args, R"({"batchSize": [10]})", kJson, auth_, 400,
-       "invalid args", "batchSize must be an integer in [1, 500000], got [10]"},
-      {"batchSize bool", "PUT", args, R"({"batchSize": true})", kJson, auth_, 400,
-       "invalid args", "batchSize must be an integer in [1, 500000], got true"},
+      {"batchSize array", "PUT", args, R"({"batchSize": [10]})", kJson, auth_, 400, "invalid args",
+       "batchSize must be an integer in [1, 500000], got [10]"},
+      {"batchSize bool", "PUT", args, R"({"batchSize": true})", kJson, auth_, 400, "invalid args",
+       "batchSize must be an integer in [1, 500000], got true"},
       {"pauseMs negative", "PUT", backfill_args, R"({"pauseMs": -5})", kJson, auth_, 400,
        "invalid args", "pauseMs must be an integer in [0, 60000], got -5"},
       {"targetBatchSeconds string", "PUT", args, R"({"targetBatchSeconds": "2"})", kJson, auth_,
@@ -387,15 +396,14 @@ TEST_F(BadApiInputTest, WronglyTypedBodiesAre400NamingTheFieldAndValue) {
        400, "invalid args",
        "minDate must be a date or time that exists, like \"2024-05-03\" or "
        "\"2024-05-03T10:00:00Z\", got \"2024-02-30\""},
-      {"maxDate hour 25", "PUT", args, R"({"maxDate": "2024-05-03T25:00:00Z"})", kJson, auth_,
-       400, "invalid args", "maxDate must be a date or time that exists"},
+      {"maxDate hour 25", "PUT", args, R"({"maxDate": "2024-05-03T25:00:00Z"})", kJson, auth_, 400,
+       "invalid args", "maxDate must be a date or time that exists"},
       {"minDate after maxDate", "PUT", args,
-       R"({"minDate": "2024-06-01", "maxDate": "2024-01-01"})", kJson, auth_, 400,
-       "invalid args", "minDate must be before maxDate, got \"2024-06-01\" and \"2024-01-01\""},
+       R"({"minDate": "2024-06-01", "maxDate": "2024-01-01"})", kJson, auth_, 400, "invalid args",
+       "minDate must be before maxDate, got \"2024-06-01\" and \"2024-01-01\""},
       // Regression: the whole value was echoed; a 1 MiB string came back in the error.
-      {"huge string value", "PUT", args,
-       "{\"batchSize\": \"" + std::string(900000, 'x') + "\"}", kJson, auth_, 400,
-       "invalid args", "got \"" + std::string(199, 'x') + "... (900002 bytes)"},
+      {"huge string value", "PUT", args, "{\"batchSize\": \"" + std::string(900000, 'x') + "\"}",
+       kJson, auth_, 400, "invalid args", "got \"" + std::string(199, 'x') + "... (900002 bytes)"},
       {"retry array", "POST", retry, "[]", kJson, auth_, 400, "invalid body",
        "the body must be a JSON object such as {\"fromStart\": true}, or empty; got []"},
       {"retry string", "POST", retry, R"("fromStart")", kJson, auth_, 400, "invalid body",
@@ -405,10 +413,10 @@ TEST_F(BadApiInputTest, WronglyTypedBodiesAre400NamingTheFieldAndValue) {
        "or empty; got null"},
       {"fromStart string", "POST", retry, R"({"fromStart": "true"})", kJson, auth_, 400,
        "invalid body", "fromStart must be true or false, got \"true\""},
-      {"fromStart number", "POST", retry, R"({"fromStart": 1})", kJson, auth_, 400,
-       "invalid body", "fromStart must be true or false, got 1"},
-      {"fromStart null", "POST", retry, R"({"fromStart": null})", kJson, auth_, 400,
-       "invalid body", "fromStart must be true or false, got null"},
+      {"fromStart number", "POST", retry, R"({"fromStart": 1})", kJson, auth_, 400, "invalid body",
+       "fromStart must be true or false, got 1"},
+      {"fromStart null", "POST", retry, R"({"fromStart": null})", kJson, auth_, 400, "invalid body",
+       "fromStart must be true or false, got null"},
   };
   for (const ApiCase& c : cases) Expect(c);
 }
@@ -436,8 +444,8 @@ TEST_F(BadApiInputTest, UnknownFieldsAre400NamingTheField) {
       {"pause with a body", "POST", Path(kPending, "pause"), R"({"reason": "deploy"})", kJson,
        auth_, 400, "invalid body",
        "POST pause takes no body; send it empty (unknown fields are refused, not ignored)"},
-      {"resume with {}", "POST", Path(kPaused, "resume"), "{}", kJson, auth_, 400,
-       "invalid body", "POST resume takes no body"},
+      {"resume with {}", "POST", Path(kPaused, "resume"), "{}", kJson, auth_, 400, "invalid body",
+       "POST resume takes no body"},
   };
   for (const ApiCase& c : cases) Expect(c);
 }
@@ -471,25 +479,25 @@ TEST_F(BadApiInputTest, HostileNamesAre404BeforeAnyStoreIsAsked) {
   const std::string route = "there is no endpoint at this path";
   const std::vector<ApiCase> cases = {
       // A well-formed name nobody registered: the store answers.
-      {"unknown name", "POST", Path("20990101_0000_nope", "retry"), "", "", auth_, 404,
-       "not found", "no background migration named '20990101_0000_nope'"},
-      {"empty name", "POST", "/api/background-migrations//retry", "", "", auth_, 404,
-       "not found", route},
-      {"raw ../", "POST", "/api/background-migrations/../retry", "", "", auth_, 404,
-       "not found", detail},
+      {"unknown name", "POST", Path("20990101_0000_nope", "retry"), "", "", auth_, 404, "not found",
+       "no background migration named '20990101_0000_nope'"},
+      {"empty name", "POST", "/api/background-migrations//retry", "", "", auth_, 404, "not found",
+       route},
+      {"raw ../", "POST", "/api/background-migrations/../retry", "", "", auth_, 404, "not found",
+       detail},
       {"raw ../../", "PUT", "/api/background-migrations/x/../../../etc/passwd",
        R"({"batchSize": 10})", kJson, auth_, 404, "not found", route},
       {"malformed escape", "POST", "/api/background-migrations/%zz/retry", "", "", auth_, 404,
        "not found", route},
-      {"truncated escape", "GET", "/api/background-migrations/abc%2", "", "", "", 404,
-       "not found", route},
+      {"truncated escape", "GET", "/api/background-migrations/abc%2", "", "", "", 404, "not found",
+       route},
       {"unknown action", "POST", Path(kFailed, "delete"), "", "", auth_, 404, "not found", route},
   };
   for (const ApiCase& c : cases) Expect(c);
 
   // A target over httplib's 8 KiB limit.
-  Expect({"very long target", "GET", Path(std::string(20000, 'a')), "", "", "", 414,
-          "URI too long", "the request target is too long"});
+  Expect({"very long target", "GET", Path(std::string(20000, 'a')), "", "", "", 414, "URI too long",
+          "the request target is too long"});
   // A raw NUL byte in the request line.
   static constexpr char kNulTarget[] =
       "GET /api/background-migrations/a\0b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
@@ -501,8 +509,8 @@ TEST_F(BadApiInputTest, HostileNamesAre404BeforeAnyStoreIsAsked) {
 }
 
 TEST_F(BadApiInputTest, MissingOrWrongKeysAre401OnEveryChange) {
-  for (const auto& [method, action, body] : std::vector<std::tuple<std::string, std::string,
-                                                                   std::string>>{
+  for (const auto& [method, action, body] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
            {"PUT", "args", R"({"batchSize": 2500})"},
            {"POST", "retry", ""},
            {"POST", "pause", ""},
@@ -511,23 +519,21 @@ TEST_F(BadApiInputTest, MissingOrWrongKeysAre401OnEveryChange) {
     const std::string send = "send the header 'Authorization: Bearer <ADMIN_API_KEY>'";
     const std::string wrong = "the bearer key is not the server's ADMIN_API_KEY";
     Expect({"no key", method, target, body, kJson, "", 401, "missing API key", send});
-    Expect({"empty bearer", method, target, body, kJson, "Bearer ", 401, "missing API key",
-            send});
+    Expect({"empty bearer", method, target, body, kJson, "Bearer ", 401, "missing API key", send});
     Expect({"basic auth", method, target, body, kJson, "Basic YWRtaW46YWRtaW4=", 401,
             "missing API key", send});
-    Expect({"key without scheme", method, target, body, kJson, kKey, 401, "missing API key",
-            send});
-    Expect({"wrong key", method, target, body, kJson, "Bearer wrong", 401, "invalid API key",
+    Expect({"key without scheme", method, target, body, kJson, kKey, 401, "missing API key", send});
+    Expect(
+        {"wrong key", method, target, body, kJson, "Bearer wrong", 401, "invalid API key", wrong});
+    Expect({"key with a suffix", method, target, body, kJson, auth_ + "x", 401, "invalid API key",
             wrong});
-    Expect({"key with a suffix", method, target, body, kJson, auth_ + "x", 401,
-            "invalid API key", wrong});
-    Expect({"key prefix", method, target, body, kJson,
-            "Bearer " + std::string(kKey).substr(0, 5), 401, "invalid API key", wrong});
-    Expect({"SQL as key", method, target, body, kJson, "Bearer ' OR '1'='1", 401,
-            "invalid API key", wrong});
+    Expect({"key prefix", method, target, body, kJson, "Bearer " + std::string(kKey).substr(0, 5),
+            401, "invalid API key", wrong});
+    Expect({"SQL as key", method, target, body, kJson, "Bearer ' OR '1'='1", 401, "invalid API key",
+            wrong});
     // Authentication comes before the body is read: a bad body without a key is a 401.
-    Expect({"bad body, no key", method, target, "{not json", kJson, "", 401, "missing API key",
-            send});
+    Expect(
+        {"bad body, no key", method, target, "{not json", kJson, "", 401, "missing API key", send});
   }
 }
 
@@ -545,8 +551,8 @@ TEST_F(BadApiInputTest, BodiesThatAreNotDeclaredJsonAre415) {
        "multipart/form-data; boundary=x", auth_, 415, "unsupported media type",
        "the body must be JSON sent with 'Content-Type: application/json', got a "
        "multipart/form-data body"},
-      {"json-ish args", "PUT", Path(kFailed, "args"), R"({"batchSize": 2500})",
-       "application/jsonp", auth_, 415, "unsupported media type", "'application/jsonp'"},
+      {"json-ish args", "PUT", Path(kFailed, "args"), R"({"batchSize": 2500})", "application/jsonp",
+       auth_, 415, "unsupported media type", "'application/jsonp'"},
       {"xml pause", "POST", Path(kPending, "pause"), "<pause/>", "application/xml", auth_, 415,
        "unsupported media type", "'application/xml'"},
   };
@@ -567,9 +573,9 @@ TEST_F(BadApiInputTest, BodiesThatAreNotDeclaredJsonAre415) {
     EXPECT_EQ(r->status, 200) << type << ": " << r->body;
   }
   const std::string untyped = RawExchange(
-      server_->port(), "PUT " + Path(kFailed, "args") + " HTTP/1.1\r\nHost: x\r\nAuthorization: " +
-                           auth_ + "\r\nConnection: close\r\nContent-Length: 17\r\n\r\n" +
-                           R"({"batchSize": 78})");
+      server_->port(),
+      "PUT " + Path(kFailed, "args") + " HTTP/1.1\r\nHost: x\r\nAuthorization: " + auth_ +
+          "\r\nConnection: close\r\nContent-Length: 17\r\n\r\n" + R"({"batchSize": 78})");
   ++requests_;
   EXPECT_EQ(untyped.substr(0, 12), "HTTP/1.1 200") << untyped;
   EXPECT_EQ(Query("SELECT args::text FROM background_migrations WHERE name = '" +
@@ -593,20 +599,22 @@ TEST_F(BadApiInputTest, ChunkedBodiesOverOneMebibyteAre413WithoutBeingBuffered) 
   const std::string answer = StreamedExchange(server_->port(), head, chunk, 100, "0\r\n\r\n");
   ++requests_;
   EXPECT_EQ(answer.substr(0, 12), "HTTP/1.1 413") << answer.substr(0, 300);
-  EXPECT_NE(answer.find(R"({"detail":"request bodies are limited to 1 MiB","error":"body too large"})"),
-            std::string::npos)
+  EXPECT_NE(
+      answer.find(R"({"detail":"request bodies are limited to 1 MiB","error":"body too large"})"),
+      std::string::npos)
       << answer.substr(0, 600);
   ::getrusage(RUSAGE_SELF, &usage);
   // Before the fix the server held all 100 MiB; now at most 1 MiB of it (ASan adds its own).
   EXPECT_LT(usage.ru_maxrss - peak_before_kib, 48 * 1024)
       << "peak RSS grew by " << (usage.ru_maxrss - peak_before_kib) / 1024 << " MiB";
   // A small chunked body is read and answered on its merits.
-  const std::string small = RawExchange(
-      server_->port(), "PUT " + Path(kFailed, "args") +
-                           " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                           "Authorization: " + auth_ +
-                           "\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
-                           "5\r\n{\"bat\r\nd\r\nchSize\": -3}\r\n0\r\n\r\n");
+  const std::string small =
+      RawExchange(server_->port(), "PUT " + Path(kFailed, "args") +
+                                       " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                       "Authorization: " +
+                                       auth_ +
+                                       "\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                       "5\r\n{\"bat\r\nd\r\nchSize\": -3}\r\n0\r\n\r\n");
   ++requests_;
   EXPECT_EQ(small.substr(0, 12), "HTTP/1.1 400") << small;
   EXPECT_NE(small.find("batchSize must be an integer in [1, 500000], got -3"), std::string::npos)
@@ -620,14 +628,16 @@ TEST_F(BadApiInputTest, ChunkedBodiesOverOneMebibyteAre413WithoutBeingBuffered) 
 // 5 s read timeout. Such a request has no body (RFC 9112 6.3) and is answered at once.
 TEST_F(BadApiInputTest, APostWithoutContentLengthHasNoBodyAndIsAnsweredAtOnce) {
   const auto started = std::chrono::steady_clock::now();
-  const std::string refused = RawExchange(
-      server_->port(), "POST " + Path(kFailed, "retry") + " HTTP/1.1\r\nHost: x\r\n"
-                       "Connection: close\r\n\r\n");
+  const std::string refused = RawExchange(server_->port(), "POST " + Path(kFailed, "retry") +
+                                                               " HTTP/1.1\r\nHost: x\r\n"
+                                                               "Connection: close\r\n\r\n");
   ++requests_;
   EXPECT_EQ(refused.substr(0, 12), "HTTP/1.1 401") << refused;
-  const std::string retried = RawExchange(
-      server_->port(), "POST " + Path(kFailed, "retry") + " HTTP/1.1\r\nHost: x\r\n"
-                       "Authorization: " + auth_ + "\r\nConnection: close\r\n\r\n");
+  const std::string retried =
+      RawExchange(server_->port(), "POST " + Path(kFailed, "retry") +
+                                       " HTTP/1.1\r\nHost: x\r\n"
+                                       "Authorization: " +
+                                       auth_ + "\r\nConnection: close\r\n\r\n");
   ++requests_;
   EXPECT_EQ(retried.substr(0, 12), "HTTP/1.1 200") << retried;
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(3));
@@ -759,8 +769,8 @@ std::vector<ArgsShape> ArgsShapes() {
       // "got null", hiding what was wrong.
       both("NumberBeyondDouble", R"({"batchSize": 1e400})",
            "*the args column cannot be read (number overflow parsing '1000000"),
-      {"PauseMsNegative", R"({"pauseMs": -5})", std::string("unknown arg 'pauseMs' (value -5); ") +
-                                                    kCopyKeys,
+      {"PauseMsNegative", R"({"pauseMs": -5})",
+       std::string("unknown arg 'pauseMs' (value -5); ") + kCopyKeys,
        "pauseMs must be an integer in [0, 60000], got -5"},
       {"CursorColumnSql", R"({"cursorColumn": "id; DROP TABLE traces"})",
        "cursorColumn must be one of @CURSORS@, got \"id; DROP TABLE traces\"",
@@ -797,8 +807,9 @@ const Script kScripts[] = {
 
 // A realistic saved cursor for `script`, kept through a failure.
 std::string StateFor(const Script& s) {
-  return s.copy ? R"({"cursor": {"column": "created_at", "value": "2024-05-03 10:00:00.000000", "id": "row-42"}})"
-                : R"({"cursor": {"start_time": "2024-05-03 10:00:00.000000", "id": "o42"}})";
+  return s.copy
+             ? R"({"cursor": {"column": "created_at", "value": "2024-05-03 10:00:00.000000", "id": "row-42"}})"
+             : R"({"cursor": {"start_time": "2024-05-03 10:00:00.000000", "id": "o42"}})";
 }
 
 std::string Expected(const ArgsShape& shape, const Script& s) {
@@ -929,10 +940,10 @@ TEST_P(OneBadMigrationTest, OthersRunToTheEndAndAFixPlusRetryFinishesIt) {
     return r.ok() && r->rows() > 0 && !r->IsNull(0, 0) ? std::string(r->Get(0, 0)) : "NULL";
   };
   const std::map<std::string, std::string> env = {{"DATABASE_URL", db.url()},
-                                                   {"CLICKHOUSE_URL", ch.url()},
-                                                   {"CLICKHOUSE_DB", ch.database()},
-                                                   {"BGMIGRATE_LEASE_SECONDS", "5"},
-                                                   {"BGMIGRATE_POLL_SECONDS", "0.2"}};
+                                                  {"CLICKHOUSE_URL", ch.url()},
+                                                  {"CLICKHOUSE_DB", ch.database()},
+                                                  {"BGMIGRATE_LEASE_SECONDS", "5"},
+                                                  {"BGMIGRATE_POLL_SECONDS", "0.2"}};
   ASSERT_EQ(RunProcess(BGM_BINARY, {"migrate"}, env).exit_code, 0);
   ASSERT_TRUE(conn.Run("UPDATE background_migrations SET args = '{\"batchSize\": 2500}'").ok());
   ASSERT_TRUE(conn.Run("UPDATE background_migrations SET args = '{\"batchSize\": \"2500\"}' "
@@ -969,8 +980,7 @@ TEST_P(OneBadMigrationTest, OthersRunToTheEndAndAFixPlusRetryFinishesIt) {
           .ok());
   const testing::ProcessResult retry = RunProcess(BGM_BINARY, {"retry", bad.name}, env);
   ASSERT_EQ(retry.exit_code, 0) << retry.err;
-  const testing::ProcessResult second =
-      RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, env);
+  const testing::ProcessResult second = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, env);
   EXPECT_EQ(second.exit_code, 0) << second.err;
   EXPECT_EQ(query("SELECT count(*) FROM background_migrations WHERE finished_at IS NOT NULL", {}),
             "4");
