@@ -3,7 +3,7 @@
 # (normal and ASan+UBSan), starts private Postgres + ClickHouse servers on their own ports
 # (stopped again at the end), and runs every test with ctest.
 #   scripts/test.sh                 everything
-#   scripts/test.sh -L unit         only tests with a ctest label (unit, integration, ...)
+#   scripts/test.sh -L unit         only tests with a ctest label (unit, integration, reliability)
 #   BGM_SKIP_SANITIZERS=1 scripts/test.sh   skip the ASan+UBSan pass
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -7,6 +7,7 @@
 //   Status s = schema.Validate(args);   // "batchSize must be an integer in [1, 100000], got -1"
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -21,7 +22,8 @@ class ArgsSchema {
   ArgsSchema& Int(std::string key, int64_t min, int64_t max);
   ArgsSchema& Number(std::string key, double min, double max);
   ArgsSchema& OneOf(std::string key, std::vector<std::string> values);
-  // "2024-05-03", "2024-05-03T10:00:00Z", "2024-05-03 10:00:00.123".
+  // "2024-05-03", "2024-05-03T10:00:00Z", "2024-05-03 10:00:00.123"; the date and time must
+  // exist on the calendar (no "2024-02-30", no hour 24), years 0001-9999.
   ArgsSchema& Timestamp(std::string key);
 
   // OK when `args` is an object whose keys are all known and whose values fit.
@@ -38,6 +40,13 @@ class ArgsSchema {
   };
   std::vector<Arg> args_;
 };
+
+// `value` as compact JSON for an error message: at most `max_bytes` bytes (cut at a UTF-8
+// character boundary and marked "... (N bytes)"), so a huge or hostile value cannot flood a
+// failed_reason, a log line or an HTTP response. Invalid UTF-8 is replaced, never thrown.
+std::string JsonExcerpt(const nlohmann::json& value, size_t max_bytes = 200);
+// `text` cut the same way.
+std::string TextExcerpt(std::string text, size_t max_bytes = 200);
 
 // args[key] as an integer, or `fallback` when absent (call after Validate).
 int64_t IntArg(const nlohmann::json& args, const char* key, int64_t fallback);

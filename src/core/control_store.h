@@ -61,6 +61,9 @@ struct Lease {
   nlohmann::json args;
   nlohmann::json state;
   int attempts = 0;
+  // Set when the stored args could not be read as JSON (e.g. a number beyond the range of a
+  // double, which Postgres keeps exactly); `args` is then null.
+  std::optional<std::string> args_error;
 };
 
 // The answer of a fenced write: the lease is still ours; `paused` says an operator asked the

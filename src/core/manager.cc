@@ -7,6 +7,8 @@
 #include <optional>
 #include <thread>
 
+#include "core/args.h"
+
 namespace bgm {
 namespace {
 
@@ -209,9 +211,14 @@ void Manager::RunLeased(const Lease& lease, std::stop_token stop) {
     return;
   }
   std::unique_ptr<BackgroundMigration> migration = spec->create();
+  if (lease.args_error) {
+    fail("invalid args: the args column cannot be read (" + TextExcerpt(*lease.args_error) +
+         "); numbers must fit a double, e.g. {\"batchSize\": 2500}; fix args and retry");
+    return;
+  }
   if (!lease.args.is_object()) {
     fail("invalid args: args must be a JSON object such as {\"batchSize\": 2500}, got " +
-         lease.args.dump());
+         JsonExcerpt(lease.args));
     return;
   }
   if (Status v = migration->Validate(lease.args); !v.ok()) {

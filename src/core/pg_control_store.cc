@@ -35,9 +35,19 @@ MigrationStatus StatusFromText(std::string_view s) {
   return MigrationStatus::kPending;
 }
 
-nlohmann::json ParseJsonColumn(std::string_view text) {
-  nlohmann::json v = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  return v.is_discarded() ? nlohmann::json(nullptr) : v;
+// The value of a JSONB column; null when this binary cannot read it (`error` then says why).
+nlohmann::json ParseJsonColumn(std::string_view text, std::string* error = nullptr) {
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    if (error != nullptr) {
+      // "[json.exception.out_of_range.406] number overflow parsing '1e400'" without the tag.
+      const std::string what = e.what();
+      const size_t tag_end = what.find("] ");
+      *error = tag_end == std::string::npos ? what : what.substr(tag_end + 2);
+    }
+    return nlohmann::json(nullptr);
+  }
 }
 
 MigrationRow RowFrom(const PgResult& r, int i) {
@@ -157,7 +167,9 @@ Result<std::optional<Lease>> PgControlStore::TryAcquire(const std::string& name,
   Lease lease;
   lease.name = name;
   lease.script = std::string(r->Get(0, 0));
-  lease.args = ParseJsonColumn(r->Get(0, 1));
+  std::string args_error;
+  lease.args = ParseJsonColumn(r->Get(0, 1), &args_error);
+  if (!args_error.empty()) lease.args_error = std::move(args_error);
   lease.state = ParseJsonColumn(r->Get(0, 2));
   lease.attempts = static_cast<int>(r->GetInt(0, 3));
   return std::optional<Lease>(std::move(lease));

@@ -1,11 +1,13 @@
 #include "web/api.h"
 
+#include <algorithm>
 #include <cmath>
 #include <exception>
 #include <nlohmann/json.hpp>
 #include <optional>
 
 #include "common/logging.h"
+#include "core/args.h"
 #include "core/summary.h"
 #include "web/metrics.h"
 #include "web/progress_rate.h"
@@ -140,8 +142,42 @@ bool BlankBody(const std::string& body) {
   return body.find_first_not_of(" \t\r\n") == std::string::npos;
 }
 
-// Parses a request body; a 400 response when it is not JSON.
+// How deep the arrays and objects of `text` nest, counting outside strings only.
+int NestingDepth(std::string_view text) {
+  int depth = 0, deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+// Parses a request body; a 400 response when it is not JSON (or nests too deep).
 std::optional<ApiResponse> ParseBody(const std::string& body, const char* example, json& out) {
+  if (BlankBody(body)) {
+    return ErrorResponse(
+        400, "invalid JSON",
+        std::string("the body is empty; send a JSON object, for example ") + example);
+  }
+  if (const int depth = NestingDepth(body); depth > kMaxBodyDepth) {
+    return ErrorResponse(400, "invalid JSON",
+                         "the body nests arrays and objects " + std::to_string(depth) +
+                             " levels deep; at most " + std::to_string(kMaxBodyDepth) +
+                             " are accepted; send for example " + example);
+  }
   try {
     out = json::parse(body);
     return std::nullopt;
@@ -149,7 +185,29 @@ std::optional<ApiResponse> ParseBody(const std::string& body, const char* exampl
     return ErrorResponse(400, "invalid JSON",
                          "the body is not valid JSON (the error is at byte " +
                              std::to_string(e.byte) + "); send for example " + example);
+  } catch (const json::exception& e) {  // out_of_range: a number beyond the range of a double
+    std::string what = e.what();
+    if (const size_t tag_end = what.find("] "); tag_end != std::string::npos) {
+      what = what.substr(tag_end + 2);
+    }
+    return ErrorResponse(400, "invalid JSON",
+                         "the body has a value this server cannot read (" + TextExcerpt(what) +
+                             "); send for example " + example);
   }
+}
+
+// Whether a Content-Type names JSON: "application/json", any case, parameters allowed.
+bool IsJsonContentType(std::string_view content_type) {
+  content_type = content_type.substr(0, content_type.find(';'));
+  while (!content_type.empty() && content_type.back() == ' ') content_type.remove_suffix(1);
+  while (!content_type.empty() && content_type.front() == ' ') content_type.remove_prefix(1);
+  constexpr std::string_view kJson = "application/json";
+  if (content_type.size() != kJson.size()) return false;
+  for (size_t i = 0; i < kJson.size(); ++i) {
+    const char c = content_type[i];
+    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c) != kJson[i]) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -391,6 +449,13 @@ ApiResponse ApiHandler::Change(const std::string& action, const std::string& nam
   }
 
   // The body, checked before any store is asked.
+  if (!BlankBody(request.body) && !request.content_type.empty() &&
+      !IsJsonContentType(request.content_type)) {
+    return ErrorResponse(415, "unsupported media type",
+                         "the body must be JSON sent with 'Content-Type: application/json', "
+                         "got Content-Type '" +
+                             TextExcerpt(request.content_type, 100) + "'");
+  }
   bool from_start = false;
   json args;
   if (action == "retry" && !BlankBody(request.body)) {
@@ -400,17 +465,17 @@ ApiResponse ApiHandler::Change(const std::string& action, const std::string& nam
       return ErrorResponse(400, "invalid body",
                            "the body must be a JSON object such as {\"fromStart\": true}, or "
                            "empty; got " +
-                               Dump(body));
+                               JsonExcerpt(body));
     }
     for (const auto& [key, value] : body.items()) {
       if (key != "fromStart") {
-        return ErrorResponse(
-            400, "invalid body",
-            "unknown field '" + key + "'; the body may only have fromStart (true or false)");
+        return ErrorResponse(400, "invalid body",
+                             "unknown field '" + TextExcerpt(key, 100) +
+                                 "'; the body may only have fromStart (true or false)");
       }
       if (!value.is_boolean()) {
         return ErrorResponse(400, "invalid body",
-                             "fromStart must be true or false, got " + Dump(value));
+                             "fromStart must be true or false, got " + JsonExcerpt(value));
       }
       from_start = value.get<bool>();
     }
@@ -419,10 +484,13 @@ ApiResponse ApiHandler::Change(const std::string& action, const std::string& nam
     if (!args.is_object()) {
       return ErrorResponse(
           400, "invalid args",
-          "args must be a JSON object such as {\"batchSize\": 2500}, got " + Dump(args));
+          "args must be a JSON object such as {\"batchSize\": 2500}, got " + JsonExcerpt(args));
     }
   } else if (!BlankBody(request.body)) {
-    return ErrorResponse(400, "invalid body", "POST " + action + " takes no body");
+    return ErrorResponse(400, "invalid body",
+                         "POST " + action +
+                             " takes no body; send it empty (unknown fields are "
+                             "refused, not ignored)");
   }
 
   Result<BorrowedStore> store = pool_.Borrow();
@@ -454,8 +522,8 @@ ApiResponse ApiHandler::Change(const std::string& action, const std::string& nam
       return ErrorResponse(400, "invalid args", v.message());
     }
     s = store->Check((*store)->SetArgs(name, args, kApiActor));
-    message =
-        "args of " + name + " set to " + Dump(args) + "; they take effect when it next starts";
+    message = "args of " + name + " set to " + JsonExcerpt(args) +
+              "; they take effect when it next starts";
   }
   if (!s.ok()) {
     spdlog::info("web: {} of {} refused: {}", action, name, s.message());

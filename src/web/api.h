@@ -6,7 +6,10 @@
 // Reads are open; every change needs `Authorization: Bearer <ADMIN_API_KEY>`. Errors are JSON
 // {"error": "<short>", "detail": "<what to do>"} with 400 (bad body), 401 (no or wrong key),
 // 403 (no key configured), 404 (unknown migration or route), 405 (wrong method), 409 (the
-// current state forbids the change), 413 (body over 1 MiB), 503 (control store unreachable).
+// current state forbids the change), 413 (body over 1 MiB), 415 (a body sent with a
+// Content-Type other than application/json), 503 (control store unreachable).
+// A change's body is strict: unknown fields, wrong types and JSON nested deeper than
+// kMaxBodyDepth are refused with 400 naming the field or the problem; nothing is changed.
 // Secrets (the key, the database URL) never appear in responses or logs.
 //
 // Thread-safe: Handle() may run on many threads at once (each borrows its own store).
@@ -31,6 +34,9 @@ namespace bgm {
 
 // Request bodies larger than this are refused with 413.
 inline constexpr size_t kMaxBodyBytes = 1024 * 1024;
+// Request bodies whose arrays and objects nest deeper than this are refused with 400 (args are
+// flat; this keeps a hostile 1 MiB "[[[[..." from exhausting the stack).
+inline constexpr int kMaxBodyDepth = 32;
 
 // Recorded as the actor of every change made through the API.
 inline constexpr const char* kApiActor = "api";
@@ -40,6 +46,7 @@ struct ApiRequest {
   std::string target;         // the request target as sent: percent-encoded path, maybe "?query"
   std::string authorization;  // the Authorization header; "" when absent
   std::string body;
+  std::string content_type = {};  // the Content-Type header; "" when absent
 };
 
 struct ApiResponse {

@@ -80,8 +80,25 @@ std::string ErrorDetail(int status) {
       return "there is no endpoint at this path; the API is under "
              "/api/background-migrations, the UI at /";
     default:
-      return "the request could not be read as HTTP/1.1";
+      return "the request could not be read as HTTP/1.1 (a malformed or unsupported request "
+             "line, method or header); the API answers GET, POST and PUT with JSON bodies";
   }
+}
+
+ApiRequest ApiRequestFrom(const httplib::Request& req, std::string body) {
+  ApiRequest in;
+  in.method = req.method;
+  in.target = req.target;
+  in.authorization = req.get_header_value("Authorization");
+  in.content_type = req.get_header_value("Content-Type");
+  in.body = std::move(body);
+  return in;
+}
+
+bool IsChunked(const httplib::Request& req) {
+  std::string te = req.get_header_value("Transfer-Encoding");
+  for (char& c : te) c = c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+  return te.find("chunked") != std::string::npos;
 }
 
 }  // namespace
@@ -113,20 +130,59 @@ Status RunWebServer(const WebOptions& options, std::stop_token stop,
   });
 
   const auto handle = [&api](const httplib::Request& req, httplib::Response& res) {
-    ApiRequest in;
-    in.method = req.method;
-    in.target = req.target;
-    in.authorization = req.get_header_value("Authorization");
-    in.body = req.body;
-    Reply(api.Handle(in), res);
+    Reply(api.Handle(ApiRequestFrom(req, "")), res);
+  };
+  // Methods that may carry a body read it here, not through httplib, so that the 1 MiB limit
+  // holds for chunked bodies too: httplib 0.11 enforces payload_max_length only against a
+  // Content-Length and would buffer a chunked body of any size.
+  const auto handle_with_body = [&api](const httplib::Request& req, httplib::Response& res,
+                                       const httplib::ContentReader& content_reader) {
+    const auto refuse = [&res](const ApiResponse& r) {
+      Reply(r, res);
+      res.set_header("Connection", "close");  // the rest of the body is left unread
+    };
+    // Neither a Content-Length nor chunked: no body (RFC 9112 6.3), e.g. `curl -X POST URL`.
+    // httplib would wait for the connection to close and answer 400 after its read timeout.
+    if (!req.has_header("Content-Length") && !IsChunked(req)) {
+      Reply(api.Handle(ApiRequestFrom(req, "")), res);
+      return;
+    }
+    if (req.is_multipart_form_data()) {  // httplib would parse it as form parts
+      refuse(ErrorResponse(415, "unsupported media type",
+                           "the body must be JSON sent with 'Content-Type: application/json', "
+                           "got a multipart/form-data body"));
+      return;
+    }
+    std::string body;
+    bool too_large = false;
+    const bool read = content_reader([&](const char* data, size_t size) {
+      if (body.size() + size > kMaxBodyBytes) {
+        too_large = true;
+        return false;
+      }
+      body.append(data, size);
+      return true;
+    });
+    // httplib refuses (and discards) a Content-Length over the limit itself, with 413.
+    if (too_large || res.status == 413) {
+      refuse(ErrorResponse(413, "body too large", "request bodies are limited to 1 MiB"));
+      return;
+    }
+    if (!read) {
+      refuse(ErrorResponse(400, "bad request",
+                           "the request body could not be read: it ended before its "
+                           "Content-Length, or its chunked encoding is malformed"));
+      return;
+    }
+    Reply(api.Handle(ApiRequestFrom(req, std::move(body))), res);
   };
   // Every method and path goes to the ApiHandler, which does its own routing.
   server.Get(".*", handle);
-  server.Post(".*", handle);
-  server.Put(".*", handle);
-  server.Patch(".*", handle);
-  server.Delete(".*", handle);
   server.Options(".*", handle);
+  server.Post(".*", handle_with_body);
+  server.Put(".*", handle_with_body);
+  server.Patch(".*", handle_with_body);
+  server.Delete(".*", handle_with_body);
   // Errors httplib answers itself (413 oversized body, 400 unreadable request) become JSON;
   // responses that already have a body are left alone.
   server.set_error_handler(

@@ -4,7 +4,9 @@
 //
 // Every response carries X-Content-Type-Options: nosniff, X-Frame-Options: DENY and a
 // Content-Security-Policy that allows only the server's own files; no CORS headers are sent,
-// so other origins cannot call the API from a browser. Bodies over 1 MiB get a JSON 413.
+// so other origins cannot call the API from a browser. Bodies over 1 MiB get a JSON 413
+// (whether sent with a Content-Length or chunked; reading stops at the limit), multipart bodies
+// a JSON 415.
 //
 //   Status s = RunWebServer(options, stop_token, [](int port) { ... });
 #pragma once

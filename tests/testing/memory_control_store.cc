@@ -126,7 +126,8 @@ Result<std::optional<Lease>> MemoryControlStore::TryAcquire(const std::string& n
   if (!s.row.started_at) s.row.started_at = Stamp(db_.clock_.Now());
   s.row.attempts++;
   db_.AddEvent(name, "acquired", worker_id, {{"attempt", s.row.attempts}});
-  return std::optional<Lease>(Lease{name, s.row.script, s.row.args, s.row.state, s.row.attempts});
+  return std::optional<Lease>(
+      Lease{name, s.row.script, s.row.args, s.row.state, s.row.attempts, std::nullopt});
 }
 
 MemoryDatabase::Stored* MemoryControlStore::Fenced(const std::string& name,

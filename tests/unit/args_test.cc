@@ -60,6 +60,49 @@ TEST(ArgsSchemaTest, MalformedTimestamp) {
   EXPECT_TRUE(Schema().Validate({{"maxDate", "2024-05-03"}}).ok());
 }
 
+// Regression: "2024-02-30" matched the timestamp pattern and was saved; the copy then failed on
+// a Postgres error that did not name the arg.
+TEST(ArgsSchemaTest, TimestampsMustExistOnTheCalendar) {
+  for (const char* bad : {"2024-02-30", "2023-02-29", "2024-13-01", "2024-00-10", "0000-01-01",
+                          "2024-04-31", "2024-05-03T24:00:00Z", "2024-05-03 10:60",
+                          "2024-05-03T10:00:61", "2024-05-03T10:00:00+99:00"}) {
+    EXPECT_EQ(Schema().Validate({{"maxDate", bad}}).message(),
+              std::string("maxDate must be a date or time that exists, like \"2024-05-03\" or "
+                          "\"2024-05-03T10:00:00Z\", got \"") +
+                  bad + "\"")
+        << bad;
+  }
+  for (const char* good : {"2024-02-29", "2000-02-29", "2024-12-31T23:59:59.999999Z",
+                           "2024-05-03 00:00", "2024-05-03T10:00:00+05:30"}) {
+    EXPECT_TRUE(Schema().Validate({{"maxDate", good}}).ok()) << good;
+  }
+}
+
+TEST(ArgsSchemaTest, NumberRangesAreShownPlainly) {
+  EXPECT_EQ(Schema().Validate({{"targetBatchSeconds", 0}}).message(),
+            "targetBatchSeconds must be a number in [0.1, 60.0], got 0");
+}
+
+// Regression: the whole bad value went into the message (and so into failed_reason, logs and
+// HTTP responses), however large.
+TEST(ArgsSchemaTest, HugeValuesAreCutInTheMessage) {
+  EXPECT_EQ(Schema().Validate({{"batchSize", std::string(10000, 'x')}}).message(),
+            "batchSize must be an integer in [1, 100000], got \"" + std::string(199, 'x') +
+                "... (10002 bytes)");
+  EXPECT_EQ(Schema().Validate({{std::string(300, 'k'), 1}}).message(),
+            "unknown arg '" + std::string(100, 'k') +
+                "... (300 bytes)' (value 1); accepted args: batchSize, cursorColumn, maxDate, "
+                "targetBatchSeconds");
+}
+
+TEST(ArgsHelpersTest, JsonExcerptCutsAtACharacterBoundary) {
+  // "é" is two bytes; a cut inside it backs up to the character before.
+  EXPECT_EQ(JsonExcerpt(nlohmann::json(std::string(3, 'a') + "\xc3\xa9\xc3\xa9"), 5),
+            "\"aaa... (9 bytes)");
+  EXPECT_EQ(JsonExcerpt(nlohmann::json::array({1, 2})), "[1,2]");
+  EXPECT_EQ(TextExcerpt("abcdef", 3), "abc... (6 bytes)");
+}
+
 TEST(ArgsHelpersTest, ReadValuesWithFallbacks) {
   const nlohmann::json args = {{"batchSize", 7}, {"cursorColumn", "timestamp"}};
   EXPECT_EQ(IntArg(args, "batchSize", 1000), 7);

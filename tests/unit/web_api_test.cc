@@ -477,7 +477,8 @@ TEST_F(WebApiTest, BadRetryBodiesAre400AndChangeNothing) {
 TEST_F(WebApiTest, PauseAndResumeTakeNoBody) {
   const std::string before = Snapshot();
   ExpectError(Call("POST", Path(kPending, "pause"), R"({"now": true})"), 400, "invalid body",
-              "POST pause takes no body");
+              "POST pause takes no body; send it empty (unknown fields are refused, not "
+              "ignored)");
   EXPECT_EQ(Snapshot(), before);
 }
 
@@ -541,8 +542,7 @@ TEST_F(WebApiTest, BadArgsAre400AndChangeNothing) {
       {R"(null)", "invalid args",
        "args must be a JSON object such as {\"batchSize\": 2500}, got null"},
       {"", "invalid JSON",
-       "the body is not valid JSON (the error is at byte 1); send for example "
-       "{\"batchSize\": 2500}"},
+       "the body is empty; send a JSON object, for example {\"batchSize\": 2500}"},
       {R"({"batchSize": 25)", "invalid JSON",
        "the body is not valid JSON (the error is at byte 17); send for example "
        "{\"batchSize\": 2500}"},
@@ -552,6 +552,55 @@ TEST_F(WebApiTest, BadArgsAre400AndChangeNothing) {
     ExpectError(Call("PUT", Path(kFailed, "args"), c.body), 400, c.error, c.detail);
     EXPECT_EQ(Snapshot(), before) << c.body;
   }
+}
+
+// Regression: nlohmann throws out_of_range (not parse_error) for a number beyond a double,
+// which the handler answered with 500.
+TEST_F(WebApiTest, ANumberBeyondADoubleIs400NotA500) {
+  const std::string before = Snapshot();
+  ExpectError(Call("PUT", Path(kFailed, "args"), R"({"batchSize": 1e400})"), 400, "invalid JSON",
+              "the body has a value this server cannot read (number overflow parsing '1e400'); "
+              "send for example {\"batchSize\": 2500}");
+  EXPECT_EQ(Snapshot(), before);
+}
+
+// Regression: a deeply nested body was dumped (recursively) into the error message.
+TEST_F(WebApiTest, BodiesNestedDeeperThan32LevelsAre400BeforeParsing) {
+  const std::string before = Snapshot();
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  ExpectError(Call("PUT", Path(kFailed, "args"), deep), 400, "invalid JSON",
+              "the body nests arrays and objects 100000 levels deep; at most 32 are accepted; "
+              "send for example {\"batchSize\": 2500}");
+  ExpectError(Call("POST", Path(kFailed, "retry"), "{\"fromStart\": " + deep + "}"), 400,
+              "invalid JSON",
+              "the body nests arrays and objects 100001 levels deep; at most 32 are accepted; "
+              "send for example {\"fromStart\": true}");
+  EXPECT_EQ(Snapshot(), before);
+}
+
+TEST_F(WebApiTest, ABodyWithANonJsonContentTypeIs415) {
+  const std::string before = Snapshot();
+  ApiRequest request{"PUT", Path(kFailed, "args"), std::string("Bearer ") + kKey,
+                     R"({"batchSize": 5})", "text/plain; charset=utf-8"};
+  ExpectError(api_->Handle(request), 415, "unsupported media type",
+              "the body must be JSON sent with 'Content-Type: application/json', got "
+              "Content-Type 'text/plain; charset=utf-8'");
+  EXPECT_EQ(Snapshot(), before);
+  // Without a body the Content-Type does not matter; with a JSON one the body is read.
+  request = {"POST", Path(kFailed, "retry"), std::string("Bearer ") + kKey, "", "text/plain"};
+  EXPECT_EQ(api_->Handle(request).status, 200);
+  request = {"PUT", Path(kFailed, "args"), std::string("Bearer ") + kKey, R"({"batchSize": 5})",
+             "Application/JSON ; charset=utf-8"};
+  EXPECT_EQ(api_->Handle(request).status, 200);
+}
+
+// Regression: a bad value was echoed whole; a 900 KB string came back in the error.
+TEST_F(WebApiTest, ABadValueIsCutTo200BytesInTheError) {
+  const ApiResponse r =
+      Call("PUT", Path(kFailed, "args"), "{\"batchSize\": \"" + std::string(900000, 'x') + "\"}");
+  ExpectError(r, 400, "invalid args",
+              "batchSize must be an integer in [1, 100000], got \"" + std::string(199, 'x') +
+                  "... (900002 bytes)");
 }
 
 TEST_F(WebApiTest, SetArgsOfAnUnknownScriptIs409) {
