@@ -21,6 +21,10 @@
 #   BGMIGRATE_WAIT_TIMEOUT  seconds to wait for a server to answer (default: 60)
 #   BGMIGRATE_PG_BIN        PostgreSQL bin dir     (default: /usr/lib/postgresql/15/bin)
 #   BGMIGRATE_CH_BIN        clickhouse-server binary (default: from PATH or /usr/sbin)
+#   BGMIGRATE_CLICKHOUSE    server (default): also run Debian's ClickHouse 18.16 server;
+#                           embedded: no ClickHouse server, `env` prints
+#                           CLICKHOUSE_URL=embedded://<data folder>/chdb (chDB 26.7 inside
+#                           bgmigrate, fetched by scripts/fetch-chdb.sh)
 #
 # Layout of the data folder:
 #   postgres/            PostgreSQL root (owned by the OS user running postgres)
@@ -54,6 +58,9 @@ PG_PORT=${BGMIGRATE_PG_PORT:-55432}
 CH_HTTP_PORT=${BGMIGRATE_CH_HTTP_PORT:-58123}
 CH_TCP_PORT=${BGMIGRATE_CH_TCP_PORT:-59000}
 WAIT_TIMEOUT=${BGMIGRATE_WAIT_TIMEOUT:-60}
+CH_MODE=${BGMIGRATE_CLICKHOUSE:-server}
+[[ $CH_MODE == server || $CH_MODE == embedded ]] ||
+  { printf 'services.sh: error: BGMIGRATE_CLICKHOUSE must be server or embedded, not %s\n' "$CH_MODE" >&2; exit 2; }
 CH_STOP_TIMEOUT=20
 PG_BIN=${BGMIGRATE_PG_BIN:-/usr/lib/postgresql/15/bin}
 
@@ -521,6 +528,11 @@ cmd_start() {
   # conflict does not leave one server half-started.
   pg_check_install
   pg_is_running || check_port_free "$PG_PORT" "PostgreSQL" BGMIGRATE_PG_PORT
+  if [[ $CH_MODE == embedded ]]; then
+    pg_start
+    say "ClickHouse: embedded in bgmigrate (no server), data in $DATA_DIR/chdb"
+    return 0
+  fi
   if ! ch_pid >/dev/null; then
     check_port_free "$CH_HTTP_PORT" "ClickHouse HTTP" BGMIGRATE_CH_HTTP_PORT
     check_port_free "$CH_TCP_PORT" "ClickHouse native TCP" BGMIGRATE_CH_TCP_PORT
@@ -534,6 +546,7 @@ cmd_stop() {
   take_lock
   local rc=0
   pg_stop || rc=1
+  if [[ $CH_MODE == embedded ]] && ! ch_pid >/dev/null; then return "$rc"; fi
   ch_stop || rc=1
   return "$rc"
 }
@@ -541,6 +554,10 @@ cmd_stop() {
 cmd_status() {
   local rc=0
   pg_status || rc=3
+  if [[ $CH_MODE == embedded ]]; then
+    say "ClickHouse: embedded in bgmigrate, data in $DATA_DIR/chdb"
+    return "$rc"
+  fi
   ch_status || rc=3
   return "$rc"
 }
@@ -552,7 +569,9 @@ cmd_env() {
   else
     warn "PostgreSQL is not running (start it with: $0 start)"; rc=3
   fi
-  if ch_pid >/dev/null; then
+  if [[ $CH_MODE == embedded ]]; then
+    say "export CLICKHOUSE_URL=embedded://$DATA_DIR/chdb"
+  elif ch_pid >/dev/null; then
     say "export CLICKHOUSE_URL=http://$HOST:$(ch_conf_value http_port)"
     say "export CLICKHOUSE_USER=default"
     say "export CLICKHOUSE_PASSWORD="
