@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <thread>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -204,10 +206,16 @@ class EmbeddedEngine {
       return FailedPrecondition("cannot open " + lock_path + ": " + std::strerror(errno));
     }
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      char buf[32] = {};
-      const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+      // The holder writes its pid right after taking the lock: give it a moment to appear.
+      std::string holder;
+      for (int attempt = 0; attempt < 20; ++attempt) {
+        char buf[32] = {};
+        const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+        holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+        if (holder.ends_with('\n')) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
       ::close(fd);
-      std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
       while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
       return FailedPrecondition(
           "the embedded ClickHouse data at " + path_ + " is held by another process" +
