@@ -29,17 +29,22 @@ bool Resolve(void* handle, const char* name, Fn*& out, std::string& missing) {
 
 Result<const ChdbApi*> Load() {
   const std::string path = ChdbLibraryPath();
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    return FailedPrecondition("the embedded ClickHouse engine needs chDB's libchdb.so, which is "
-                              "not at " + path + ": " + kFetchAdvice);
+    return FailedPrecondition(
+        "the embedded ClickHouse engine needs chDB's libchdb.so, which is "
+        "not at " +
+        path + ": " + kFetchAdvice);
   }
 #if defined(__SANITIZE_ADDRESS__)
   // Measured: an ASan process dies with SEGV at address 0 while loading libchdb.so 26.7 (the
   // prebuilt engine brings its own allocator and runtime). Refuse instead of crashing.
-  return FailedPrecondition("this bgmigrate is built with AddressSanitizer, which cannot host "
-                            "the embedded ClickHouse engine (" + path + "); use a build without "
-                            "-DBGM_SANITIZE=ON, or a ClickHouse server (CLICKHOUSE_URL=http://...)");
+  return FailedPrecondition(
+      "this bgmigrate is built with AddressSanitizer, which cannot host "
+      "the embedded ClickHouse engine (" +
+      path +
+      "); use a build without "
+      "-DBGM_SANITIZE=ON, or a ClickHouse server (CLICKHOUSE_URL=http://...)");
 #endif
   // RTLD_LOCAL: chDB's many symbols stay out of the global namespace.
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);

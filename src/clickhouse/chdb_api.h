@@ -26,10 +26,10 @@ struct bgm_chdb_insert_stream_s;
 
 namespace bgm {
 
-using ChdbResult = bgm_chdb_result;                      // chdb_result
-using ChdbConnection = bgm_chdb_connection_s*;           // chdb_connection
-using ChdbInsertStream = bgm_chdb_insert_stream_s*;      // chdb_insert_stream
-inline constexpr int kChdbSuccess = 0;                   // CHDBSuccess (chdb_state)
+using ChdbResult = bgm_chdb_result;                  // chdb_result
+using ChdbConnection = bgm_chdb_connection_s*;       // chdb_connection
+using ChdbInsertStream = bgm_chdb_insert_stream_s*;  // chdb_insert_stream
+inline constexpr int kChdbSuccess = 0;               // CHDBSuccess (chdb_state)
 
 struct ChdbApi {
   std::string library_path;  // the file that was loaded

@@ -20,8 +20,8 @@ Result<std::unique_ptr<ClickHouseClient>> OpenClickHouseClient(const ClickHouseC
   Result<std::unique_ptr<HttpClickHouseClient>> c = HttpClickHouseClient::Create(
       {.url = o.url, .user = o.user, .password = o.password, .database = o.database});
   if (!c.ok()) {
-    if (c.status().code() == StatusCode::kInvalidArgument && o.url.find("://") != std::string::npos &&
-        !o.url.starts_with("http")) {
+    if (c.status().code() == StatusCode::kInvalidArgument &&
+        o.url.find("://") != std::string::npos && !o.url.starts_with("http")) {
       return InvalidArgument(c.status().message() +
                              "; CLICKHOUSE_URL takes http(s)://host:port or embedded:///path");
     }

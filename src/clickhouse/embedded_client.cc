@@ -6,12 +6,12 @@
 
 #include <cerrno>
 #include <chrono>
-#include <thread>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "clickhouse/chdb_api.h"
@@ -95,8 +95,10 @@ Result<std::pair<std::string, std::string>> SplitFormat(std::string_view insert_
                                                  std::string(format));
     }
   }
-  return InvalidArgument("an insert must end with its FORMAT clause, e.g. \"INSERT INTO t FORMAT "
-                         "RowBinary\"; got: " + std::string(insert_query.substr(0, 200)));
+  return InvalidArgument(
+      "an insert must end with its FORMAT clause, e.g. \"INSERT INTO t FORMAT "
+      "RowBinary\"; got: " +
+      std::string(insert_query.substr(0, 200)));
 }
 
 }  // namespace
@@ -140,7 +142,8 @@ class EmbeddedEngine {
       return status;
     }
     const char* buf = api_->result_buffer(r.get());
-    return std::string(buf == nullptr ? "" : buf, buf == nullptr ? 0 : api_->result_length(r.get()));
+    return std::string(buf == nullptr ? "" : buf,
+                       buf == nullptr ? 0 : api_->result_length(r.get()));
   }
 
   void DrainLocked() {
@@ -160,7 +163,8 @@ class EmbeddedEngine {
       }
       if (name == "query" || name == "database" || name == "user" || name == "password") {
         ResetLocked(applied);
-        return InvalidArgument("\"" + name + "\" cannot be passed as a setting; the client sets it");
+        return InvalidArgument("\"" + name +
+                               "\" cannot be passed as a setting; the client sets it");
       }
       Result<std::string> set = QueryLocked("SET " + name + " = " + SettingLiteral(value));
       if (!set.ok()) {
@@ -302,8 +306,7 @@ Result<std::unique_ptr<EmbeddedClickHouseClient>> EmbeddedClickHouseClient::Crea
   Result<const ChdbApi*> api = LoadChdbLibrary();
   if (!api.ok()) return api.status();
   std::error_code ec;
-  const std::string path =
-      std::filesystem::absolute(config.path, ec).lexically_normal().string();
+  const std::string path = std::filesystem::absolute(config.path, ec).lexically_normal().string();
   EngineRegistry& registry = Registry();
   std::lock_guard<std::mutex> lock(registry.mu);
   for (const auto& [other, engine] : registry.engines) {

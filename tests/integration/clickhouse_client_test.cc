@@ -131,8 +131,8 @@ class ClickHouseClientTest : public ::testing::Test {
   std::unique_ptr<ClickHouseClient> client_;
 };
 
-#define SKIP_ON_EMBEDDED(why)                                                 \
-  if (embedded_) {                                                           \
+#define SKIP_ON_EMBEDDED(why)                                               \
+  if (embedded_) {                                                          \
     GTEST_SKIP() << "HTTP transport only (" why "); runs in the HTTP pass"; \
   }
 
@@ -257,8 +257,7 @@ TEST_F(ClickHouseClientTest, RowBinaryRoundTripOfEveryType) {
   // is 0 by default); 18.16 pads them to the scale.
   Result<ClickHouseDialect> dialect = DetectDialect(*client_, ClickHouseCluster{});
   ASSERT_TRUE(dialect.ok());
-  const std::string decimals_row3 =
-      dialect->modern() ? "0\t-0.0015" : "0.0000\t-0.001500000000";
+  const std::string decimals_row3 = dialect->modern() ? "0\t-0.0015" : "0.0000\t-0.001500000000";
   // Strings compared as hex so the check does not depend on a server version's TSV escaping
   // (18.16 escapes ' at top level but not inside arrays; newer servers differ).
   EXPECT_EQ(
@@ -273,8 +272,8 @@ TEST_F(ClickHouseClientTest, RowBinaryRoundTripOfEveryType) {
           "9223372036854775807\t3.25\t-12500000000\t99999999999999.9999\t123456.789012345678\t"
           "1714730400\t1\n"
           "3\t" +
-          Hex(nasty) + "\t0\t\t['" + Hex(nasty) +
-          "']\t7\t7\t7\t7\t-7\t-7\t-7\t-7\t0\t1e300\t" + decimals_row3 + "\t4294967295\t1\n");
+          Hex(nasty) + "\t0\t\t['" + Hex(nasty) + "']\t7\t7\t7\t7\t-7\t-7\t-7\t-7\t0\t1e300\t" +
+          decimals_row3 + "\t4294967295\t1\n");
   EXPECT_EQ(Hex(nasty), "6109620A635C6400650D272201FF");
   EXPECT_EQ(MustQuery("SELECT length(s), length(a[1]), length(ns) FROM t WHERE id = 3"),
             "14\t14\t0\n");

@@ -44,9 +44,9 @@ TEST(EmbeddedClickHouseTest, ASecondProcessIsRefusedNamingThePathAndSigtermStops
   seed.random_seed = 3;
   ASSERT_TRUE(Seed(conn, seed).ok());
   const std::map<std::string, std::string> env = {
-      {"DATABASE_URL", pg.url()},           {"CLICKHOUSE_URL", ch.url()},
-      {"CLICKHOUSE_DB", ch.database()},     {"BGMIGRATE_LEASE_SECONDS", "2"},
-      {"BGMIGRATE_POLL_SECONDS", "0.2"},    {"BGMIGRATE_WORKER_ID", "holder"}};
+      {"DATABASE_URL", pg.url()},        {"CLICKHOUSE_URL", ch.url()},
+      {"CLICKHOUSE_DB", ch.database()},  {"BGMIGRATE_LEASE_SECONDS", "2"},
+      {"BGMIGRATE_POLL_SECONDS", "0.2"}, {"BGMIGRATE_WORKER_ID", "holder"}};
   ASSERT_EQ(testing::RunProcess(BGM_BINARY, {"migrate"}, env).exit_code, 0);
   ASSERT_TRUE(conn.Run("UPDATE background_migrations SET args = '{\"batchSize\": 1000}' WHERE "
                        "name = $1",
@@ -139,9 +139,9 @@ TEST(EmbeddedClickHouseTest, MissingLibraryAndBadUrlsAreClearErrors) {
       BGM_BINARY, {"migrate"}, {{"DATABASE_URL", pg.url()}, {"CLICKHOUSE_URL", "embedded:"}});
   EXPECT_EQ(empty.exit_code, 2) << empty.err;
   EXPECT_NE(empty.err.find("has no data directory"), std::string::npos) << empty.err;
-  testing::ProcessResult tcp = testing::RunProcess(
-      BGM_BINARY, {"migrate"},
-      {{"DATABASE_URL", pg.url()}, {"CLICKHOUSE_URL", "tcp://127.0.0.1:9000"}});
+  testing::ProcessResult tcp =
+      testing::RunProcess(BGM_BINARY, {"migrate"},
+                          {{"DATABASE_URL", pg.url()}, {"CLICKHOUSE_URL", "tcp://127.0.0.1:9000"}});
   EXPECT_EQ(tcp.exit_code, 2) << tcp.err;
   EXPECT_NE(tcp.err.find("CLICKHOUSE_URL takes http(s)://host:port or embedded:///path"),
             std::string::npos)
@@ -167,8 +167,9 @@ TEST(EmbeddedClickHouseTest, ClientsOnManyThreadsInTwoDatabasesGetTheirOwnResult
   ASSERT_TRUE(a.ok());
   ASSERT_TRUE(b.ok());
   for (testing::TestClickHouse* t : {&a, &b}) {
-    ASSERT_TRUE(
-        t->client().Execute("CREATE TABLE t (k UInt32, v UInt64) ENGINE = MergeTree ORDER BY k").ok());
+    ASSERT_TRUE(t->client()
+                    .Execute("CREATE TABLE t (k UInt32, v UInt64) ENGINE = MergeTree ORDER BY k")
+                    .ok());
   }
   std::vector<std::string> errors(6);
   {
