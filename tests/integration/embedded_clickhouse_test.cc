@@ -206,5 +206,57 @@ TEST(EmbeddedClickHouseTest, ClientsOnManyThreadsInTwoDatabasesGetTheirOwnResult
   EXPECT_EQ(b.Scalar("SELECT count(), uniqExact(k) FROM t"), "30000\t3");
 }
 
+// Both transports: settings apply to one call only. On embedded every client shares one engine
+// connection, so a setting must be reset after the call, not leak into another client's query.
+TEST(EmbeddedClickHouseTest, SettingsOfOneCallDoNotLeakIntoTheNextOrIntoAnotherClient) {
+  testing::TestClickHouse ch;
+  ASSERT_TRUE(ch.ok());
+  std::unique_ptr<ClickHouseClient> other = ch.NewClient();
+  ASSERT_NE(other, nullptr);
+  const std::string sql =
+      "SELECT value FROM system.settings WHERE name = 'max_block_size' FORMAT TabSeparated";
+  Result<std::string> with = ch.client().Query(sql, {{"max_block_size", "4321"}});
+  ASSERT_TRUE(with.ok()) << with.status().ToString();
+  EXPECT_EQ(*with, "4321\n");
+  Result<std::string> after = ch.client().Query(sql);
+  Result<std::string> from_other = other->Query(sql);
+  ASSERT_TRUE(after.ok());
+  ASSERT_TRUE(from_other.ok());
+  EXPECT_NE(*after, "4321\n");
+  EXPECT_EQ(*from_other, *after);
+  // A failing call with a setting resets it too.
+  EXPECT_FALSE(ch.client().Query("SELEC 1", {{"max_block_size", "4321"}}).ok());
+  Result<std::string> again = other->Query(sql);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *after);
+}
+
+TEST(EmbeddedClickHouseTest, AnInsertWithoutItsFormatClauseIsRefusedBeforeReadingTheSource) {
+  if (!testing::TestClickHouseIsEmbedded()) {
+    GTEST_SKIP() << "embedded transport only (HTTP sends the statement to the server as is)";
+  }
+  testing::TestClickHouse ch;
+  ASSERT_TRUE(ch.ok());
+  ASSERT_TRUE(ch.client().Execute("CREATE TABLE t (k UInt32) ENGINE = MergeTree ORDER BY k").ok());
+  int reads = 0;
+  ChunkedInsertSource source([&](std::string&) -> Result<bool> {
+    ++reads;
+    return false;
+  });
+  Status s = ch.client().Insert("INSERT INTO t (k)", source);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(),
+            "an insert must end with its FORMAT clause, e.g. \"INSERT INTO t FORMAT RowBinary\"; "
+            "got: INSERT INTO t (k)");
+  EXPECT_EQ(reads, 0);
+  // Lower-case and trailing whitespace are accepted.
+  std::string row;
+  RowBinaryWriter(row).WriteUInt32(42);
+  StringInsertSource one(row);
+  Status ok = ch.client().Insert("insert into t (k) format RowBinary \n", one);
+  EXPECT_TRUE(ok.ok()) << ok.ToString();
+  EXPECT_EQ(ch.Scalar("SELECT sum(k) FROM t"), "42");
+}
+
 }  // namespace
 }  // namespace bgm
