@@ -4,6 +4,8 @@
 # migrations, seeds a demo data set the first time, and runs `bgmigrate up` (web UI + worker).
 # Ctrl-C stops everything cleanly; running it again resumes where it stopped.
 #   BGM_DEMO_TRACES=200000 scripts/run.sh     size of the demo data set (observations 3x, scores 1x)
+#   BGMIGRATE_CLICKHOUSE=embedded scripts/run.sh   ClickHouse 26.7 embedded in bgmigrate (chDB,
+#                                   fetched from npm) instead of Debian's 18.16 server
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,11 @@ cmake --build build/release -j"$(nproc)" --target bgmigrate 2>&1 |
 [[ ${PIPESTATUS[0]} -eq 0 ]] || { echo "build failed" >&2; exit 1; }
 BIN=build/release/bgmigrate
 
+if [[ ${BGMIGRATE_CLICKHOUSE:-server} == embedded ]]; then
+  step "Fetching the embedded ClickHouse engine (chDB 26.7, npm)"
+  command -v npm >/dev/null || scripts/deps.sh --browser
+  scripts/fetch-chdb.sh >/dev/null
+fi
 step "Starting local Postgres and ClickHouse"
 scripts/services.sh start
 eval "$(scripts/services.sh env)"
@@ -58,6 +65,12 @@ cat >&2 <<EOM
     Watch the three copies and the cost backfill go from pending to finished, then check them:
                $BIN verify 20241024_1730_migrate_traces_from_pg_to_ch
 EOM
+if [[ ${BGMIGRATE_CLICKHOUSE:-server} == embedded ]]; then
+  cat >&2 <<EOM
+    Embedded ClickHouse: this bgmigrate process holds its data (.bgm-data/chdb), so run verify
+               after stopping it (Ctrl-C); list/status/retry work meanwhile (Postgres only).
+EOM
+fi
 set +e
 "$BIN" up &
 pid=$!

@@ -25,6 +25,10 @@
 #   BGMIGRATE_WAIT_TIMEOUT  seconds to wait for a server to answer (default: 60)
 #   BGMIGRATE_PG_BIN        PostgreSQL bin dir     (default: /usr/lib/postgresql/15/bin)
 #   BGMIGRATE_CH_BIN        clickhouse-server binary (default: from PATH or /usr/sbin)
+#   BGMIGRATE_CLICKHOUSE    server (default): also run Debian's ClickHouse 18.16 server;
+#                           embedded: no ClickHouse server, `env` prints
+#                           CLICKHOUSE_URL=embedded://<data folder>/chdb (chDB 26.7 inside
+#                           bgmigrate, fetched by scripts/fetch-chdb.sh)
 #
 # Layout of the data folder:
 #   postgres/            PostgreSQL root (owned by the OS user running postgres)
@@ -58,6 +62,9 @@ PG_PORT=${BGMIGRATE_PG_PORT:-55432}
 CH_HTTP_PORT=${BGMIGRATE_CH_HTTP_PORT:-58123}
 CH_TCP_PORT=${BGMIGRATE_CH_TCP_PORT:-59000}
 WAIT_TIMEOUT=${BGMIGRATE_WAIT_TIMEOUT:-60}
+CH_MODE=${BGMIGRATE_CLICKHOUSE:-server}
+[[ $CH_MODE == server || $CH_MODE == embedded ]] ||
+  { printf 'services.sh: error: BGMIGRATE_CLICKHOUSE must be server or embedded, not %s\n' "$CH_MODE" >&2; exit 2; }
 CH_STOP_TIMEOUT=20
 PG_BIN=${BGMIGRATE_PG_BIN:-/usr/lib/postgresql/15/bin}
 
@@ -527,6 +534,11 @@ cmd_start() {
     pg_check_install
     pg_is_running || check_port_free "$PG_PORT" "PostgreSQL" BGMIGRATE_PG_PORT
   fi
+  if [[ $CH_MODE == embedded ]]; then
+    [[ $ONLY == clickhouse ]] || pg_start
+    say "ClickHouse: embedded in bgmigrate (no server), data in $DATA_DIR/chdb"
+    return 0
+  fi
   if [[ $ONLY != postgres ]] && ! ch_pid >/dev/null; then
     check_port_free "$CH_HTTP_PORT" "ClickHouse HTTP" BGMIGRATE_CH_HTTP_PORT
     check_port_free "$CH_TCP_PORT" "ClickHouse native TCP" BGMIGRATE_CH_TCP_PORT
@@ -540,6 +552,7 @@ cmd_stop() {
   take_lock
   local rc=0
   if [[ $ONLY != clickhouse ]]; then pg_stop || rc=1; fi
+  if [[ $CH_MODE == embedded ]] && ! ch_pid >/dev/null; then return "$rc"; fi
   if [[ $ONLY != postgres ]]; then ch_stop || rc=1; fi
   return "$rc"
 }
@@ -563,6 +576,10 @@ cmd_kill() {
 cmd_status() {
   local rc=0
   pg_status || rc=3
+  if [[ $CH_MODE == embedded ]]; then
+    say "ClickHouse: embedded in bgmigrate, data in $DATA_DIR/chdb"
+    return "$rc"
+  fi
   ch_status || rc=3
   return "$rc"
 }
@@ -574,7 +591,9 @@ cmd_env() {
   else
     warn "PostgreSQL is not running (start it with: $0 start)"; rc=3
   fi
-  if ch_pid >/dev/null; then
+  if [[ $CH_MODE == embedded ]]; then
+    say "export CLICKHOUSE_URL=embedded://$DATA_DIR/chdb"
+  elif ch_pid >/dev/null; then
     say "export CLICKHOUSE_URL=http://$HOST:$(ch_conf_value http_port)"
     say "export CLICKHOUSE_USER=default"
     say "export CLICKHOUSE_PASSWORD="

@@ -12,6 +12,7 @@
 #include <stop_token>
 #include <thread>
 
+#include "clickhouse/client_factory.h"
 #include "common/clock.h"
 #include "common/logging.h"
 #include "core/config.h"
@@ -84,18 +85,14 @@ Result<std::unique_ptr<PgControlStore>> OpenStore(const Config& config) {
   return PgControlStore::Open(config.database_url, config.lease);
 }
 
-// A client for CLICKHOUSE_URL bound to `database` ("" for none).
-Result<std::unique_ptr<HttpClickHouseClient>> OpenClickHouse(const Config& config,
-                                                             const std::string& database) {
-  if (config.clickhouse_url.empty()) {
-    return InvalidArgument(
-        "CLICKHOUSE_URL is not set; e.g. export CLICKHOUSE_URL=http://127.0.0.1:8123 "
-        "(scripts/services.sh env prints it for the local services)");
-  }
-  return HttpClickHouseClient::Create({.url = config.clickhouse_url,
-                                       .user = config.clickhouse_user,
-                                       .password = config.clickhouse_password,
-                                       .database = database});
+// A client for CLICKHOUSE_URL (a server or the embedded engine) bound to `database` ("" for
+// none).
+Result<std::unique_ptr<ClickHouseClient>> OpenClickHouse(const Config& config,
+                                                         const std::string& database) {
+  return OpenClickHouseClient({.url = config.clickhouse_url,
+                               .user = config.clickhouse_user,
+                               .password = config.clickhouse_password,
+                               .database = database});
 }
 
 // Applies the Postgres fast migrations (the control tables are needed by every command) and,
@@ -110,15 +107,14 @@ Status ApplySchema(const Config& config, bool with_clickhouse = true) {
   if (!with_clickhouse || !config.auto_clickhouse_migration || config.clickhouse_url.empty()) {
     return Status::Ok();
   }
-  Result<std::unique_ptr<HttpClickHouseClient>> admin = OpenClickHouse(config, "");
+  Result<std::unique_ptr<ClickHouseClient>> admin = OpenClickHouse(config, "");
   if (!admin.ok()) return admin.status();
   const ClickHouseCluster cluster{config.clickhouse_cluster_enabled,
                                   config.clickhouse_cluster_name};
   Result<ClickHouseDialect> dialect = DetectDialect(**admin, cluster);
   if (!dialect.ok()) return dialect.status().WithContext("connecting to ClickHouse");
   BGM_RETURN_IF_ERROR(EnsureClickHouseDatabase(**admin, *dialect, config.clickhouse_db));
-  Result<std::unique_ptr<HttpClickHouseClient>> client =
-      OpenClickHouse(config, config.clickhouse_db);
+  Result<std::unique_ptr<ClickHouseClient>> client = OpenClickHouse(config, config.clickhouse_db);
   if (!client.ok()) return client.status();
   Result<int> applied = ApplyClickHouseSchema(*conn, **client, *dialect, config.clickhouse_db,
                                               ClickHouseSchemaFiles());
@@ -298,7 +294,7 @@ int CmdVerify(const Config& config, const std::string& name, bool json) {
   }
   Result<PgConnection> pg = PgConnection::Connect(config.database_url);
   if (!pg.ok()) return Fail(pg.status());
-  Result<std::unique_ptr<HttpClickHouseClient>> ch = OpenClickHouse(config, config.clickhouse_db);
+  Result<std::unique_ptr<ClickHouseClient>> ch = OpenClickHouse(config, config.clickhouse_db);
   if (!ch.ok()) return Fail(ch.status());
   Result<VerifyReport> report = VerifyCopy(*mapping, *pg, **ch);
   if (!report.ok()) return Fail(report.status());
@@ -428,29 +424,36 @@ int RunCli(int argc, char** argv) {
         "(scripts/services.sh env prints it for the local services)"));
   }
 
-  if (worker->parsed()) return CmdServe(*config, true, false, exit_when_idle);
-  if (web->parsed()) return CmdServe(*config, false, true, false);
-  if (up->parsed()) return CmdServe(*config, true, true, false);
-  if (migrate->parsed()) return CmdMigrate(*config);
-  if (list->parsed()) return CmdList(*config, json);
-  if (status->parsed()) return CmdStatus(*config, json);
-  if (retry->parsed()) return CmdRetry(*config, name, from_start);
-  if (set_args->parsed()) return CmdSetArgs(*config, name, args_text);
-  if (pause->parsed()) return CmdPause(*config, name, true);
-  if (resume->parsed()) return CmdPause(*config, name, false);
-  if (verify->parsed()) return CmdVerify(*config, name, json);
-  if (seed->parsed()) {
-    const int64_t traces = std::clamp<int64_t>(seed_opts.traces, 0, kMaxSeedRows);
-    if (observations_opt->count() == 0) seed_opts.observations = 3 * traces;
-    if (scores_opt->count() == 0) seed_opts.scores = traces;
-    if (random_seed < 0) {
-      return Fail(
-          InvalidArgument("--random-seed must be 0 or more, got " + std::to_string(random_seed)));
+  const auto dispatch = [&]() -> int {
+    if (worker->parsed()) return CmdServe(*config, true, false, exit_when_idle);
+    if (web->parsed()) return CmdServe(*config, false, true, false);
+    if (up->parsed()) return CmdServe(*config, true, true, false);
+    if (migrate->parsed()) return CmdMigrate(*config);
+    if (list->parsed()) return CmdList(*config, json);
+    if (status->parsed()) return CmdStatus(*config, json);
+    if (retry->parsed()) return CmdRetry(*config, name, from_start);
+    if (set_args->parsed()) return CmdSetArgs(*config, name, args_text);
+    if (pause->parsed()) return CmdPause(*config, name, true);
+    if (resume->parsed()) return CmdPause(*config, name, false);
+    if (verify->parsed()) return CmdVerify(*config, name, json);
+    if (seed->parsed()) {
+      const int64_t traces = std::clamp<int64_t>(seed_opts.traces, 0, kMaxSeedRows);
+      if (observations_opt->count() == 0) seed_opts.observations = 3 * traces;
+      if (scores_opt->count() == 0) seed_opts.scores = traces;
+      if (random_seed < 0) {
+        return Fail(
+            InvalidArgument("--random-seed must be 0 or more, got " + std::to_string(random_seed)));
+      }
+      seed_opts.random_seed = static_cast<uint64_t>(random_seed);
+      return CmdSeed(*config, seed_opts);
     }
-    seed_opts.random_seed = static_cast<uint64_t>(random_seed);
-    return CmdSeed(*config, seed_opts);
-  }
-  return kExitUsage;
+    return kExitUsage;
+  };
+  const int code = dispatch();
+  // The embedded ClickHouse engine (if this command opened one) closes cleanly and frees its
+  // data directory before the process exits.
+  ReleaseEmbeddedClickHouse();
+  return code;
 }
 
 }  // namespace bgm

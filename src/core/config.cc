@@ -41,7 +41,8 @@ std::string DefaultWorkerId() {
 const std::vector<SettingDoc>& SettingDocs() {
   static const std::vector<SettingDoc> kDocs = {
       {"DATABASE_URL", "(required)", "Postgres connection URL (libpq syntax)"},
-      {"CLICKHOUSE_URL", "(none)", "ClickHouse HTTP endpoint, e.g. http://127.0.0.1:8123"},
+      {"CLICKHOUSE_URL", "(none)",
+       "ClickHouse HTTP endpoint (http://127.0.0.1:8123) or embedded engine (embedded:///data/dir)"},
       {"CLICKHOUSE_USER", "default", "ClickHouse user (sent as a header, never logged)"},
       {"CLICKHOUSE_PASSWORD", "(empty)", "ClickHouse password (sent as a header, never logged)"},
       {"CLICKHOUSE_DB", "default", "ClickHouse database (created if missing)"},
@@ -65,6 +66,8 @@ const std::vector<SettingDoc>& SettingDocs() {
        "an unreachable Postgres or ClickHouse before it fails"},
       {"BGMIGRATE_LOG_FORMAT", "text", "text or json (one JSON object per line)"},
       {"BGMIGRATE_WORKER_ID", "host-pid-random", "this worker's name in leases and events"},
+      {"BGMIGRATE_CHDB_LIBRARY", "third_party/chdb/libchdb.so",
+       "libchdb.so for CLICKHOUSE_URL=embedded:... (scripts/fetch-chdb.sh installs it)"},
   };
   return kDocs;
 }

@@ -9,6 +9,7 @@
 #include <optional>
 #include <thread>
 
+#include "clickhouse/client_factory.h"
 #include "clickhouse/clickhouse_client.h"
 #include "clickhouse/insert_source.h"
 #include "common/bounded_queue.h"
@@ -365,16 +366,11 @@ class TableCopy final : public BackgroundMigration {
     const double target_seconds = NumberArg(args, "targetBatchSeconds", kDefaultTargetSeconds);
 
     const MigrationEnv& env = ctx.env();
-    if (env.clickhouse_url.empty()) {
-      return InvalidArgument(
-          "CLICKHOUSE_URL is not set; point it at the ClickHouse HTTP "
-          "interface, e.g. http://127.0.0.1:8123");
-    }
-    Result<std::unique_ptr<HttpClickHouseClient>> client =
-        HttpClickHouseClient::Create({.url = env.clickhouse_url,
-                                      .user = env.clickhouse_user,
-                                      .password = env.clickhouse_password,
-                                      .database = env.clickhouse_db});
+    Result<std::unique_ptr<ClickHouseClient>> client =
+        OpenClickHouseClient({.url = env.clickhouse_url,
+                              .user = env.clickhouse_user,
+                              .password = env.clickhouse_password,
+                              .database = env.clickhouse_db});
     if (!client.ok()) return client.status();
     Result<ClickHouseDialect> dialect = DetectDialect(**client, ClickHouseCluster{});
     if (!dialect.ok()) return dialect.status().WithContext("connecting to ClickHouse");

@@ -89,7 +89,8 @@ class CopyTest : public ::testing::Test {
   std::map<std::string, std::string> ChMap(const nlohmann::json& row, const std::string& name) {
     std::map<std::string, std::string> out;
     if (ch_.dialect().modern()) {
-      for (auto& [k, v] : row[name].items()) out[k] = v.get<std::string>();
+      // JSONEachRow quotes 64-bit integers but prints Decimals as numbers.
+      for (auto& [k, v] : row[name].items()) out[k] = v.is_string() ? v.get<std::string>() : v.dump();
     } else {
       const auto& keys = row[name + ".key"];
       const auto& values = row[name + ".value"];
@@ -168,8 +169,10 @@ TEST_F(CopyTest, SeededRowsArriveMappedRowForRow) {
     EXPECT_EQ(c["user_id"], pg->IsNull(i, 2) ? nlohmann::json() : nlohmann::json(pg->Get(i, 2)));
     EXPECT_EQ(c["release"], pg->IsNull(i, 3) ? nlohmann::json() : nlohmann::json(pg->Get(i, 3)));
     EXPECT_EQ(c["project_id"], std::string(pg->Get(i, 5)));
-    EXPECT_EQ(c["public"].get<int>() == 1, pg->GetBool(i, 6)) << id;
-    EXPECT_EQ(c["bookmarked"].get<int>() == 1, pg->GetBool(i, 7)) << id;
+    // Bool on current servers, UInt8 on 18.16.
+    auto flag = [](const nlohmann::json& v) { return v.is_boolean() ? v.get<bool>() : v == 1; };
+    EXPECT_EQ(flag(c["public"]), pg->GetBool(i, 6)) << id;
+    EXPECT_EQ(flag(c["bookmarked"]), pg->GetBool(i, 7)) << id;
     EXPECT_EQ(c["tags"], nlohmann::json::parse(pg->Get(i, 8))) << id;
     if (pg->IsNull(i, 9)) {
       EXPECT_TRUE(c["input"].is_null()) << id;
@@ -355,7 +358,14 @@ TEST_F(CopyTest, SixtyFourMegabyteInputsAndOutputsStayUnderThreeHundredMegabytes
   // goal is asserted in the normal build.
   EXPECT_LT(rss_mib, 700);
 #else
-  EXPECT_LT(rss_mib, 300);
+  if (testing::TestClickHouseIsEmbedded()) {
+    // The embedded engine lives in the worker's process: its code (libchdb.so, ~200 MiB
+    // resident) and the blocks it parses the 64 MiB values into count here, where on HTTP they
+    // are the server's. bgmigrate's own share is what the HTTP pass bounds at 300 MiB.
+    EXPECT_LT(rss_mib, 700);
+  } else {
+    EXPECT_LT(rss_mib, 300);
+  }
 #endif
   EXPECT_EQ(ChCount("traces", true), 102);
   // Byte-exact: lengths and hashes agree with Postgres.

@@ -11,6 +11,8 @@
 #include <sstream>
 #include <thread>
 
+#include "clickhouse/embedded_client.h"
+
 namespace bgm::testing {
 namespace {
 std::string ReadFile(const std::string& path) {
@@ -28,6 +30,9 @@ ChildProcess::ChildProcess(const std::string& binary, const std::vector<std::str
                            std::to_string(counter++);
   out_path_ = base + ".out";
   err_path_ = base + ".err";
+  // An embedded ClickHouse data path can be open in one process only: hand it to the child (this
+  // process's clients open it again on their next call, after the child is gone).
+  ReleaseEmbeddedClickHouse();
   pid_ = fork();
   if (pid_ == 0) {
     for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);

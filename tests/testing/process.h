@@ -21,7 +21,9 @@ struct ProcessResult {
 class ChildProcess {
  public:
   // Starts `binary args...` with the current environment plus `env` (which wins). Output goes
-  // to files under /tmp, readable with Output().
+  // to files under /tmp, readable with Output(). Closes this process's embedded ClickHouse
+  // engine first, so a child may open the same data path (see ReleaseEmbeddedClickHouse); do not
+  // use ClickHouse from the test while an embedded child runs.
   ChildProcess(const std::string& binary, const std::vector<std::string>& args,
                const std::map<std::string, std::string>& env);
   ~ChildProcess();  // kills the child if it still runs

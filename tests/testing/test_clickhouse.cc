@@ -7,11 +7,13 @@
 #include <cstdlib>
 #include <random>
 
+#include "clickhouse/client_factory.h"
+
 namespace bgm::testing {
 namespace {
 std::unique_ptr<ClickHouseClient> MakeClient(const std::string& url, const std::string& db) {
-  Result<std::unique_ptr<HttpClickHouseClient>> c =
-      HttpClickHouseClient::Create({.url = url, .user = "default", .password = "", .database = db});
+  Result<std::unique_ptr<ClickHouseClient>> c =
+      OpenClickHouseClient({.url = url, .user = "default", .password = "", .database = db});
   if (!c.ok()) {
     ADD_FAILURE() << c.status().ToString();
     return nullptr;
@@ -20,9 +22,24 @@ std::unique_ptr<ClickHouseClient> MakeClient(const std::string& url, const std::
 }
 }  // namespace
 
-TestClickHouse::TestClickHouse() {
+std::string TestClickHouseUrl() {
   const char* url = std::getenv("BGM_TEST_CLICKHOUSE_URL");
-  if (url == nullptr || *url == '\0') {
+  if (url == nullptr || *url == '\0') return "";
+  if (!IsEmbeddedClickHouseUrl(url)) return url;
+  Result<std::string> parent = EmbeddedPathFromUrl(url);
+  if (!parent.ok()) return url;  // the factory reports the error
+  return "embedded://" + *parent + "/p" + std::to_string(getpid());
+}
+
+bool TestClickHouseIsEmbedded() { return IsEmbeddedClickHouseUrl(TestClickHouseUrl()); }
+
+std::unique_ptr<ClickHouseClient> NewTestClickHouseClient(const std::string& database) {
+  return MakeClient(TestClickHouseUrl(), database);
+}
+
+TestClickHouse::TestClickHouse() {
+  const std::string url = TestClickHouseUrl();
+  if (url.empty()) {
     ADD_FAILURE() << "BGM_TEST_CLICKHOUSE_URL is not set: run the tests through scripts/test.sh, "
                      "or start scripts/services.sh and export it";
     return;

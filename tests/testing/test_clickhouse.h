@@ -1,14 +1,28 @@
-// TestClickHouse: a fresh ClickHouse database for one test on the server BGM_TEST_CLICKHOUSE_URL
-// points to (scripts/services.sh starts one), dropped afterwards, with a client bound to it.
+// TestClickHouse: a fresh ClickHouse database for one test, dropped afterwards, with a client
+// bound to it, on the transport BGM_TEST_CLICKHOUSE_URL selects:
+//   http://127.0.0.1:58223      a server (scripts/services.sh starts Debian's 18.16)
+//   embedded:///tmp/bgm-chdb    the embedded engine (chDB 26.7); the path is a parent folder:
+//                               each test process gets its own data directory under it
+//                               (p<pid>), since one data path belongs to one process.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "clickhouse/clickhouse_client.h"
 #include "clickhouse/dialect.h"
 
 namespace bgm::testing {
+
+// The URL this test process uses (for embedded: with its own data directory), or "" when
+// BGM_TEST_CLICKHOUSE_URL is not set.
+std::string TestClickHouseUrl();
+// True when the tests run on the embedded engine.
+bool TestClickHouseIsEmbedded();
+// A client for TestClickHouseUrl() bound to `database` ("" for none); ADD_FAILURE and null on
+// error.
+std::unique_ptr<ClickHouseClient> NewTestClickHouseClient(const std::string& database);
 
 class TestClickHouse {
  public:
