@@ -9,7 +9,7 @@
 //    reason naming the bad key and value, its cursor and progress are kept, and the other
 //    migrations run as if nothing happened.
 // Regression tests for the bugs these found are named after them (see
-// docs/reliability-bad-input.md).
+// docs/reliability.md).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
