@@ -411,6 +411,16 @@ int RunCli(int argc, char** argv) {
     std::cout << app.help();
     return kExitOk;
   } catch (const CLI::ParseError& e) {
+    // CLI11 says only "A subcommand is required" for a mistyped command: name it.
+    if (argc > 1 && argv[1][0] != '-' && app.get_subcommands().empty()) {
+      std::string known;
+      for (const CLI::App* sub : app.get_subcommands({})) {
+        known += (known.empty() ? "" : ", ") + sub->get_name();
+      }
+      std::fprintf(stderr, "bgmigrate: unknown command '%s'; the commands are %s\n"
+                   "Run 'bgmigrate --help' for usage.\n", argv[1], known.c_str());
+      return kExitUsage;
+    }
     std::fprintf(stderr, "bgmigrate: %s\nRun 'bgmigrate --help' for usage.\n", e.what());
     return kExitUsage;
   }

@@ -421,5 +421,15 @@ TEST_F(WorkerProcessTest, LogsAreTimestampedLinesOrJsonObjects) {
             std::string::npos);
 }
 
+TEST(CliTest, AMistypedCommandIsNamedWithTheKnownOnes) {
+  testing::ProcessResult r = RunProcess(BGM_BINARY, {"frobnicate"}, {});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err,
+            "bgmigrate: unknown command 'frobnicate'; the commands are worker, web, up, migrate, "
+            "list, status, retry, set-args, pause, resume, verify, seed\n"
+            "Run 'bgmigrate --help' for usage.\n");
+  EXPECT_EQ(r.out, "");
+}
+
 }  // namespace
 }  // namespace bgm
