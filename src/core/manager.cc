@@ -52,8 +52,7 @@ class LeasedContext final : public MigrationContext {
     state_ = batch.state;
     rows_ += batch.rows;
     if (outage_start_.has_value()) {
-      const double outage_s =
-          std::chrono::duration<double>(clock_.Now() - *outage_start_).count();
+      const double outage_s = std::chrono::duration<double>(clock_.Now() - *outage_start_).count();
       outage_start_.reset();
       spdlog::info("{} {} recovered: committed a batch again after {:.1f} s of waiting", kTag,
                    lease_.name, outage_s);
@@ -117,6 +116,11 @@ Status Manager::EnsureStore() {
   return Status::Ok();
 }
 
+Status Manager::WithStore(const std::function<Status(ControlStore&)>& op) {
+  BGM_RETURN_IF_ERROR(EnsureStore());
+  return op(*store_);
+}
+
 Status Manager::RegisterAll() {
   BGM_RETURN_IF_ERROR(EnsureStore());
   for (const MigrationSpec& spec : registry_.specs()) {
@@ -141,8 +145,8 @@ Result<bool> Manager::Idle() {
     if (const MigrationSpec* spec = registry_.Find(row.script)) {
       for (const std::string& pre : spec->prerequisites) {
         auto it = status.find(pre);
-        if (it != status.end() && (it->second == MigrationStatus::kFailed ||
-                                   it->second == MigrationStatus::kPaused)) {
+        if (it != status.end() &&
+            (it->second == MigrationStatus::kFailed || it->second == MigrationStatus::kPaused)) {
           blocked = true;
         }
       }
@@ -192,22 +196,18 @@ Result<bool> Manager::RunOnce(std::stop_token stop) {
 
 void Manager::RunLeased(const Lease& lease, std::stop_token stop) {
   const auto started = clock_.Now();
-  // A write through the loop thread's store, reconnecting it first when an outage dropped it.
-  auto write = [&](const auto& op) -> Status {
-    BGM_RETURN_IF_ERROR(EnsureStore());
-    return op(*store_);
-  };
   auto fail = [&](const std::string& reason) {
     spdlog::error("{} Background migration {} failed: {}", kTag, lease.name, reason);
-    Status s = write([&](ControlStore& st) { return st.Fail(lease.name, options_.worker_id, reason); });
-    if (!s.ok()) spdlog::error("{} Could not record the failure of {}: {}", kTag, lease.name,
-                               s.ToString());
+    Status s = WithStore(
+        [&](ControlStore& st) { return st.Fail(lease.name, options_.worker_id, reason); });
+    if (!s.ok())
+      spdlog::error("{} Could not record the failure of {}: {}", kTag, lease.name, s.ToString());
   };
 
   const MigrationSpec* spec = registry_.Find(lease.script);
   if (spec == nullptr) {
-    fail("unknown script '" + lease.script + "': this bgmigrate knows " +
-         registry_.ScriptNames() + "; fix the script column or delete the row");
+    fail("unknown script '" + lease.script + "': this bgmigrate knows " + registry_.ScriptNames() +
+         "; fix the script column or delete the row");
     return;
   }
   std::unique_ptr<BackgroundMigration> migration = spec->create();
@@ -266,19 +266,18 @@ void Manager::RunLeased(const Lease& lease, std::stop_token stop) {
   heartbeat.request_stop();
   heartbeat.join();
 
-  const double seconds =
-      std::chrono::duration<double>(clock_.Now() - started).count();
+  const double seconds = std::chrono::duration<double>(clock_.Now() - started).count();
   if (lease_lost || result.code() == StatusCode::kLeaseLost) {
     spdlog::error("{} Lost the lease of {} to another worker; stopping it without further writes",
                   kTag, lease.name);
-    (void)write([&](ControlStore& st) {
-      return st.RecordEvent(lease.name, "lease_lost", options_.worker_id,
-                            nlohmann::json::object());
+    (void)WithStore([&](ControlStore& st) {
+      return st.RecordEvent(lease.name, "lease_lost", options_.worker_id, nlohmann::json::object());
     });
     return;
   }
   if (result.ok()) {
-    Status s = write([&](ControlStore& st) { return st.Finish(lease.name, options_.worker_id); });
+    Status s =
+        WithStore([&](ControlStore& st) { return st.Finish(lease.name, options_.worker_id); });
     if (s.ok()) {
       spdlog::info("{} Finished background migration {} in {:.1f} s", kTag, lease.name, seconds);
     } else {
@@ -288,7 +287,7 @@ void Manager::RunLeased(const Lease& lease, std::stop_token stop) {
   }
   if (result.code() == StatusCode::kCancelled && run_stop.stop_requested()) {
     const std::string reason = paused ? "paused by an operator" : "worker stopping";
-    Status s = write(
+    Status s = WithStore(
         [&](ControlStore& st) { return st.Release(lease.name, options_.worker_id, reason); });
     if (s.ok()) {
       spdlog::info("{} Released the lock of {} ({}); progress is saved", kTag, lease.name, reason);
@@ -333,23 +332,22 @@ Status Manager::RunWithRetries(const Lease& lease, BackgroundMigration& migratio
                     "gave up after waiting " + std::to_string(std::lround(secs(waited))) +
                         " s for the outage to end (BGMIGRATE_OUTAGE_BUDGET_SECONDS=" +
                         std::to_string(std::lround(secs(options_.outage_budget))) +
-                        "): " + result.message() +
-                        "; once the server is back, `bgmigrate retry " + lease.name +
-                        "` resumes from the saved cursor");
+                        "): " + result.message() + "; once the server is back, `bgmigrate retry " +
+                        lease.name + "` resumes from the saved cursor");
     }
     Clock::Duration backoff = options_.backoff_initial;
     for (int i = 0; i < waits && backoff < options_.backoff_max; ++i) backoff *= 2;
     backoff = std::min({backoff, options_.backoff_max, options_.outage_budget - waited});
     ++waits;
-    spdlog::warn("{} {} is waiting: {}; trying again in {:.1f} s ({:.0f} s of the {:.0f} s "
-                 "outage budget used)",
-                 kTag, lease.name, result.message(), secs(backoff), secs(waited),
-                 secs(options_.outage_budget));
-    Status recorded = EnsureStore();
-    if (recorded.ok()) {
-      recorded = store_->SetWaiting(lease.name, options_.worker_id, result.message(),
-                                    std::chrono::duration_cast<std::chrono::milliseconds>(backoff));
-    }
+    spdlog::warn(
+        "{} {} is waiting: {}; trying again in {:.1f} s ({:.0f} s of the {:.0f} s "
+        "outage budget used)",
+        kTag, lease.name, result.message(), secs(backoff), secs(waited),
+        secs(options_.outage_budget));
+    Status recorded = WithStore([&](ControlStore& st) {
+      return st.SetWaiting(lease.name, options_.worker_id, result.message(),
+                           std::chrono::duration_cast<std::chrono::milliseconds>(backoff));
+    });
     if (recorded.code() == StatusCode::kLeaseLost) {
       lease_lost = true;
       return recorded;
@@ -380,9 +378,10 @@ Status Manager::RunWithRetries(const Lease& lease, BackgroundMigration& migratio
 
 Status Manager::Run(std::stop_token stop) {
   if (!options_.enabled) {
-    spdlog::warn("{} Background migrations are disabled (LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS="
-                 "false): this worker runs none",
-                 kTag);
+    spdlog::warn(
+        "{} Background migrations are disabled (LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS="
+        "false): this worker runs none",
+        kTag);
     if (options_.exit_when_idle) return Status::Ok();
     while (clock_.SleepFor(options_.poll, stop)) {
     }

@@ -27,8 +27,8 @@ struct ManagerOptions {
   std::string worker_id;
   Clock::Duration lease = std::chrono::seconds(60);
   Clock::Duration poll = std::chrono::seconds(5);
-  bool enabled = true;           // LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS
-  bool exit_when_idle = false;   // return once nothing is pending or running anywhere
+  bool enabled = true;          // LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS
+  bool exit_when_idle = false;  // return once nothing is pending or running anywhere
   // A migration that fails with a transient error (a server unreachable, a timeout, a memory
   // limit) keeps its lease and is run again from its last checkpoint after a backoff that
   // doubles from backoff_initial up to backoff_max; its status is `waiting` meanwhile. When an
@@ -73,6 +73,8 @@ class Manager {
                         std::stop_source& run_stop, std::atomic<bool>& lease_lost,
                         std::atomic<bool>& paused);
   Status EnsureStore();
+  // A write through the loop thread's store, reconnecting it first when an outage dropped it.
+  Status WithStore(const std::function<Status(ControlStore&)>& op);
 
   const ManagerOptions options_;
   const Registry& registry_;
