@@ -417,8 +417,10 @@ int RunCli(int argc, char** argv) {
       for (const CLI::App* sub : app.get_subcommands({})) {
         known += (known.empty() ? "" : ", ") + sub->get_name();
       }
-      std::fprintf(stderr, "bgmigrate: unknown command '%s'; the commands are %s\n"
-                   "Run 'bgmigrate --help' for usage.\n", argv[1], known.c_str());
+      std::fprintf(stderr,
+                   "bgmigrate: unknown command '%s'; the commands are %s\n"
+                   "Run 'bgmigrate --help' for usage.\n",
+                   argv[1], known.c_str());
       return kExitUsage;
     }
     std::fprintf(stderr, "bgmigrate: %s\nRun 'bgmigrate --help' for usage.\n", e.what());

@@ -61,8 +61,8 @@ std::string TextExcerpt(std::string text, size_t max_bytes) {
 }
 
 ArgsSchema& ArgsSchema::Int(std::string key, int64_t min, int64_t max) {
-  args_.push_back({std::move(key), Kind::kInt, static_cast<double>(min),
-                   static_cast<double>(max), {}});
+  args_.push_back(
+      {std::move(key), Kind::kInt, static_cast<double>(min), static_cast<double>(max), {}});
   return *this;
 }
 ArgsSchema& ArgsSchema::Number(std::string key, double min, double max) {
@@ -98,16 +98,15 @@ Status ArgsSchema::Validate(const nlohmann::json& args) const {
       if (a.key == key) arg = &a;
     }
     if (arg == nullptr) {
-      return InvalidArgument("unknown arg '" + KeyExcerpt(key) + "' (value " +
-                             JsonExcerpt(value) +
+      return InvalidArgument("unknown arg '" + KeyExcerpt(key) + "' (value " + JsonExcerpt(value) +
                              "); accepted args: " + KnownKeys());
     }
     const std::string got = ", got " + JsonExcerpt(value);
     switch (arg->kind) {
       case Kind::kInt: {
-        const bool integral = value.is_number_integer() ||
-                              (value.is_number_float() &&
-                               std::trunc(value.get<double>()) == value.get<double>());
+        const bool integral =
+            value.is_number_integer() ||
+            (value.is_number_float() && std::trunc(value.get<double>()) == value.get<double>());
         if (!integral || value.get<double>() < arg->min || value.get<double>() > arg->max) {
           return InvalidArgument(key + " must be an integer in [" +
                                  std::to_string(static_cast<int64_t>(arg->min)) + ", " +
@@ -140,8 +139,10 @@ Status ArgsSchema::Validate(const nlohmann::json& args) const {
             R"(^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?(Z|[+-]\d{2}:?\d{2})?$)");
         if (!value.is_string() || !std::regex_match(value.get<std::string>(), kTs) ||
             !IsCalendarTimestamp(value.get<std::string>())) {
-          return InvalidArgument(key + " must be a date or time that exists, like \"2024-05-03\" or "
-                                 "\"2024-05-03T10:00:00Z\"" + got);
+          return InvalidArgument(key +
+                                 " must be a date or time that exists, like \"2024-05-03\" or "
+                                 "\"2024-05-03T10:00:00Z\"" +
+                                 got);
         }
         break;
       }

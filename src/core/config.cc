@@ -42,7 +42,8 @@ const std::vector<SettingDoc>& SettingDocs() {
   static const std::vector<SettingDoc> kDocs = {
       {"DATABASE_URL", "(required)", "Postgres connection URL (libpq syntax)"},
       {"CLICKHOUSE_URL", "(none)",
-       "ClickHouse HTTP endpoint (http://127.0.0.1:8123) or embedded engine (embedded:///data/dir)"},
+       "ClickHouse HTTP endpoint (http://127.0.0.1:8123) or embedded engine "
+       "(embedded:///data/dir)"},
       {"CLICKHOUSE_USER", "default", "ClickHouse user (sent as a header, never logged)"},
       {"CLICKHOUSE_PASSWORD", "(empty)", "ClickHouse password (sent as a header, never logged)"},
       {"CLICKHOUSE_DB", "default", "ClickHouse database (created if missing)"},

@@ -30,9 +30,10 @@ struct Config {
   int port = 3030;                                  // BGMIGRATE_PORT
   std::chrono::milliseconds lease{std::chrono::seconds(60)};  // BGMIGRATE_LEASE_SECONDS
   std::chrono::milliseconds poll{std::chrono::seconds(5)};    // BGMIGRATE_POLL_SECONDS
-  std::chrono::milliseconds outage_budget{std::chrono::minutes(15)};  // BGMIGRATE_OUTAGE_BUDGET_SECONDS
-  LogFormat log_format = LogFormat::kText;                    // BGMIGRATE_LOG_FORMAT
-  std::string worker_id;  // BGMIGRATE_WORKER_ID (default host-pid-random)
+  std::chrono::milliseconds outage_budget{
+      std::chrono::minutes(15)};            // BGMIGRATE_OUTAGE_BUDGET_SECONDS
+  LogFormat log_format = LogFormat::kText;  // BGMIGRATE_LOG_FORMAT
+  std::string worker_id;                    // BGMIGRATE_WORKER_ID (default host-pid-random)
 };
 
 // One documented setting, for --help and the README table.

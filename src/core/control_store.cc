@@ -4,12 +4,18 @@ namespace bgm {
 
 const char* MigrationStatusName(MigrationStatus s) {
   switch (s) {
-    case MigrationStatus::kPending: return "pending";
-    case MigrationStatus::kRunning: return "running";
-    case MigrationStatus::kWaiting: return "waiting";
-    case MigrationStatus::kPaused: return "paused";
-    case MigrationStatus::kFinished: return "finished";
-    case MigrationStatus::kFailed: return "failed";
+    case MigrationStatus::kPending:
+      return "pending";
+    case MigrationStatus::kRunning:
+      return "running";
+    case MigrationStatus::kWaiting:
+      return "waiting";
+    case MigrationStatus::kPaused:
+      return "paused";
+    case MigrationStatus::kFinished:
+      return "finished";
+    case MigrationStatus::kFailed:
+      return "failed";
   }
   return "unknown";
 }
@@ -48,14 +54,13 @@ nlohmann::json MigrationRow::ToJson() const {
 }
 
 nlohmann::json MigrationEvent::ToJson() const {
-  return {{"id", id},     {"migration_name", migration_name}, {"at", at}, {"kind", kind},
-          {"worker_id", Opt(worker_id)}, {"detail", detail}};
+  return {{"id", id},     {"migration_name", migration_name}, {"at", at},
+          {"kind", kind}, {"worker_id", Opt(worker_id)},      {"detail", detail}};
 }
 
-Status RefusedInState(const std::string& action, const MigrationRow& row,
-                      const std::string& hint) {
-  return FailedPrecondition("cannot " + action + " background migration " + row.name +
-                            ": it is " + MigrationStatusName(row.status) + "; " + hint);
+Status RefusedInState(const std::string& action, const MigrationRow& row, const std::string& hint) {
+  return FailedPrecondition("cannot " + action + " background migration " + row.name + ": it is " +
+                            MigrationStatusName(row.status) + "; " + hint);
 }
 
 }  // namespace bgm

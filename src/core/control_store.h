@@ -31,8 +31,8 @@ struct MigrationRow {
   nlohmann::json state = nlohmann::json::object();
   MigrationStatus status = MigrationStatus::kPending;
   // Timestamps as ISO-8601 UTC text ("2024-10-24T17:30:00.000Z"), absent when NULL.
-  std::optional<std::string> finished_at, failed_at, locked_at, created_at, started_at,
-      paused_at, last_progress_at;
+  std::optional<std::string> finished_at, failed_at, locked_at, created_at, started_at, paused_at,
+      last_progress_at;
   std::optional<std::string> failed_reason, worker_id;
   // Set while the status is waiting: why, since when, and when the worker tries again.
   std::optional<std::string> waiting_reason, waiting_since, next_attempt_at;

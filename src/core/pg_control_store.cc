@@ -99,9 +99,9 @@ Result<bool> PgControlStore::Register(const std::string& name, const std::string
 }
 
 Result<std::vector<MigrationRow>> PgControlStore::List() {
-  Result<PgResult> r = conn_.Exec(std::string("SELECT ") + kRowColumns +
-                                      " FROM background_migrations ORDER BY name",
-                                  {lease_seconds_});
+  Result<PgResult> r =
+      conn_.Exec(std::string("SELECT ") + kRowColumns + " FROM background_migrations ORDER BY name",
+                 {lease_seconds_});
   if (!r.ok()) return r.status().WithContext("listing background migrations");
   std::vector<MigrationRow> rows;
   for (int i = 0; i < r->rows(); ++i) rows.push_back(RowFrom(*r, i));
@@ -109,9 +109,9 @@ Result<std::vector<MigrationRow>> PgControlStore::List() {
 }
 
 Result<MigrationRow> PgControlStore::Get(const std::string& name) {
-  Result<PgResult> r = conn_.Exec(std::string("SELECT ") + kRowColumns +
-                                      " FROM background_migrations WHERE name = $2",
-                                  {lease_seconds_, name});
+  Result<PgResult> r = conn_.Exec(
+      std::string("SELECT ") + kRowColumns + " FROM background_migrations WHERE name = $2",
+      {lease_seconds_, name});
   if (!r.ok()) return r.status().WithContext("reading background migration " + name);
   if (r->rows() == 0) {
     return NotFound("no background migration named '" + name +
@@ -196,8 +196,11 @@ Result<Fence> PgControlStore::Heartbeat(const std::string& name, const std::stri
 
 Result<Fence> PgControlStore::Checkpoint(const std::string& name, const std::string& worker_id,
                                          const BatchRecord& batch) {
-  const nlohmann::json detail = {{"from", batch.from}, {"to", batch.to}, {"rows", batch.rows},
-                                 {"bytes", batch.bytes}, {"ms", batch.duration_ms}};
+  const nlohmann::json detail = {{"from", batch.from},
+                                 {"to", batch.to},
+                                 {"rows", batch.rows},
+                                 {"bytes", batch.bytes},
+                                 {"ms", batch.duration_ms}};
   return Fenced("checkpoint", R"sql(
       WITH upd AS (
         UPDATE background_migrations
@@ -292,9 +295,10 @@ Status PgControlStore::RecordEvent(const std::string& name, const std::string& k
                                    const std::optional<std::string>& worker_id,
                                    const nlohmann::json& detail) {
   return conn_
-      .Run("INSERT INTO background_migration_events (migration_name, kind, worker_id, detail) "
-           "VALUES ($1, $2, $3, $4::jsonb)",
-           {name, kind, worker_id, detail.dump()})
+      .Run(
+          "INSERT INTO background_migration_events (migration_name, kind, worker_id, detail) "
+          "VALUES ($1, $2, $3, $4::jsonb)",
+          {name, kind, worker_id, detail.dump()})
       .WithContext("recording a " + kind + " event of " + name);
 }
 

@@ -9,8 +9,8 @@
 #include <optional>
 #include <thread>
 
-#include "clickhouse/client_factory.h"
 #include "clickhouse/clickhouse_client.h"
+#include "clickhouse/client_factory.h"
 #include "clickhouse/insert_source.h"
 #include "common/bounded_queue.h"
 #include "common/clock.h"

@@ -10,10 +10,9 @@
 namespace bgm {
 namespace {
 
-constexpr MigrationStatus kAllStatuses[] = {MigrationStatus::kPending, MigrationStatus::kRunning,
-                                            MigrationStatus::kWaiting,
-                                            MigrationStatus::kPaused, MigrationStatus::kFinished,
-                                            MigrationStatus::kFailed};
+constexpr MigrationStatus kAllStatuses[] = {MigrationStatus::kPending,  MigrationStatus::kRunning,
+                                            MigrationStatus::kWaiting,  MigrationStatus::kPaused,
+                                            MigrationStatus::kFinished, MigrationStatus::kFailed};
 
 void Header(std::string& out, const char* name, const char* type, const char* help) {
   out += "# HELP ";

@@ -90,7 +90,8 @@ class CopyTest : public ::testing::Test {
     std::map<std::string, std::string> out;
     if (ch_.dialect().modern()) {
       // JSONEachRow quotes 64-bit integers but prints Decimals as numbers.
-      for (auto& [k, v] : row[name].items()) out[k] = v.is_string() ? v.get<std::string>() : v.dump();
+      for (auto& [k, v] : row[name].items())
+        out[k] = v.is_string() ? v.get<std::string>() : v.dump();
     } else {
       const auto& keys = row[name + ".key"];
       const auto& values = row[name + ".value"];

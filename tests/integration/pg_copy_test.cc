@@ -29,8 +29,9 @@ class PgCopyInTest : public ::testing::Test {
 };
 
 TEST_F(PgCopyInTest, EscapedValuesAndNullRoundTrip) {
-  const std::vector<std::string> values = {"plain", "tab\there", "new\nline", "cr\rlf\r\n",
-                                           "back\\slash", "\\N", "日本語 🚀 e\u0301", ""};
+  const std::vector<std::string> values = {
+      "plain",       "tab\there", "new\nline",        "cr\rlf\r\n",
+      "back\\slash", "\\N",       "日本語 🚀 e\u0301", ""};
   Result<PgCopyIn> copy = PgCopyIn::Begin(*conn_, "COPY t (id, v) FROM STDIN");
   ASSERT_TRUE(copy.ok()) << copy.status().ToString();
   std::string row;

@@ -51,7 +51,8 @@ std::map<std::string, std::string> Fingerprints(PgConnection& conn) {
   std::map<std::string, std::string> out;
   for (const char* table : {"traces", "observations", "scores", "models", "prompts"}) {
     out[table] = Text(conn, std::string("SELECT md5(string_agg(x::text, E'\\n' ORDER BY x.id)) "
-                                        "FROM ") + table + " x");
+                                        "FROM ") +
+                                table + " x");
   }
   return out;
 }
@@ -119,9 +120,9 @@ TEST(SeederTest, SharedCreatedAtGoesToTheFirstRoundedFractionOfEachTable) {
   EXPECT_EQ(Text(conn, std::string("SELECT max(id) FROM observations WHERE ") + kShared),
             SeedObservationId(1, 368));
   // The shared rows keep distinct event times; every other row was created after its event.
-  EXPECT_EQ(Int(conn, std::string("SELECT count(DISTINCT \"timestamp\") FROM traces WHERE ") +
-                          kShared),
-            123);
+  EXPECT_EQ(
+      Int(conn, std::string("SELECT count(DISTINCT \"timestamp\") FROM traces WHERE ") + kShared),
+      123);
   EXPECT_EQ(Int(conn, std::string("SELECT count(*) FROM traces WHERE NOT (") + kShared +
                           ") AND created_at <= \"timestamp\""),
             0);
@@ -186,7 +187,8 @@ TEST_F(SeederEdgeCaseTest, MetadataHasEveryJsonTypeAndNull) {
   for (const char* table : {"traces", "observations"}) {
     const std::string from = std::string(" FROM ") + table;
     const int64_t rows = Count("SELECT count(*)" + from);
-    const int64_t objects = Count("SELECT count(*)" + from + " WHERE jsonb_typeof(metadata) = 'object'");
+    const int64_t objects =
+        Count("SELECT count(*)" + from + " WHERE jsonb_typeof(metadata) = 'object'");
     EXPECT_GT(objects, rows * 3 / 4) << table << ": most metadata are objects";
     for (const char* type : {"string", "array", "number", "boolean", "null"}) {
       EXPECT_GT(Count("SELECT count(*)" + from + " WHERE jsonb_typeof(metadata) = '" + type + "'"),
@@ -217,8 +219,8 @@ TEST_F(SeederEdgeCaseTest, NullableColumnsHoldNullsAndEmptyStrings) {
   EXPECT_GT(Count("SELECT count(*) FROM observations WHERE input IS NULL"), 0);
   EXPECT_GT(Count("SELECT count(*) FROM observations WHERE end_time IS NULL AND type <> 'EVENT'"),
             0);
-  EXPECT_EQ(Count("SELECT count(*) FROM observations WHERE end_time IS NOT NULL AND type = 'EVENT'"),
-            0);
+  EXPECT_EQ(
+      Count("SELECT count(*) FROM observations WHERE end_time IS NOT NULL AND type = 'EVENT'"), 0);
   EXPECT_GT(Count("SELECT count(*) FROM observations WHERE completion_start_time IS NOT NULL"), 0);
   EXPECT_GT(Count("SELECT count(*) FROM scores WHERE comment IS NULL"), 0);
   EXPECT_GT(Count("SELECT count(*) FROM scores WHERE comment IS NOT NULL"), 0);
@@ -272,8 +274,9 @@ TEST_F(SeederEdgeCaseTest, ObservationsPointAtSeededTracesParentsAndPrompts) {
                   "o.parent_observation_id AND p.trace_id = o.trace_id)"),
             0);
   EXPECT_GT(Count("SELECT count(*) FROM observations WHERE prompt_id IS NOT NULL"), 0);
-  EXPECT_GT(Count("SELECT count(*) FROM observations WHERE type = 'GENERATION' AND prompt_id IS NULL"),
-            0);
+  EXPECT_GT(
+      Count("SELECT count(*) FROM observations WHERE type = 'GENERATION' AND prompt_id IS NULL"),
+      0);
   EXPECT_EQ(Count("SELECT count(*) FROM observations o WHERE prompt_id IS NOT NULL AND NOT EXISTS "
                   "(SELECT 1 FROM prompts p WHERE p.id = o.prompt_id AND p.project_id = "
                   "o.project_id)"),
@@ -349,8 +352,9 @@ TEST_F(SeederEdgeCaseTest, ScoresOfEveryDataTypeRateSeededTracesAndObservations)
 
 TEST_F(SeederEdgeCaseTest, TimestampsSpanEighteenMonthsAndBlobsHaveTheRequestedSize) {
   EXPECT_EQ(Count("SELECT count(DISTINCT date_trunc('month', \"timestamp\")) FROM traces"), 18);
-  EXPECT_EQ(Text(*conn_, "SELECT to_char(min(\"timestamp\"), 'YYYY-MM') || ' ' || "
-                         "to_char(max(\"timestamp\"), 'YYYY-MM') FROM traces"),
+  EXPECT_EQ(Text(*conn_,
+                 "SELECT to_char(min(\"timestamp\"), 'YYYY-MM') || ' ' || "
+                 "to_char(max(\"timestamp\"), 'YYYY-MM') FROM traces"),
             "2023-06 2024-11");
   EXPECT_GE(Count("SELECT count(DISTINCT date_trunc('month', start_time)) FROM observations"), 18);
   // blob_bytes 1000 (the default): the size Postgres prints, within 10 % in bytes and 20 % in
@@ -379,14 +383,17 @@ TEST(SeederTest, LargeBlobsHaveTheRequestedSize) {
   SeedOptions opts = Options(200, 200, 0);
   opts.blob_bytes = 50'000;
   ASSERT_TRUE(Seed(conn, opts).ok());
-  EXPECT_NEAR(Double(conn, "SELECT avg(octet_length(input::text)) FROM traces "
-                           "WHERE jsonb_typeof(input) <> 'null'"),
+  EXPECT_NEAR(Double(conn,
+                     "SELECT avg(octet_length(input::text)) FROM traces "
+                     "WHERE jsonb_typeof(input) <> 'null'"),
               50'000, 5'000);
-  EXPECT_NEAR(Double(conn, "SELECT avg(octet_length(output::text)) FROM observations "
-                           "WHERE jsonb_typeof(output) <> 'null'"),
+  EXPECT_NEAR(Double(conn,
+                     "SELECT avg(octet_length(output::text)) FROM observations "
+                     "WHERE jsonb_typeof(output) <> 'null'"),
               50'000, 5'000);
-  EXPECT_GE(Int(conn, "SELECT min(octet_length(input::text)) FROM traces "
-                      "WHERE jsonb_typeof(input) <> 'null'"),
+  EXPECT_GE(Int(conn,
+                "SELECT min(octet_length(input::text)) FROM traces "
+                "WHERE jsonb_typeof(input) <> 'null'"),
             50'000);
 }
 
@@ -401,8 +408,9 @@ TEST(SeederTest, ToastCompressionLz4AppliesToTheSeedOnly) {
   Status s = Seed(conn, opts);
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_GT(Int(conn, "SELECT count(*) FROM traces WHERE pg_column_compression(input) = 'lz4'"), 0);
-  EXPECT_EQ(Int(conn, "SELECT count(*) FROM traces WHERE pg_column_compression(input) = 'pglz' "
-                      "OR pg_column_compression(output) = 'pglz'"),
+  EXPECT_EQ(Int(conn,
+                "SELECT count(*) FROM traces WHERE pg_column_compression(input) = 'pglz' "
+                "OR pg_column_compression(output) = 'pglz'"),
             0);
   EXPECT_EQ(Text(conn, "SHOW default_toast_compression"), before)
       << "the caller's session keeps its setting";
@@ -429,8 +437,9 @@ TEST(SeederTest, SecondRunWithAnotherSeedAddsRowsAndKeepsTheCatalog) {
   EXPECT_EQ(Int(conn, "SELECT count(*) FROM traces WHERE id LIKE 'tr-s2-%'"), 50);
   EXPECT_EQ(Int(conn, "SELECT count(*) FROM models"), 9);
   EXPECT_EQ(Int(conn, "SELECT count(*) FROM prompts"), 3 * 6);
-  EXPECT_EQ(Int(conn, "SELECT count(*) FROM observations o WHERE o.id LIKE 'ob-s2-%' AND "
-                      "o.trace_id NOT LIKE 'tr-s2-%'"),
+  EXPECT_EQ(Int(conn,
+                "SELECT count(*) FROM observations o WHERE o.id LIKE 'ob-s2-%' AND "
+                "o.trace_id NOT LIKE 'tr-s2-%'"),
             0);
 }
 
@@ -545,7 +554,8 @@ class SeedCliTest : public ::testing::Test {
   void TearDown() override {
     if (name_.empty()) return;
     Result<PgConnection> conn = PgConnection::Connect(admin_url_);
-    if (conn.ok()) (void)conn->Run("DROP DATABASE IF EXISTS " + QuoteIdent(name_) + " WITH (FORCE)");
+    if (conn.ok())
+      (void)conn->Run("DROP DATABASE IF EXISTS " + QuoteIdent(name_) + " WITH (FORCE)");
   }
   testing::ProcessResult Cli(std::vector<std::string> args) {
     args.insert(args.begin(), "seed");

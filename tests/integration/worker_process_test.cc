@@ -31,7 +31,8 @@ class WorkerProcessTest : public ::testing::Test {
     ASSERT_TRUE(db_.ok());
     conn_.emplace(db_.Connect());
     // 50 observations share each start_time, so the keyset cursor must break ties by id.
-    ASSERT_TRUE(conn_->RunScript(R"sql(
+    ASSERT_TRUE(conn_
+                    ->RunScript(R"sql(
       INSERT INTO models (id, project_id, model_name, match_pattern, input_price, output_price,
                           total_price) VALUES
         ('m-gpt4o', NULL, 'gpt-4o', '^gpt-4o$', 0.0000025, 0.00001, NULL),
@@ -51,9 +52,9 @@ class WorkerProcessTest : public ::testing::Test {
     ASSERT_EQ(Cli({"migrate"}).exit_code, 0);
     // These tests exercise the engine with the Postgres-only backfill; the ClickHouse copies
     // (tests/integration/copy_test.cc) are paused out of the way.
-    ASSERT_TRUE(conn_->Run("UPDATE background_migrations SET paused_at = now() WHERE name <> $1",
-                           {kName})
-                    .ok());
+    ASSERT_TRUE(
+        conn_->Run("UPDATE background_migrations SET paused_at = now() WHERE name <> $1", {kName})
+            .ok());
   }
 
   // The backfill's entry of `list --json`.
@@ -80,10 +81,10 @@ class WorkerProcessTest : public ::testing::Test {
   }
 
   void SetArgsSql(const nlohmann::json& args) {
-    ASSERT_TRUE(
-        conn_->Run("UPDATE background_migrations SET args = $1::jsonb WHERE name = $2",
-                   {args.dump(), kName})
-            .ok());
+    ASSERT_TRUE(conn_
+                    ->Run("UPDATE background_migrations SET args = $1::jsonb WHERE name = $2",
+                          {args.dump(), kName})
+                    .ok());
   }
 
   std::string Query(const std::string& sql) {
@@ -93,7 +94,8 @@ class WorkerProcessTest : public ::testing::Test {
   }
   int64_t RowsProcessed() {
     return std::stoll(Query(std::string("SELECT rows_processed FROM background_migrations "
-                                        "WHERE name = '") + kName + "'"));
+                                        "WHERE name = '") +
+                            kName + "'"));
   }
   bool WaitForRows(int64_t at_least, milliseconds timeout = milliseconds(30000)) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -127,8 +129,7 @@ class WorkerProcessTest : public ::testing::Test {
               "5000");
     EXPECT_EQ(Query("SELECT count(*) FROM observations WHERE internal_model_id = 'm-claude'"),
               "5000");
-    EXPECT_EQ(Query("SELECT count(*) FROM observations WHERE internal_model_id IS NULL"),
-              "10000");
+    EXPECT_EQ(Query("SELECT count(*) FROM observations WHERE internal_model_id IS NULL"), "10000");
     // o000008: gpt-4o in p1, 8 prompt and 0 completion tokens.
     EXPECT_EQ(Query("SELECT calculated_input_cost::float8 || '/' || calculated_output_cost::float8"
                     " || '/' || calculated_total_cost::float8 FROM observations "
@@ -152,7 +153,8 @@ class WorkerProcessTest : public ::testing::Test {
     EXPECT_EQ(rows, kRows);
     EXPECT_EQ(RowsProcessed(), kRows);
     EXPECT_EQ(Query(std::string("SELECT finished_at IS NOT NULL FROM background_migrations "
-                                "WHERE name = '") + kName + "'"),
+                                "WHERE name = '") +
+                    kName + "'"),
               "t");
   }
 
@@ -192,9 +194,8 @@ TEST_F(WorkerProcessTest, KilledHolderIsTakenOverFromItsCheckpointAfterTheLease)
   ASSERT_TRUE(WaitForRows(2000)) << w1.Stderr();
   w1.Signal(SIGKILL);
   ASSERT_TRUE(w1.Wait(seconds(5)).has_value());
-  const std::string state_at_kill =
-      Query(std::string("SELECT state::text FROM background_migrations WHERE name = '") + kName +
-            "'");
+  const std::string state_at_kill = Query(
+      std::string("SELECT state::text FROM background_migrations WHERE name = '") + kName + "'");
   const auto killed_at = std::chrono::steady_clock::now();
 
   ChildProcess w2(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w2"));
@@ -211,9 +212,9 @@ TEST_F(WorkerProcessTest, KilledHolderIsTakenOverFromItsCheckpointAfterTheLease)
   EXPECT_EQ(batches[first_w2]["from"], nlohmann::json::parse(state_at_kill)["cursor"])
       << "w2 resumes from the last checkpoint";
   EXPECT_EQ(CountEvents("lease_taken_over"), 1);
-  EXPECT_NE(w2.Stderr().find("Took over the expired lease of " + std::string(kName) +
-                             " from worker w1"),
-            std::string::npos);
+  EXPECT_NE(
+      w2.Stderr().find("Took over the expired lease of " + std::string(kName) + " from worker w1"),
+      std::string::npos);
   ExpectAllPriced();
 }
 
@@ -227,12 +228,13 @@ TEST_F(WorkerProcessTest, SigtermSavesTheCheckpointAndReleasesTheLeaseWithinFive
   ASSERT_TRUE(code.has_value()) << "worker still running 5 s after SIGTERM";
   EXPECT_EQ(*code, 0);
   EXPECT_LT(std::chrono::steady_clock::now() - sent, seconds(5));
-  const std::string sql = std::string("SELECT worker_id IS NULL, locked_at IS NULL, "
-                                      "state->'cursor'->>'id', rows_processed, "
-                                      "(SELECT count(*) FROM observations WHERE (start_time, id) "
-                                      "<= ((b.state->'cursor'->>'start_time')::timestamp, "
-                                      "b.state->'cursor'->>'id')) "
-                                      "FROM background_migrations b WHERE name = '") +
+  const std::string sql = std::string(
+                              "SELECT worker_id IS NULL, locked_at IS NULL, "
+                              "state->'cursor'->>'id', rows_processed, "
+                              "(SELECT count(*) FROM observations WHERE (start_time, id) "
+                              "<= ((b.state->'cursor'->>'start_time')::timestamp, "
+                              "b.state->'cursor'->>'id')) "
+                              "FROM background_migrations b WHERE name = '") +
                           kName + "'";
   Result<PgResult> r = conn_->Exec(sql);
   ASSERT_TRUE(r.ok());
@@ -242,9 +244,10 @@ TEST_F(WorkerProcessTest, SigtermSavesTheCheckpointAndReleasesTheLeaseWithinFive
   // The saved cursor covers exactly the rows counted as processed.
   EXPECT_EQ(r->GetInt(0, 3), r->GetInt(0, 4));
   EXPECT_LT(r->GetInt(0, 3), kRows);
-  EXPECT_EQ(Query(std::string("SELECT kind FROM background_migration_events WHERE migration_name = '") +
-                  kName + "' ORDER BY id DESC LIMIT 1"),
-            "released");
+  EXPECT_EQ(
+      Query(std::string("SELECT kind FROM background_migration_events WHERE migration_name = '") +
+            kName + "' ORDER BY id DESC LIMIT 1"),
+      "released");
   EXPECT_NE(w1.Stderr().find("Received SIGTERM"), std::string::npos);
 
   // A new worker continues from there and the result is exact.
@@ -253,7 +256,8 @@ TEST_F(WorkerProcessTest, SigtermSavesTheCheckpointAndReleasesTheLeaseWithinFive
 }
 
 TEST_F(WorkerProcessTest, DisabledFlagRunsNothingAndStatusSaysDisabled) {
-  std::map<std::string, std::string> disabled = {{"LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS", "false"}};
+  std::map<std::string, std::string> disabled = {
+      {"LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS", "false"}};
   auto env = Env("w1");
   env.insert(disabled.begin(), disabled.end());
   testing::ProcessResult r = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, env);
@@ -281,11 +285,13 @@ TEST_F(WorkerProcessTest, RetryKeepsTheCursorAndFromStartResetsIt) {
       << refused.err;
 
   // An operator-visible failure (as a crash in the middle would leave it).
-  ASSERT_TRUE(conn_->Run("UPDATE background_migrations SET failed_at = now(), "
-                         "failed_reason = 'ClickHouse unreachable' WHERE name = $1",
-                         {kName})
+  ASSERT_TRUE(conn_
+                  ->Run("UPDATE background_migrations SET failed_at = now(), "
+                        "failed_reason = 'ClickHouse unreachable' WHERE name = $1",
+                        {kName})
                   .ok());
-  const std::string state = Query(std::string("SELECT state::text FROM background_migrations WHERE name = '") + kName + "'");
+  const std::string state = Query(
+      std::string("SELECT state::text FROM background_migrations WHERE name = '") + kName + "'");
   const int64_t rows = RowsProcessed();
   nlohmann::json listed = Listed();
   EXPECT_EQ(listed["status"], "failed");
@@ -293,34 +299,42 @@ TEST_F(WorkerProcessTest, RetryKeepsTheCursorAndFromStartResetsIt) {
 
   testing::ProcessResult retried = Cli({"retry", kName});
   EXPECT_EQ(retried.exit_code, 0) << retried.err;
-  EXPECT_EQ(Query(std::string("SELECT state::text FROM background_migrations WHERE name = '") + kName + "'"), state);
+  EXPECT_EQ(Query(std::string("SELECT state::text FROM background_migrations WHERE name = '") +
+                  kName + "'"),
+            state);
   EXPECT_EQ(RowsProcessed(), rows);
   EXPECT_EQ(Listed()["status"], "pending");
 
-  ASSERT_TRUE(conn_->Run("UPDATE background_migrations SET failed_at = now() WHERE name = $1",
-                         {kName})
-                  .ok());
+  ASSERT_TRUE(
+      conn_->Run("UPDATE background_migrations SET failed_at = now() WHERE name = $1", {kName})
+          .ok());
   EXPECT_EQ(Cli({"retry", kName, "--from-start"}).exit_code, 0);
-  EXPECT_EQ(Query(std::string("SELECT state::text FROM background_migrations WHERE name = '") + kName + "'"), "{}");
+  EXPECT_EQ(Query(std::string("SELECT state::text FROM background_migrations WHERE name = '") +
+                  kName + "'"),
+            "{}");
   EXPECT_EQ(RowsProcessed(), 0);
   EXPECT_EQ(RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w2")).exit_code, 0);
   EXPECT_EQ(RowsProcessed(), kRows);
 }
 
 TEST_F(WorkerProcessTest, BadArgsInTheTableFailOnlyThatMigration) {
-  ASSERT_TRUE(conn_->Run("INSERT INTO background_migrations (name, script) "
-                         "VALUES ('20200101_0000_hand_made', 'no_such_script')")
+  ASSERT_TRUE(conn_
+                  ->Run("INSERT INTO background_migrations (name, script) "
+                        "VALUES ('20200101_0000_hand_made', 'no_such_script')")
                   .ok());
   for (const auto& [args, reason] : std::vector<std::pair<nlohmann::json, std::string>>{
-           {{{"batchSize", -1}}, "invalid args: batchSize must be an integer in [1, 100000], got -1"},
+           {{{"batchSize", -1}},
+            "invalid args: batchSize must be an integer in [1, 100000], got -1"},
            {{{"batchSize", "abc"}},
             "invalid args: batchSize must be an integer in [1, 100000], got \"abc\""},
            {{{"batchSize", 10}, {"colour", "red"}},
-            "invalid args: unknown arg 'colour' (value \"red\"); accepted args: batchSize, pauseMs"},
+            "invalid args: unknown arg 'colour' (value \"red\"); accepted args: batchSize, "
+            "pauseMs"},
        }) {
     SetArgsSql(args);
-    ASSERT_TRUE(conn_->Run("UPDATE background_migrations SET failed_at = NULL, "
-                           "failed_reason = NULL, finished_at = NULL")
+    ASSERT_TRUE(conn_
+                    ->Run("UPDATE background_migrations SET failed_at = NULL, "
+                          "failed_reason = NULL, finished_at = NULL")
                     .ok());
     testing::ProcessResult r = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w1"));
     EXPECT_EQ(r.exit_code, 1) << "a failed migration makes --exit-when-idle exit 1";
@@ -336,7 +350,8 @@ TEST_F(WorkerProcessTest, BadArgsInTheTableFailOnlyThatMigration) {
 }
 
 TEST_F(WorkerProcessTest, SetArgsRejectsBadInputAndChangesNothing) {
-  const std::string before = Query(std::string("SELECT args::text FROM background_migrations WHERE name = '") + kName + "'");
+  const std::string before = Query(
+      std::string("SELECT args::text FROM background_migrations WHERE name = '") + kName + "'");
   testing::ProcessResult bad_json = Cli({"set-args", kName, "{batchSize: 5"});
   EXPECT_EQ(bad_json.exit_code, 2);
   EXPECT_NE(bad_json.err.find("is not valid JSON"), std::string::npos) << bad_json.err;
@@ -348,12 +363,16 @@ TEST_F(WorkerProcessTest, SetArgsRejectsBadInputAndChangesNothing) {
   testing::ProcessResult unknown = Cli({"set-args", "20990101_nope", R"({"batchSize": 5})"});
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_NE(unknown.err.find("no background migration named '20990101_nope'"), std::string::npos);
-  EXPECT_EQ(Query(std::string("SELECT args::text FROM background_migrations WHERE name = '") + kName + "'"), before);
+  EXPECT_EQ(Query(std::string("SELECT args::text FROM background_migrations WHERE name = '") +
+                  kName + "'"),
+            before);
   EXPECT_EQ(CountEvents("args_changed"), 0);
 
   testing::ProcessResult ok = Cli({"set-args", kName, R"({"batchSize": 2500})"});
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
-  EXPECT_EQ(Query(std::string("SELECT args::text FROM background_migrations WHERE name = '") + kName + "'"), R"({"batchSize": 2500})");
+  EXPECT_EQ(Query(std::string("SELECT args::text FROM background_migrations WHERE name = '") +
+                  kName + "'"),
+            R"({"batchSize": 2500})");
   EXPECT_EQ(CountEvents("args_changed"), 1);
 }
 
@@ -401,8 +420,10 @@ TEST_F(WorkerProcessTest, LogsAreTimestampedLinesOrJsonObjects) {
     EXPECT_EQ(j["ts"].get<std::string>().size(), 24u) << j["ts"];  // 2024-06-03T08:38:21.918Z
     messages.push_back(j["msg"]);
   }
-  const std::string acquired = std::string("[Background Migration] Acquired lock for background "
-                                           "migration ") + kName + " (worker w1, attempt 1)";
+  const std::string acquired = std::string(
+                                   "[Background Migration] Acquired lock for background "
+                                   "migration ") +
+                               kName + " (worker w1, attempt 1)";
   EXPECT_NE(std::find(messages.begin(), messages.end(), acquired), messages.end()) << r.err;
   int batches = 0;
   for (const std::string& m : messages) {
@@ -412,7 +433,8 @@ TEST_F(WorkerProcessTest, LogsAreTimestampedLinesOrJsonObjects) {
 
   ASSERT_EQ(Cli({"retry", kName, "--from-start"}).exit_code, 0);
   testing::ProcessResult text = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w1"));
-  const std::regex line_start(R"(^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z (info|warning|error) )");
+  const std::regex line_start(
+      R"(^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z (info|warning|error) )");
   std::istringstream text_lines(text.err);
   for (std::string line; std::getline(text_lines, line);) {
     EXPECT_TRUE(std::regex_search(line, line_start)) << line;

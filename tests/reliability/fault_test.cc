@@ -37,9 +37,8 @@ struct CopyTable {
   const char* migration;
   const char* table;
 };
-constexpr CopyTable kCopies[] = {{kCopyTraces, "traces"},
-                                 {kCopyObservations, "observations"},
-                                 {kCopyScores, "scores"}};
+constexpr CopyTable kCopies[] = {
+    {kCopyTraces, "traces"}, {kCopyObservations, "observations"}, {kCopyScores, "scores"}};
 
 double SecondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -67,19 +66,18 @@ class FaultTest : public ::testing::Test {
                                        std::map<std::string, std::string> extra = {}) {
     auto env = Env(id);
     for (auto& [k, v] : extra) env[k] = v;
-    return std::make_unique<ChildProcess>(BGM_BINARY,
-                                          std::vector<std::string>{"worker", "--exit-when-idle"},
-                                          env);
+    return std::make_unique<ChildProcess>(
+        BGM_BINARY, std::vector<std::string>{"worker", "--exit-when-idle"}, env);
   }
 
   // Applies the fast migrations and seeds the application tables.
   void Seed(int traces, int observations, int scores) {
     ProcessResult m = Cli({"migrate"});
     ASSERT_EQ(m.exit_code, 0) << m.err;
-    ProcessResult s = Cli({"seed", "--traces", std::to_string(traces), "--observations",
-                           std::to_string(observations), "--scores", std::to_string(scores),
-                           "--blob-bytes", "300", "--same-created-at-fraction", "0.05",
-                           "--random-seed", "7"});
+    ProcessResult s =
+        Cli({"seed", "--traces", std::to_string(traces), "--observations",
+             std::to_string(observations), "--scores", std::to_string(scores), "--blob-bytes",
+             "300", "--same-created-at-fraction", "0.05", "--random-seed", "7"});
     ASSERT_EQ(s.exit_code, 0) << s.err;
   }
 
@@ -108,8 +106,7 @@ class FaultTest : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << sql << ": " << s.ToString();
   }
   void SetArgs(const std::string& name, const nlohmann::json& args) {
-    PgRun("UPDATE background_migrations SET args = $1::jsonb WHERE name = $2",
-          {args.dump(), name});
+    PgRun("UPDATE background_migrations SET args = $1::jsonb WHERE name = $2", {args.dump(), name});
   }
   // Pauses every migration but `keep` (none of the others runs while these tests look).
   void PauseAllBut(const std::set<std::string>& keep) {
@@ -203,10 +200,12 @@ TEST_F(FaultTest, ClickHouseOutageMidCopyIsWaitedOutAndTheCopyFinishes) {
   ASSERT_LT(rows_at_stop, 30000) << "the copy finished before ClickHouse stopped";
 
   nlohmann::json waiting;
-  ASSERT_TRUE(WaitFor([&] {
-    waiting = Listed(kCopyTraces);
-    return waiting.is_object() && waiting["status"] == "waiting";
-  }, seconds(15)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        waiting = Listed(kCopyTraces);
+        return waiting.is_object() && waiting["status"] == "waiting";
+      },
+      seconds(15)));
   EXPECT_EQ(waiting["worker_id"], "w-outage");
   EXPECT_NE(waiting["waiting_reason"].get<std::string>().find("ClickHouse at " +
                                                               servers_.clickhouse_url()),
@@ -224,10 +223,12 @@ TEST_F(FaultTest, ClickHouseOutageMidCopyIsWaitedOutAndTheCopyFinishes) {
   EXPECT_EQ(CountEvents(kCopyTraces, "recovered"), 1);
   EXPECT_EQ(CountEvents(kCopyTraces, "acquired"), 1);  // one lease throughout
   EXPECT_NE(worker->Stderr().find("is waiting: "), std::string::npos);
-  const double recovered_after = std::stod(PgScalar(
-      "SELECT extract(epoch FROM at) - extract(epoch FROM now()) FROM background_migration_events "
-      "WHERE migration_name = $1 AND kind = 'recovered'",
-      {kCopyTraces})) + SecondsSince(up);
+  const double recovered_after =
+      std::stod(PgScalar("SELECT extract(epoch FROM at) - extract(epoch FROM now()) FROM "
+                         "background_migration_events "
+                         "WHERE migration_name = $1 AND kind = 'recovered'",
+                         {kCopyTraces})) +
+      SecondsSince(up);
   EXPECT_LE(recovered_after, 15.0);  // the backoff is capped at 10 s
   std::cout << "figure: ClickHouse down " << outage_s << " s at row " << rows_at_stop
             << "; first batch " << recovered_after << " s after it answered again; "
@@ -250,8 +251,7 @@ TEST_F(FaultTest, OutageBeyondTheBudgetFailsNamingClickHouseAndRetryResumes) {
   const std::string reason = failed["failed_reason"];
   EXPECT_EQ(reason.rfind("gave up after waiting ", 0), 0u) << reason;
   EXPECT_NE(reason.find("(BGMIGRATE_OUTAGE_BUDGET_SECONDS=4)"), std::string::npos) << reason;
-  EXPECT_NE(reason.find("ClickHouse at " + servers_.clickhouse_url()), std::string::npos)
-      << reason;
+  EXPECT_NE(reason.find("ClickHouse at " + servers_.clickhouse_url()), std::string::npos) << reason;
   const nlohmann::json cursor = failed["state"]["cursor"];
   const int64_t rows_before = failed["rows_processed"];
   ASSERT_TRUE(cursor.is_object()) << failed.dump();
@@ -262,10 +262,10 @@ TEST_F(FaultTest, OutageBeyondTheBudgetFailsNamingClickHouseAndRetryResumes) {
   ASSERT_TRUE(again->Wait(seconds(120)).has_value());
   EXPECT_EQ(Listed(kCopyTraces)["status"], "finished");
   // The first batch after the retry starts at the cursor the failure kept.
-  const nlohmann::json first = nlohmann::json::parse(PgScalar(
-      "SELECT detail::text FROM background_migration_events WHERE migration_name = $1 AND "
-      "kind = 'batch' AND worker_id = 'w-retry' ORDER BY id LIMIT 1",
-      {kCopyTraces}));
+  const nlohmann::json first = nlohmann::json::parse(
+      PgScalar("SELECT detail::text FROM background_migration_events WHERE migration_name = $1 AND "
+               "kind = 'batch' AND worker_id = 'w-retry' ORDER BY id LIMIT 1",
+               {kCopyTraces}));
   EXPECT_EQ(first["from"], cursor);
   EXPECT_EQ(RowsProcessed(kCopyTraces), 20000) << "rows before the failure: " << rows_before;
   ExpectExactCopy(kCopies[0]);
@@ -290,8 +290,8 @@ TEST_F(FaultTest, PostgresRestartMidCopyIsWaitedOutAndTheCopyFinishes) {
   EXPECT_NE(worker->Stderr().find("is waiting: "), std::string::npos) << worker->Stderr();
   EXPECT_NE(worker->Stderr().find("Postgres"), std::string::npos);
   EXPECT_EQ(RowsProcessed(kCopyTraces), 30000);
-  std::cout << "figure: Postgres down " << outage_s << " s; finished "
-            << SecondsSince(down) << " s after it stopped" << std::endl;
+  std::cout << "figure: Postgres down " << outage_s << " s; finished " << SecondsSince(down)
+            << " s after it stopped" << std::endl;
   ExpectExactCopy(kCopies[0]);
 }
 
@@ -389,8 +389,8 @@ TEST_F(FaultTest, WorkerFrozenPastItsLeaseNoticesAndWritesNothingMore) {
   frozen->Signal(SIGSTOP);
   std::this_thread::sleep_for(seconds(3));  // the 2 s lease runs out
   auto taker = Worker("w-taker");
-  ASSERT_TRUE(WaitFor([&] { return CountEvents(kCopyTraces, "lease_taken_over") == 1; },
-                      seconds(30)));
+  ASSERT_TRUE(
+      WaitFor([&] { return CountEvents(kCopyTraces, "lease_taken_over") == 1; }, seconds(30)));
   const std::string takeover_id = PgScalar(
       "SELECT id FROM background_migration_events WHERE migration_name = $1 AND "
       "kind = 'lease_taken_over'",

@@ -98,8 +98,7 @@ Result<MigrationRow> MemoryControlStore::Get(const std::string& name) {
   return db_.View(it->second);
 }
 
-Result<std::vector<MigrationEvent>> MemoryControlStore::Events(const std::string& name,
-                                                               int limit) {
+Result<std::vector<MigrationEvent>> MemoryControlStore::Events(const std::string& name, int limit) {
   std::lock_guard lock(db_.mu_);
   std::vector<MigrationEvent> out;
   for (auto it = db_.events_.rbegin(); it != db_.events_.rend() && limit > 0; ++it) {
@@ -137,8 +136,7 @@ MemoryDatabase::Stored* MemoryControlStore::Fenced(const std::string& name,
   return &it->second;
 }
 
-Result<Fence> MemoryControlStore::Heartbeat(const std::string& name,
-                                            const std::string& worker_id) {
+Result<Fence> MemoryControlStore::Heartbeat(const std::string& name, const std::string& worker_id) {
   std::lock_guard lock(db_.mu_);
   MemoryDatabase::Stored* s = Fenced(name, worker_id);
   if (s == nullptr) return Lost(name, worker_id);
@@ -147,8 +145,7 @@ Result<Fence> MemoryControlStore::Heartbeat(const std::string& name,
   return Fence{s->row.paused_at.has_value()};
 }
 
-Result<Fence> MemoryControlStore::Checkpoint(const std::string& name,
-                                             const std::string& worker_id,
+Result<Fence> MemoryControlStore::Checkpoint(const std::string& name, const std::string& worker_id,
                                              const BatchRecord& batch) {
   std::lock_guard lock(db_.mu_);
   MemoryDatabase::Stored* s = Fenced(name, worker_id);
@@ -221,8 +218,9 @@ Status MemoryControlStore::SetWaiting(const std::string& name, const std::string
   if (!s->row.waiting_since) s->row.waiting_since = Stamp(now);
   s->row.next_attempt_at = Stamp(now + retry_in);
   s->locked_at = now;
-  db_.AddEvent(name, "waiting", worker_id,
-               {{"reason", reason}, {"retry_in_s", std::chrono::duration<double>(retry_in).count()}});
+  db_.AddEvent(
+      name, "waiting", worker_id,
+      {{"reason", reason}, {"retry_in_s", std::chrono::duration<double>(retry_in).count()}});
   return Status::Ok();
 }
 

@@ -40,9 +40,9 @@ class MemoryDatabase {
   Clock& clock_;
   const Clock::Duration lease_;
   std::mutex mu_;
-  std::map<std::string, Stored> rows_;   // guarded by mu_
-  std::vector<MigrationEvent> events_;   // guarded by mu_
-  int heartbeats_ = 0;                   // guarded by mu_
+  std::map<std::string, Stored> rows_;  // guarded by mu_
+  std::vector<MigrationEvent> events_;  // guarded by mu_
+  int heartbeats_ = 0;                  // guarded by mu_
 };
 
 class MemoryControlStore final : public ControlStore {

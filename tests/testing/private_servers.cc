@@ -96,8 +96,8 @@ bool PrivateServers::Services(const std::string& command, const std::string& ser
                                std::chrono::seconds(180));
   *out = r.out;
   if (r.exit_code != 0) {
-    ADD_FAILURE() << "services.sh " << command << " " << server << " failed (exit "
-                  << r.exit_code << "):\n"
+    ADD_FAILURE() << "services.sh " << command << " " << server << " failed (exit " << r.exit_code
+                  << "):\n"
                   << r.out << r.err;
     return false;
   }
