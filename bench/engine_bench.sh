@@ -43,7 +43,7 @@ for engine in server embedded; do
   psql "$DATABASE_URL" -qc "DELETE FROM background_migration_events" -c "DELETE FROM background_migrations"
   CLICKHOUSE_URL=$url "$BIN" migrate >/dev/null 2>&1
   best=""
-  for i in 1 2 3; do
+  for _ in 1 2 3; do
     s=$(date +%s.%N)
     CLICKHOUSE_URL=$url "$BIN" migrate >/dev/null 2>&1
     t=$(echo "$(date +%s.%N) - $s" | bc)

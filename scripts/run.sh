@@ -17,9 +17,12 @@ scripts/deps.sh
 step "Building bgmigrate (Release)"
 export CCACHE_DIR="${CCACHE_DIR:-$PWD/.ccache}"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DBGM_BUILD_TESTS=OFF >/dev/null
-cmake --build build/release -j"$(nproc)" --target bgmigrate 2>&1 |
-  grep -E '^\[ *[0-9]+%\] (Building|Linking)|error|warning' || true
-[[ ${PIPESTATUS[0]} -eq 0 ]] || { echo "build failed" >&2; exit 1; }
+# pipefail: the pipeline fails when the build does; the filter itself never fails.
+if ! cmake --build build/release -j"$(nproc)" --target bgmigrate 2>&1 |
+    { grep -E '^\[ *[0-9]+%\] (Building|Linking)|error|warning' || true; }; then
+  echo "run: the build failed (the compiler's messages are above)" >&2
+  exit 1
+fi
 BIN=build/release/bgmigrate
 
 if [[ ${BGMIGRATE_CLICKHOUSE:-server} == embedded ]]; then

@@ -88,8 +88,26 @@ say()  { printf '%s\n' "$*"; }
 warn() { printf 'services.sh: %s\n' "$*" >&2; }
 die()  { printf 'services.sh: error: %s\n' "$*" >&2; exit 1; }
 
-usage() {
-  sed -n '2,24{s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+usage() {  # the header comment from the first line up to the end of its Environment list
+  sed -n '2,/^# *Layout of the data folder/{/^# *Layout/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+}
+
+# True while process $1 exists and has not exited. A zombie (exited, never reaped by a parent
+# that ignores it, as in some containers) holds no ports or files and counts as gone.
+pid_alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }  # the fields after "pid (comm) "; comm may hold spaces
+  [[ ${stat%% *} != Z ]]
+}
+
+# Waits up to $2 seconds for process $1 to be gone; false when it is still alive then.
+wait_gone() {
+  local deadline=$((SECONDS + $2))
+  while pid_alive "$1"; do
+    (( SECONDS < deadline )) || return 1
+    sleep 0.1
+  done
 }
 
 is_port_number() { [[ $1 =~ ^[0-9]+$ ]] && (( $1 >= 1 && $1 <= 65535 )); }
@@ -488,16 +506,11 @@ ch_stop() {
     return 0
   fi
   kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + CH_STOP_TIMEOUT))
-  while kill -0 "$pid" 2>/dev/null; do
-    if (( SECONDS >= deadline )); then
-      warn "ClickHouse (pid $pid) did not exit within ${CH_STOP_TIMEOUT}s after SIGTERM; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      sleep 1
-      break
-    fi
-    sleep 0.2
-  done
+  if ! wait_gone "$pid" "$CH_STOP_TIMEOUT"; then
+    warn "ClickHouse (pid $pid) did not exit within ${CH_STOP_TIMEOUT}s after SIGTERM; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    wait_gone "$pid" 10 || { warn "error: ClickHouse (pid $pid) survived SIGKILL for 10s"; return 1; }
+  fi
   rm -f -- "$CH_PIDFILE"
   say "ClickHouse: stopped"
 }
@@ -567,7 +580,7 @@ cmd_kill() {
   local pid
   if [[ $ONLY != postgres ]] && pid=$(ch_pid); then
     kill -KILL "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    wait_gone "$pid" 10 || { warn "error: ClickHouse (pid $pid) survived SIGKILL for 10s"; return 1; }
     rm -f -- "$CH_PIDFILE"
     say "ClickHouse: killed"
   fi
@@ -584,19 +597,22 @@ cmd_status() {
   return "$rc"
 }
 
+# `export NAME=value` with the value quoted for the shell, so eval keeps a path with spaces.
+export_line() { printf 'export %s=%q\n' "$1" "$2"; }
+
 cmd_env() {
   local rc=0
   if pg_is_running; then
-    say "export DATABASE_URL=postgresql://$PG_SUPERUSER@$HOST:$(pg_running_port)/postgres"
+    export_line DATABASE_URL "postgresql://$PG_SUPERUSER@$HOST:$(pg_running_port)/postgres"
   else
     warn "PostgreSQL is not running (start it with: $0 start)"; rc=3
   fi
   if [[ $CH_MODE == embedded ]]; then
-    say "export CLICKHOUSE_URL=embedded://$DATA_DIR/chdb"
+    export_line CLICKHOUSE_URL "embedded://$DATA_DIR/chdb"
   elif ch_pid >/dev/null; then
-    say "export CLICKHOUSE_URL=http://$HOST:$(ch_conf_value http_port)"
-    say "export CLICKHOUSE_USER=default"
-    say "export CLICKHOUSE_PASSWORD="
+    export_line CLICKHOUSE_URL "http://$HOST:$(ch_conf_value http_port)"
+    export_line CLICKHOUSE_USER default
+    export_line CLICKHOUSE_PASSWORD ""
   else
     warn "ClickHouse is not running (start it with: $0 start)"; rc=3
   fi

@@ -22,9 +22,18 @@ build() {  # build <dir> <extra cmake args...>
   local dir=$1; shift
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DBGM_WERROR=$werror "$@" >/dev/null
   echo "test: building $dir" >&2
-  cmake --build "$dir" -j"$jobs" 2>&1 | grep -vE '^\[ *[0-9]+%\]|^(Consolidate|Scanning|Built target)' || true
-  [[ ${PIPESTATUS[0]} -eq 0 ]] || { echo "test: build of $dir failed" >&2; exit 1; }
+  # pipefail: the pipeline fails when the build does; the filter itself never fails.
+  if ! cmake --build "$dir" -j"$jobs" 2>&1 |
+      { grep -vE '^\[ *[0-9]+%\]|^(Consolidate|Scanning|Built target)' || true; }; then
+    echo "test: build of $dir failed (the compiler's messages are above)" >&2
+    exit 1
+  fi
 }
+
+# Every shell script of the project passes shellcheck.
+echo "test: shellcheck" >&2
+shellcheck scripts/*.sh bench/*.sh tests/e2e/run.sh ||
+  { echo "test: shellcheck found problems in the scripts (above)" >&2; exit 1; }
 
 build build/test
 if [[ -z "${BGM_SKIP_SANITIZERS:-}" ]]; then
@@ -45,8 +54,11 @@ export BGM_TEST_CLICKHOUSE_URL="$CLICKHOUSE_URL"
 # The embedded engine's library (not committed; idempotent, ~15 s the first time). npm comes
 # with Node.js, which the browser tests need too.
 if [[ $# -eq 0 ]]; then
-  { command -v npm >/dev/null || scripts/deps.sh --browser; } && scripts/fetch-chdb.sh >/dev/null ||
-    { echo "test: could not fetch libchdb.so for the embedded ClickHouse pass" >&2; exit 1; }
+  if ! { command -v npm >/dev/null || scripts/deps.sh --browser; } ||
+     ! scripts/fetch-chdb.sh >/dev/null; then
+    echo "test: could not fetch libchdb.so for the embedded ClickHouse pass" >&2
+    exit 1
+  fi
 fi
 
 status=0

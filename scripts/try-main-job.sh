@@ -7,7 +7,7 @@
 #   ../shared/tools/fresh-machine run 'bash scripts/try-main-job.sh'
 # Logs of the two runs: /tmp/run1.log and /tmp/run2.log.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 t0=$(date +%s)
 q() { local u; u=$(scripts/services.sh env 2>/dev/null | sed -n 's/^export DATABASE_URL=//p'); [[ -n "$u" ]] && psql "$u" -Atc "$1" 2>/dev/null; }

@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "core/manager.h"
 #include "core/pg_control_store.h"
+#include "core/readiness.h"
 #include "core/registry.h"
 #include "core/summary.h"
 #include "migrations/langfuse_copies.h"
@@ -178,6 +179,7 @@ int CmdServe(const Config& config, bool run_worker, bool run_web, bool exit_when
 }
 
 int CmdMigrate(const Config& config) {
+  if (Status s = ValidatePrerequisites(BuiltinRegistry()); !s.ok()) return Fail(s);
   if (Status s = ApplySchema(config); !s.ok()) return Fail(s);
   Result<std::unique_ptr<PgControlStore>> store = OpenStore(config);
   if (!store.ok()) return Fail(store.status());
@@ -197,6 +199,7 @@ int CmdList(const Config& config, bool json) {
   if (!store.ok()) return Fail(store.status());
   Result<std::vector<MigrationRow>> rows = (*store)->List();
   if (!rows.ok()) return Fail(rows.status());
+  ApplyPrerequisites(*rows, BuiltinRegistry());
   if (json) {
     nlohmann::json out = nlohmann::json::array();
     for (const MigrationRow& row : *rows) out.push_back(row.ToJson());
@@ -211,6 +214,13 @@ int CmdList(const Config& config, bool json) {
       detail = "since " + Cell(row.waiting_since) + ", next try " + Cell(row.next_attempt_at) +
                ": " + row.waiting_reason.value_or("");
     }
+    if (row.blocked_by) {
+      detail = "blocked by " + *row.blocked_by + " (" + row.blocked_by_status.value_or("") +
+               "): retry or resume it";
+    }
+    if (row.waits_for) {
+      detail = "waits for " + *row.waits_for + " (" + row.waits_for_status.value_or("") + ")";
+    }
     std::printf("%-50s %-9s %12lld  %-24s %s\n", row.name.c_str(), MigrationStatusName(row.status),
                 static_cast<long long>(row.rows_processed), Cell(row.worker_id).c_str(),
                 detail.c_str());
@@ -223,6 +233,7 @@ int CmdStatus(const Config& config, bool json) {
   if (!store.ok()) return Fail(store.status());
   Result<std::vector<MigrationRow>> rows = (*store)->List();
   if (!rows.ok()) return Fail(rows.status());
+  ApplyPrerequisites(*rows, BuiltinRegistry());
   const nlohmann::json summary = Summarize(*rows, config.background_migrations_enabled);
   if (json) {
     std::cout << summary.dump(2) << "\n";

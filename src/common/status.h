@@ -22,13 +22,11 @@ enum class StatusCode {
   kInvalidArgument,     // bad input from an operator or caller; retrying will not help
   kNotFound,            // the named thing does not exist
   kFailedPrecondition,  // the current state forbids the change (e.g. retry of a running migration)
-  kAlreadyExists,
   kUnavailable,         // a server could not be reached or dropped the connection; retriable
   kDeadlineExceeded,    // a timeout; retriable
   kResourceExhausted,   // memory limit, too many parts; retriable after a pause
   kLeaseLost,           // this worker no longer holds the migration's lease; stop writing
   kCancelled,           // a stop was requested
-  kDataLoss,            // a checksum or verification mismatch
   kInternal,            // a server-side error that is not one of the above
 };
 
@@ -67,15 +65,12 @@ inline Status Unavailable(std::string msg) {
   return Status(StatusCode::kUnavailable, std::move(msg));
 }
 inline Status Internal(std::string msg) { return Status(StatusCode::kInternal, std::move(msg)); }
-inline Status LeaseLost(std::string msg) {
-  return Status(StatusCode::kLeaseLost, std::move(msg));
-}
-inline Status Cancelled(std::string msg) {
-  return Status(StatusCode::kCancelled, std::move(msg));
-}
-inline Status DataLoss(std::string msg) { return Status(StatusCode::kDataLoss, std::move(msg)); }
+inline Status LeaseLost(std::string msg) { return Status(StatusCode::kLeaseLost, std::move(msg)); }
+inline Status Cancelled(std::string msg) { return Status(StatusCode::kCancelled, std::move(msg)); }
 
-// True for failures that may succeed when tried again unchanged.
+// True for failures that may succeed when tried again unchanged: kUnavailable,
+// kDeadlineExceeded, kResourceExhausted. A running migration waits these out (status
+// `waiting`); every other code fails it at once.
 bool IsRetriable(StatusCode code);
 
 // Either a T or a non-OK Status.
@@ -83,8 +78,13 @@ template <typename T>
 class [[nodiscard]] Result {
  public:
   Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  // An OK `status` carries no value: that is a programming error, kept as kInternal in every
+  // build (not only under assert) so that `return r.status()` can never report success.
   Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
-    assert(!status_.ok() && "Result constructed from an OK status without a value");
+    if (status_.ok()) {
+      status_ = Status(StatusCode::kInternal,
+                       "internal error: a result was built from an OK status without a value");
+    }
   }
 
   bool ok() const { return value_.has_value(); }
@@ -115,8 +115,8 @@ class [[nodiscard]] Result {
 }  // namespace bgm
 
 // Returns early from the calling function when `expr` is not OK.
-#define BGM_RETURN_IF_ERROR(expr)             \
-  do {                                        \
-    ::bgm::Status bgm_status_ = (expr);       \
+#define BGM_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    ::bgm::Status bgm_status_ = (expr);        \
     if (!bgm_status_.ok()) return bgm_status_; \
   } while (false)

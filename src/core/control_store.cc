@@ -16,6 +16,8 @@ const char* MigrationStatusName(MigrationStatus s) {
       return "finished";
     case MigrationStatus::kFailed:
       return "failed";
+    case MigrationStatus::kBlocked:
+      return "blocked";
   }
   return "unknown";
 }
@@ -50,6 +52,10 @@ nlohmann::json MigrationRow::ToJson() const {
       {"waiting_reason", Opt(waiting_reason)},
       {"waiting_since", Opt(waiting_since)},
       {"next_attempt_at", Opt(next_attempt_at)},
+      {"blocked_by", Opt(blocked_by)},
+      {"blocked_by_status", Opt(blocked_by_status)},
+      {"waits_for", Opt(waits_for)},
+      {"waits_for_status", Opt(waits_for_status)},
   };
 }
 

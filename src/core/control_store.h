@@ -20,7 +20,10 @@ namespace bgm {
 
 // kWaiting: running (the lease is live) but its Postgres or ClickHouse is unreachable; the
 // worker retries with backoff until the outage budget runs out.
-enum class MigrationStatus { kPending, kRunning, kWaiting, kPaused, kFinished, kFailed };
+// kBlocked: pending, but a prerequisite at some depth failed or is paused, so it cannot run
+// until an operator acts on that one. Never stored: ApplyPrerequisites (core/readiness.h)
+// derives it from the rows and the registry.
+enum class MigrationStatus { kPending, kRunning, kWaiting, kPaused, kFinished, kFailed, kBlocked };
 const char* MigrationStatusName(MigrationStatus s);  // "pending", "running", ...
 
 struct MigrationRow {
@@ -36,6 +39,10 @@ struct MigrationRow {
   std::optional<std::string> failed_reason, worker_id;
   // Set while the status is waiting: why, since when, and when the worker tries again.
   std::optional<std::string> waiting_reason, waiting_since, next_attempt_at;
+  // Set by ApplyPrerequisites (core/readiness.h), never stored. Blocked: the failed or paused
+  // migration it waits on (at any depth) and that one's status. Pending: the unfinished
+  // prerequisite it waits for and that one's status.
+  std::optional<std::string> blocked_by, blocked_by_status, waits_for, waits_for_status;
   int attempts = 0;
   int64_t rows_processed = 0;
   std::optional<int64_t> rows_total_estimate;

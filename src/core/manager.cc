@@ -3,11 +3,11 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
-#include <map>
 #include <optional>
 #include <thread>
 
 #include "core/args.h"
+#include "core/readiness.h"
 
 namespace bgm {
 namespace {
@@ -94,12 +94,6 @@ class LeasedContext final : public MigrationContext {
 
 }  // namespace
 
-bool IsTransient(const Status& status) {
-  return status.code() == StatusCode::kUnavailable ||
-         status.code() == StatusCode::kDeadlineExceeded ||
-         status.code() == StatusCode::kResourceExhausted;
-}
-
 Manager::Manager(ManagerOptions options, const Registry& registry,
                  ControlStoreFactory store_factory, Clock& clock, MigrationEnv env)
     : options_(std::move(options)),
@@ -122,6 +116,7 @@ Status Manager::WithStore(const std::function<Status(ControlStore&)>& op) {
 }
 
 Status Manager::RegisterAll() {
+  BGM_RETURN_IF_ERROR(ValidatePrerequisites(registry_));
   BGM_RETURN_IF_ERROR(EnsureStore());
   for (const MigrationSpec& spec : registry_.specs()) {
     Result<bool> inserted = store_->Register(spec.name, spec.name);
@@ -131,51 +126,31 @@ Status Manager::RegisterAll() {
   return Status::Ok();
 }
 
-Result<bool> Manager::Idle() {
+Result<std::vector<MigrationRow>> Manager::JudgedRows() {
   BGM_RETURN_IF_ERROR(EnsureStore());
   Result<std::vector<MigrationRow>> rows = store_->List();
   if (!rows.ok()) return rows.status();
-  std::map<std::string, MigrationStatus> status;
-  for (const MigrationRow& row : *rows) status[row.name] = row.status;
-  for (const MigrationRow& row : *rows) {
-    if (row.status == MigrationStatus::kRunning) return false;
-    if (row.status != MigrationStatus::kPending) continue;
-    // A pending migration blocked by a failed or paused prerequisite is not work to wait for.
-    bool blocked = false;
-    if (const MigrationSpec* spec = registry_.Find(row.script)) {
-      for (const std::string& pre : spec->prerequisites) {
-        auto it = status.find(pre);
-        if (it != status.end() &&
-            (it->second == MigrationStatus::kFailed || it->second == MigrationStatus::kPaused)) {
-          blocked = true;
-        }
-      }
-    }
-    if (!blocked) return false;
-  }
-  return true;
+  ApplyPrerequisites(*rows, registry_);
+  return rows;
+}
+
+Result<bool> Manager::Idle() {
+  Result<std::vector<MigrationRow>> rows = JudgedRows();
+  if (!rows.ok()) return rows.status();
+  return IsIdle(*rows);
 }
 
 Result<bool> Manager::RunOnce(std::stop_token stop) {
-  BGM_RETURN_IF_ERROR(EnsureStore());
-  Result<std::vector<MigrationRow>> rows = store_->List();
+  Result<std::vector<MigrationRow>> rows = JudgedRows();
   if (!rows.ok()) return rows.status();
-  std::map<std::string, MigrationStatus> status;
-  for (const MigrationRow& row : *rows) status[row.name] = row.status;
-
   for (const MigrationRow& row : *rows) {
     if (stop.stop_requested()) return false;
-    if (row.status != MigrationStatus::kPending) continue;
-    if (const MigrationSpec* spec = registry_.Find(row.script)) {
-      bool ready = true;
-      for (const std::string& pre : spec->prerequisites) {
-        auto it = status.find(pre);
-        if (it == status.end() || it->second != MigrationStatus::kFinished) ready = false;
+    if (!IsRunnable(row)) {
+      if (row.waits_for) {
+        spdlog::debug("{} {} waits for its prerequisite {} ({})", kTag, row.name, *row.waits_for,
+                      row.waits_for_status.value_or(""));
       }
-      if (!ready) {
-        spdlog::debug("{} {} waits for its prerequisites", kTag, row.name);
-        continue;
-      }
+      continue;
     }
     Result<std::optional<Lease>> lease = store_->TryAcquire(row.name, options_.worker_id);
     if (!lease.ok()) return lease.status();
@@ -318,7 +293,7 @@ Status Manager::RunWithRetries(const Lease& lease, BackgroundMigration& migratio
       }
       state = ctx.state();
     }
-    if (result.ok() || lease_lost || !IsTransient(result)) return result;
+    if (result.ok() || lease_lost || !IsRetriable(result.code())) return result;
     if (run_stop.stop_requested()) return Cancelled("stopped after: " + result.message());
 
     const Clock::TimePoint now = clock_.Now();

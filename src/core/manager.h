@@ -28,7 +28,7 @@ struct ManagerOptions {
   Clock::Duration lease = std::chrono::seconds(60);
   Clock::Duration poll = std::chrono::seconds(5);
   bool enabled = true;          // LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS
-  bool exit_when_idle = false;  // return once nothing is pending or running anywhere
+  bool exit_when_idle = false;  // return once nothing is pending, running or waiting anywhere
   // A migration that fails with a transient error (a server unreachable, a timeout, a memory
   // limit) keeps its lease and is run again from its last checkpoint after a backoff that
   // doubles from backoff_initial up to backoff_max; its status is `waiting` meanwhile. When an
@@ -38,10 +38,6 @@ struct ManagerOptions {
   Clock::Duration backoff_max = std::chrono::seconds(10);
 };
 
-// True for the errors a migration waits out: kUnavailable, kDeadlineExceeded,
-// kResourceExhausted.
-bool IsTransient(const Status& status);
-
 using ControlStoreFactory = std::function<Result<std::unique_ptr<ControlStore>>()>;
 
 class Manager {
@@ -49,7 +45,9 @@ class Manager {
   Manager(ManagerOptions options, const Registry& registry, ControlStoreFactory store_factory,
           Clock& clock, MigrationEnv env);
 
-  // Registers every built-in migration that has no row yet. Never touches existing rows.
+  // Registers every known migration that has no row yet. Never touches existing rows.
+  // kInvalidArgument, registering nothing, when a prerequisite names an unknown migration or
+  // prerequisites form a cycle (ValidatePrerequisites).
   Status RegisterAll();
 
   // Loops until `stop` is requested (or, with exit_when_idle, until no migration is pending or
@@ -61,7 +59,8 @@ class Manager {
   // Returns true when one was run.
   Result<bool> RunOnce(std::stop_token stop);
 
-  // True when no migration is pending or running (all finished, failed or paused).
+  // True when nothing will progress without an operator: no migration, held by this worker or
+  // any other, is pending, running or waiting (IsIdle in core/readiness.h).
   Result<bool> Idle();
 
  private:
@@ -73,6 +72,8 @@ class Manager {
                         std::stop_source& run_stop, std::atomic<bool>& lease_lost,
                         std::atomic<bool>& paused);
   Status EnsureStore();
+  // Every row, judged by ApplyPrerequisites.
+  Result<std::vector<MigrationRow>> JudgedRows();
   // A write through the loop thread's store, reconnecting it first when an outage dropped it.
   Status WithStore(const std::function<Status(ControlStore&)>& op);
 

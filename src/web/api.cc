@@ -8,6 +8,7 @@
 
 #include "common/logging.h"
 #include "core/args.h"
+#include "core/readiness.h"
 #include "core/summary.h"
 #include "web/metrics.h"
 #include "web/progress_rate.h"
@@ -221,7 +222,6 @@ int HttpStatusFor(StatusCode code) {
     case StatusCode::kNotFound:
       return 404;
     case StatusCode::kFailedPrecondition:
-    case StatusCode::kAlreadyExists:
     case StatusCode::kLeaseLost:
       return 409;
     case StatusCode::kUnavailable:
@@ -229,7 +229,6 @@ int HttpStatusFor(StatusCode code) {
     case StatusCode::kResourceExhausted:
     case StatusCode::kCancelled:
       return 503;
-    case StatusCode::kDataLoss:
     case StatusCode::kInternal:
       return 500;
   }
@@ -351,6 +350,7 @@ ApiResponse ApiHandler::List() const {
   if (!store.ok()) return StatusResponse(store.status());
   Result<std::vector<MigrationRow>> rows = store->Check((*store)->List());
   if (!rows.ok()) return StatusResponse(rows.status());
+  ApplyPrerequisites(*rows, registry_);
   const Clock::TimePoint now = clock_.Now();
   json list = json::array();
   for (const MigrationRow& row : *rows) {
@@ -372,6 +372,7 @@ ApiResponse ApiHandler::Summary() const {
   if (!store.ok()) return StatusResponse(store.status());
   Result<std::vector<MigrationRow>> rows = store->Check((*store)->List());
   if (!rows.ok()) return StatusResponse(rows.status());
+  ApplyPrerequisites(*rows, registry_);
   return JsonResponse(200, Summarize(*rows, enabled_));
 }
 
@@ -380,6 +381,14 @@ ApiResponse ApiHandler::GetOne(const std::string& name) const {
   if (!store.ok()) return StatusResponse(store.status());
   Result<MigrationRow> row = store->Check((*store)->Get(name));
   if (!row.ok()) return StatusResponse(row.status());
+  if (row->status == MigrationStatus::kPending) {  // blocked, or waiting for a prerequisite?
+    Result<std::vector<MigrationRow>> rows = store->Check((*store)->List());
+    if (!rows.ok()) return StatusResponse(rows.status());
+    ApplyPrerequisites(*rows, registry_);
+    for (MigrationRow& judged : *rows) {
+      if (judged.name == name) row = std::move(judged);
+    }
+  }
   const int limit = row->status == MigrationStatus::kRunning ? kRateEvents : kShownEvents;
   Result<std::vector<MigrationEvent>> events = store->Check((*store)->Events(name, limit));
   if (!events.ok()) return StatusResponse(events.status());
@@ -397,6 +406,7 @@ ApiResponse ApiHandler::Metrics() const {
   if (!store.ok()) return StatusResponse(store.status());
   Result<std::vector<MigrationRow>> rows = store->Check((*store)->List());
   if (!rows.ok()) return StatusResponse(rows.status());
+  ApplyPrerequisites(*rows, registry_);
   std::vector<MigrationMetrics> inputs;
   for (const MigrationRow& row : *rows) {
     Result<std::vector<MigrationEvent>> events =

@@ -88,8 +88,8 @@ class ApiHandler {
 };
 
 // The HTTP status for a Status code: kInvalidArgument 400, kNotFound 404, kFailedPrecondition
-// and kAlreadyExists and kLeaseLost 409, kUnavailable/kDeadlineExceeded/kResourceExhausted/
-// kCancelled 503, anything else 500 (kOk 200).
+// and kLeaseLost 409, kUnavailable/kDeadlineExceeded/kResourceExhausted/kCancelled 503,
+// anything else 500 (kOk 200).
 int HttpStatusFor(StatusCode code);
 
 // {"error": error, "detail": detail} with `status`.

@@ -12,7 +12,8 @@ namespace {
 
 constexpr MigrationStatus kAllStatuses[] = {MigrationStatus::kPending,  MigrationStatus::kRunning,
                                             MigrationStatus::kWaiting,  MigrationStatus::kPaused,
-                                            MigrationStatus::kFinished, MigrationStatus::kFailed};
+                                            MigrationStatus::kFinished, MigrationStatus::kFailed,
+                                            MigrationStatus::kBlocked};
 
 void Header(std::string& out, const char* name, const char* type, const char* help) {
   out += "# HELP ";

@@ -379,19 +379,31 @@ TEST_F(CopyTest, SixtyFourMegabyteInputsAndOutputsStayUnderThreeHundredMegabytes
 TEST_F(CopyTest, KilledWorkerRestartedRepeatedlyLosesAndDuplicatesNothing) {
   Seed(300000, 0, 0, 100, 0.1);
   SetArgs(kCopyTraces, {{"batchSize", 5000}});
+  const std::string rows_sql = "SELECT rows_processed FROM background_migrations WHERE name = '" +
+                               std::string(kCopyTraces) + "'";
   std::mt19937 rng(42);
-  int kills = 0;
+  int64_t rows_before = 0;  // rows committed when the previous worker was killed
   for (int round = 0; round < 4; ++round) {
+    SCOPED_TRACE("kill " + std::to_string(round + 1));
     ChildProcess w(BGM_BINARY, {"worker"}, Env("w" + std::to_string(round)));
-    std::this_thread::sleep_for(milliseconds(700 + rng() % 1500));
+    // Kill only once this worker has committed a batch of its own, after a random extra delay,
+    // so every kill lands in the middle of the copy.
+    const auto deadline = std::chrono::steady_clock::now() + seconds(60);
+    while (std::stoll(PgScalar(rows_sql)) <= rows_before) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the worker committed nothing";
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    std::this_thread::sleep_for(milliseconds(rng() % 700));
     w.Signal(SIGKILL);
     ASSERT_TRUE(w.Wait(seconds(10)).has_value());
-    kills++;
+    const int64_t rows_at_kill = std::stoll(PgScalar(rows_sql));
+    // More than rows_before by the wait above; short of the total, or the kill landed too late.
+    EXPECT_LT(rows_at_kill, 300000) << "the copy had finished before the kill";
+    rows_before = rows_at_kill;
     // Let the dead worker's lease expire so the next one takes over at once.
     std::this_thread::sleep_for(milliseconds(2100));
   }
   RunWorker("final");
-  EXPECT_EQ(kills, 4);
   EXPECT_EQ(ChCount("traces", true), 300000);
   EXPECT_EQ(ch_.Scalar("SELECT count() FROM (SELECT id FROM traces FINAL GROUP BY id "
                        "HAVING count() > 1)"),

@@ -179,6 +179,44 @@ TEST_F(WebServerTest, ListGetAndStatusAnswerFromTheDatabase) {
   EXPECT_EQ(Body(health), (json{{"status", "ok"}}));
 }
 
+TEST_F(WebServerTest, ABlockedMigrationNamesTheFailedPrerequisiteItWaitsOn) {
+  // The observations copy has the cost backfill (kBuiltin, registered by SetUp) as its
+  // prerequisite.
+  const std::string copy = "20241024_1737_migrate_observations_from_pg_to_ch";
+  const std::string backfill = kBuiltin;
+  ASSERT_TRUE(
+      conn_->Run("INSERT INTO background_migrations (name, script) VALUES ($1, $1)", {copy}).ok());
+  ASSERT_TRUE(conn_
+                  ->Run("UPDATE background_migrations SET failed_at = now(), "
+                        "failed_reason = 'models missing' WHERE name = $1",
+                        {backfill})
+                  .ok());
+  httplib::Result one = client_->Get(Path(copy).c_str());
+  ASSERT_EQ(one->status, 200) << one->body;
+  EXPECT_EQ(Body(one)["status"], "blocked");
+  EXPECT_EQ(Body(one)["blocked_by"], backfill);
+  EXPECT_EQ(Body(one)["blocked_by_status"], "failed");
+  httplib::Result status = client_->Get("/api/background-migrations/status");
+  EXPECT_EQ(Body(status)["counts"]["blocked"], 1);
+
+  // Once the prerequisite is retried the copy is pending again and names what it waits for.
+  ASSERT_EQ(client_->Post(Path(backfill, "retry").c_str(), Auth(), "", "application/json")->status,
+            200);
+  httplib::Result list = client_->Get("/api/background-migrations");
+  ASSERT_EQ(list->status, 200) << list->body;
+  const json body = Body(list);
+  bool seen = false;
+  for (const json& m : body["migrations"]) {
+    if (m["name"] != copy) continue;
+    seen = true;
+    EXPECT_EQ(m["status"], "pending");
+    EXPECT_EQ(m["blocked_by"], nullptr);
+    EXPECT_EQ(m["waits_for"], backfill);
+    EXPECT_EQ(m["waits_for_status"], "pending");
+  }
+  EXPECT_TRUE(seen);
+}
+
 TEST_F(WebServerTest, RunningMigrationsShowTheirRateFromBatchEvents) {
   ASSERT_TRUE(conn_
                   ->Run("UPDATE background_migrations SET worker_id = 'w1', locked_at = now(), "

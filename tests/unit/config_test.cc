@@ -54,8 +54,7 @@ TEST(ConfigTest, BadValuesNameTheVariable) {
             "BGMIGRATE_PORT='99999' is not a port number (0-65535)");
   EXPECT_EQ(Load({{"BGMIGRATE_LOG_FORMAT", "xml"}}).status().message(),
             "BGMIGRATE_LOG_FORMAT='xml' is not a log format; use text or json");
-  EXPECT_EQ(Load({{"BGMIGRATE_LEASE_SECONDS", "0"}}).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(Load({{"BGMIGRATE_LEASE_SECONDS", "0"}}).status().code(), StatusCode::kInvalidArgument);
 }
 
 MigrationRow RowWith(MigrationStatus s) {
@@ -72,17 +71,14 @@ TEST(SummaryTest, StatusWordFollowsThePriorities) {
   EXPECT_EQ(Summarize({RowWith(S::kRunning), RowWith(S::kFailed)}, true)["status"], "FAILED");
   EXPECT_EQ(Summarize({RowWith(S::kPending), RowWith(S::kFailed)}, false)["status"], "DISABLED");
   EXPECT_EQ(Summarize({RowWith(S::kFinished)}, false)["status"], "FINISHED");
-  nlohmann::json s = Summarize({RowWith(S::kRunning), RowWith(S::kFailed), RowWith(S::kFailed)}, true);
+  nlohmann::json s =
+      Summarize({RowWith(S::kRunning), RowWith(S::kFailed), RowWith(S::kFailed)}, true);
   EXPECT_EQ(s["counts"]["failed"], 2);
   EXPECT_EQ(s["counts"]["running"], 1);
   EXPECT_EQ(s["total"], 3);
 }
 
-TEST(StatusTest, RetriableCodesAndContext) {
-  EXPECT_TRUE(IsRetriable(StatusCode::kUnavailable));
-  EXPECT_TRUE(IsRetriable(StatusCode::kResourceExhausted));
-  EXPECT_FALSE(IsRetriable(StatusCode::kInvalidArgument));
-  EXPECT_FALSE(IsRetriable(StatusCode::kLeaseLost));
+TEST(StatusTest, WithContextPrefixesTheMessage) {
   EXPECT_EQ(Unavailable("down").WithContext("copying traces").ToString(),
             "UNAVAILABLE: copying traces: down");
 }

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/args.h"
+#include "core/readiness.h"
 #include "testing/memory_control_store.h"
 
 namespace bgm {
@@ -35,9 +36,13 @@ class Gate {
     allowed_ += n;
     cv_.notify_all();
   }
-  void WaitUntilWaiting() {
+  // Blocks (real time, up to 10 s) until a batch waits at the gate.
+  [[nodiscard]] ::testing::AssertionResult WaitUntilWaiting() {
     std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return waiting_ > 0; });
+    if (cv_.wait_for(lock, std::chrono::seconds(10), [&] { return waiting_ > 0; })) {
+      return ::testing::AssertionSuccess();
+    }
+    return ::testing::AssertionFailure() << "no batch reached the gate within 10 s";
   }
 
  private:
@@ -47,14 +52,27 @@ class Gate {
   int waiting_ = 0;
 };
 
+// Polls `done` (real time, up to 10 s); fails naming `what` instead of hanging the suite.
+template <typename Pred>
+::testing::AssertionResult Eventually(Pred done, const char* what) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return ::testing::AssertionFailure() << "not within 10 s: " << what;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return ::testing::AssertionSuccess();
+}
+
 // Processes `total` rows, batchSize at a time, with the cursor {"next": n} in state.
 struct Script {
   int total = 10;
-  int fail_at = -1;         // fails (for good) once when the cursor reaches this row
-  int transient_at = -1;    // fails with kUnavailable at this row ...
+  int fail_at = -1;            // fails (for good) once when the cursor reaches this row
+  int transient_at = -1;       // fails with kUnavailable at this row ...
   int transient_failures = 0;  // ... this many times
-  Gate* gate = nullptr;     // when set, every batch waits at the gate
-  std::vector<int> starts;  // cursor at each Run() start
+  Gate* gate = nullptr;        // when set, every batch waits at the gate
+  std::vector<int> starts;     // cursor at each Run() start
 };
 
 class CountingMigration final : public BackgroundMigration {
@@ -249,12 +267,13 @@ TEST_F(ManagerTest, HeartbeatKeepsTheLeaseAliveWhileABatchRuns) {
   auto manager = NewManager(registry, "w1");
   ASSERT_TRUE(manager->RegisterAll().ok());
   std::jthread worker([&](std::stop_token st) { (void)manager->Run(st); });
-  gate.WaitUntilWaiting();
+  ASSERT_TRUE(gate.WaitUntilWaiting());
   // Ten lease quarters pass while the batch is stuck: each heartbeat renews the lease.
   for (int i = 0; i < 10; ++i) {
     ASSERT_TRUE(clock_.WaitForSleepers(1));  // the heartbeat thread is waiting
     clock_.Advance(seconds(15));
-    while (db_.heartbeats() < i + 1) std::this_thread::yield();
+    ASSERT_TRUE(
+        Eventually([&] { return db_.heartbeats() >= i + 1; }, "heartbeat renewed the lease"));
   }
   EXPECT_EQ(db_.heartbeats(), 10);
   EXPECT_EQ(db_.Row("20240101_a").status, MigrationStatus::kRunning);
@@ -304,10 +323,11 @@ TEST_F(ManagerTest, WorkerWhoseFenceFailsStopsAndWritesNothingMore) {
   auto manager = NewManager(registry, "w1");
   ASSERT_TRUE(manager->RegisterAll().ok());
   std::jthread worker([&](std::stop_token st) { (void)manager->Run(st); });
-  gate.WaitUntilWaiting();
+  ASSERT_TRUE(gate.WaitUntilWaiting());
   gate.Allow(1);
-  while (db_.Row("20240101_a").rows_processed < 3) std::this_thread::yield();
-  gate.WaitUntilWaiting();  // first batch checkpointed (rows 0..3), second waits
+  ASSERT_TRUE(Eventually([&] { return db_.Row("20240101_a").rows_processed >= 3; },
+                         "first batch checkpointed"));
+  ASSERT_TRUE(gate.WaitUntilWaiting());  // first batch checkpointed (rows 0..3), second waits
   // w1 stalls beyond the lease (no heartbeat reached the store) and w2 takes over.
   MemoryControlStore other(db_);
   ASSERT_TRUE(other.Release("20240101_a", "w1", "simulated expiry").ok());
@@ -339,10 +359,11 @@ TEST_F(ManagerTest, PauseStopsAfterTheBatchAndResumeContinuesFromTheCursor) {
   auto manager = NewManager(registry, "w1", /*exit_when_idle=*/false);
   ASSERT_TRUE(manager->RegisterAll().ok());
   std::jthread worker([&](std::stop_token st) { (void)manager->Run(st); });
-  gate.WaitUntilWaiting();
+  ASSERT_TRUE(gate.WaitUntilWaiting());
   ASSERT_TRUE(store_.Pause("20240101_a", "test").ok());
   gate.Allow(1);  // the batch's checkpoint sees the pause
-  while (db_.Row("20240101_a").worker_id.has_value()) std::this_thread::yield();
+  ASSERT_TRUE(Eventually([&] { return !db_.Row("20240101_a").worker_id.has_value(); },
+                         "the paused migration released its lease"));
   MigrationRow row = db_.Row("20240101_a");
   EXPECT_EQ(row.status, MigrationStatus::kPaused);
   EXPECT_EQ(row.state, (nlohmann::json{{"next", 3}}));
@@ -352,7 +373,8 @@ TEST_F(ManagerTest, PauseStopsAfterTheBatchAndResumeContinuesFromTheCursor) {
   gate.Allow(100);
   ASSERT_TRUE(clock_.WaitForSleepers(1));
   clock_.Advance(seconds(5));  // the idle worker's next poll
-  while (db_.Row("20240101_a").status != MigrationStatus::kFinished) std::this_thread::yield();
+  ASSERT_TRUE(Eventually([&] { return db_.Row("20240101_a").status == MigrationStatus::kFinished; },
+                         "the resumed migration finished"));
   worker.request_stop();
   worker.join();
   EXPECT_EQ(a.starts, (std::vector<int>{0, 3}));
@@ -367,10 +389,11 @@ TEST_F(ManagerTest, StopReleasesTheLeaseAndKeepsTheCheckpoint) {
   auto manager = NewManager(registry, "w1");
   ASSERT_TRUE(manager->RegisterAll().ok());
   std::jthread worker([&](std::stop_token st) { (void)manager->Run(st); });
-  gate.WaitUntilWaiting();
+  ASSERT_TRUE(gate.WaitUntilWaiting());
   gate.Allow(2);
-  gate.WaitUntilWaiting();
-  while (db_.Row("20240101_a").rows_processed < 6) std::this_thread::yield();
+  ASSERT_TRUE(gate.WaitUntilWaiting());
+  ASSERT_TRUE(Eventually([&] { return db_.Row("20240101_a").rows_processed >= 6; },
+                         "two batches checkpointed"));
   worker.request_stop();
   worker.join();
   MigrationRow row = db_.Row("20240101_a");
@@ -452,7 +475,7 @@ TEST_F(ManagerTest, TransientErrorWaitsWithBackoffThenResumesFromTheCheckpoint) 
   EXPECT_EQ(a.starts, (std::vector<int>{0, 6, 6, 6}));  // every retry resumes at the cursor
   ASSERT_EQ(EventsOf("recovered").size(), 1u);
   EXPECT_EQ(EventsOf("recovered")[0].detail["outage_s"], 7.0);  // 1 + 2 + 4 s of waiting
-  EXPECT_EQ(EventsOf("acquired").size(), 1u);  // one lease throughout
+  EXPECT_EQ(EventsOf("acquired").size(), 1u);                   // one lease throughout
 }
 
 TEST_F(ManagerTest, OutageLongerThanTheBudgetFailsNamingTheErrorAndKeepsTheCursor) {
@@ -507,6 +530,153 @@ TEST_F(ManagerTest, StopWhileWaitingReleasesTheLeaseInsteadOfFailing) {
   EXPECT_EQ(row.state, (nlohmann::json{{"next", 3}}));
   ASSERT_EQ(EventsOf("released").size(), 1u);
   EXPECT_EQ(EventsOf("released")[0].detail["reason"], "worker stopping");
+}
+
+// Runs `manager` with exit_when_idle on a thread; fails (and stops it) when it has not exited
+// within 10 s of real time, which is how a worker that never sees itself idle shows.
+::testing::AssertionResult RunsToIdleExit(Manager& manager) {
+  std::atomic<bool> done{false};
+  std::jthread worker([&](std::stop_token st) {
+    (void)manager.Run(st);
+    done = true;
+  });
+  ::testing::AssertionResult exited = Eventually([&] { return done.load(); }, "idle worker exit");
+  worker.request_stop();
+  return exited;
+}
+
+// Regression: with a -> b -> c and a failed, c waited on b, which Idle() counted as work, so
+// `worker --exit-when-idle` never exited.
+TEST_F(ManagerTest, FailedPrerequisiteTwoLevelsDownBlocksTheChainAndIdleWorkerExits) {
+  Script a, b, c;
+  a.fail_at = 0;
+  Registry registry({Spec("20240101_a", a), Spec("20240102_b", b, {"20240101_a"}),
+                     Spec("20240103_c", c, {"20240102_b"})});
+  auto manager = NewManager(registry, "w1");
+  ASSERT_TRUE(manager->RegisterAll().ok());
+  ASSERT_TRUE(RunsToIdleExit(*manager));
+  EXPECT_EQ(AcquiredOrder(), (std::vector<std::string>{"20240101_a"}));
+
+  std::vector<MigrationRow> rows = *store_.List();
+  ApplyPrerequisites(rows, registry);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[1].status, MigrationStatus::kBlocked);
+  EXPECT_EQ(rows[1].blocked_by, "20240101_a");
+  EXPECT_EQ(rows[2].status, MigrationStatus::kBlocked);
+  EXPECT_EQ(rows[2].blocked_by, "20240101_a");
+  EXPECT_EQ(rows[2].blocked_by_status, "failed");
+  EXPECT_TRUE(IsIdle(rows));
+
+  // A retry of a unblocks the chain; all three then run in order.
+  a.fail_at = -1;
+  ASSERT_TRUE(store_.Retry("20240101_a", false, "test").ok());
+  ASSERT_TRUE(RunsToIdleExit(*manager));
+  EXPECT_EQ(AcquiredOrder(),
+            (std::vector<std::string>{"20240101_a", "20240101_a", "20240102_b", "20240103_c"}));
+  EXPECT_EQ(db_.Row("20240103_c").status, MigrationStatus::kFinished);
+}
+
+// Regression: Idle() counted a migration that another worker holds while it waits out an
+// outage as idle, so a second `worker --exit-when-idle` exited 0 with the migration unfinished.
+TEST_F(ManagerTest, MigrationWaitingOnAnotherWorkerIsNotIdle) {
+  Script a;
+  Registry registry({Spec("20240101_a", a)});
+  auto second = NewManager(registry, "w2");
+  ASSERT_TRUE(second->RegisterAll().ok());
+  ASSERT_TRUE(store_.TryAcquire("20240101_a", "w1")->has_value());
+  ASSERT_TRUE(store_.SetWaiting("20240101_a", "w1", "ClickHouse unreachable", seconds(5)).ok());
+  ASSERT_EQ(db_.Row("20240101_a").status, MigrationStatus::kWaiting);
+
+  Result<bool> idle = second->Idle();
+  ASSERT_TRUE(idle.ok());
+  EXPECT_FALSE(*idle) << "a waiting migration is work in progress";
+  Result<bool> ran = second->RunOnce(std::stop_token());
+  ASSERT_TRUE(ran.ok());
+  EXPECT_FALSE(*ran) << "the waiting worker's lease is live";
+
+  ASSERT_TRUE(store_.Fail("20240101_a", "w1", "gave up").ok());
+  idle = second->Idle();
+  ASSERT_TRUE(idle.ok());
+  EXPECT_TRUE(*idle);
+}
+
+TEST_F(ManagerTest, RunningOrPendingOnAnyWorkerIsNotIdle) {
+  Script a, b;
+  Registry registry({Spec("20240101_a", a), Spec("20240102_b", b)});
+  auto manager = NewManager(registry, "w2");
+  ASSERT_TRUE(manager->RegisterAll().ok());
+  ASSERT_TRUE(store_.Pause("20240102_b", "test").ok());
+  ASSERT_TRUE(store_.TryAcquire("20240101_a", "w1")->has_value());
+  EXPECT_FALSE(*manager->Idle()) << "running on w1";
+  ASSERT_TRUE(store_.Release("20240101_a", "w1", "stopping").ok());
+  EXPECT_FALSE(*manager->Idle()) << "pending";
+  ASSERT_TRUE(store_.TryAcquire("20240101_a", "w1")->has_value());
+  ASSERT_TRUE(store_.Finish("20240101_a", "w1").ok());
+  EXPECT_TRUE(*manager->Idle()) << "finished, and the other one paused";
+}
+
+TEST_F(ManagerTest, PendingMigrationNamesThePrerequisiteItWaitsFor) {
+  Script a, b, c;
+  Registry registry({Spec("20240101_a", a), Spec("20240102_b", b, {"20240101_a"}),
+                     Spec("20240103_c", c, {"20240102_b"})});
+  auto manager = NewManager(registry, "w1");
+  ASSERT_TRUE(manager->RegisterAll().ok());
+  ASSERT_TRUE(store_.TryAcquire("20240101_a", "w1")->has_value());
+
+  std::vector<MigrationRow> rows = *store_.List();
+  ApplyPrerequisites(rows, registry);
+  EXPECT_EQ(rows[0].status, MigrationStatus::kRunning);
+  EXPECT_EQ(rows[1].status, MigrationStatus::kPending);
+  EXPECT_EQ(rows[1].waits_for, "20240101_a");
+  EXPECT_EQ(rows[1].waits_for_status, "running");
+  EXPECT_EQ(rows[2].waits_for, "20240102_b");
+  EXPECT_EQ(rows[2].waits_for_status, "pending");
+  EXPECT_FALSE(IsRunnable(rows[1]));
+  EXPECT_FALSE(IsIdle(rows));
+
+  // Paused two levels down: blocked, naming the paused one.
+  ASSERT_TRUE(store_.Pause("20240101_a", "test").ok());
+  ASSERT_TRUE(store_.Release("20240101_a", "w1", "paused by an operator").ok());
+  rows = *store_.List();
+  ApplyPrerequisites(rows, registry);
+  EXPECT_EQ(rows[2].status, MigrationStatus::kBlocked);
+  EXPECT_EQ(rows[2].blocked_by, "20240101_a");
+  EXPECT_EQ(rows[2].blocked_by_status, "paused");
+  EXPECT_FALSE(rows[2].waits_for.has_value());
+  EXPECT_EQ(rows[2].ToJson()["status"], "blocked");
+  EXPECT_TRUE(IsIdle(rows));
+}
+
+TEST_F(ManagerTest, UnknownPrerequisiteIsRefusedAtStartUpAndNothingIsRegistered) {
+  Script a, b;
+  Registry registry({Spec("20240101_a", a), Spec("20240102_b", b, {"20240101_typo"})});
+  auto manager = NewManager(registry, "w1");
+  Status s = manager->RegisterAll();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(),
+            "background migration 20240102_b has the prerequisite '20240101_typo', which is not "
+            "a known background migration (known: 20240101_a, 20240102_b); fix the name or add "
+            "the missing migration");
+  EXPECT_TRUE(store_.List()->empty());
+}
+
+TEST_F(ManagerTest, PrerequisiteCycleIsRefusedAtStartUp) {
+  Script a, b, c;
+  Registry registry({Spec("20240101_a", a, {"20240103_c"}), Spec("20240102_b", b, {"20240101_a"}),
+                     Spec("20240103_c", c, {"20240102_b"})});
+  Status s = ValidatePrerequisites(registry);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(),
+            "background migration prerequisites form a cycle (20240101_a -> 20240103_c -> "
+            "20240102_b -> 20240101_a): none of them could ever run; remove one of these "
+            "prerequisites");
+  Registry self({Spec("20240101_a", a, {"20240101_a"})});
+  EXPECT_EQ(ValidatePrerequisites(self).message(),
+            "background migration 20240101_a names itself as a prerequisite; remove it from its "
+            "prerequisites");
+  EXPECT_TRUE(ValidatePrerequisites(
+                  Registry({Spec("20240101_a", a), Spec("20240102_b", b, {"20240101_a"})}))
+                  .ok());
 }
 
 }  // namespace

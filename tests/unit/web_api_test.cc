@@ -767,13 +767,11 @@ TEST(HttpStatusForTest, MapsEveryCode) {
   EXPECT_EQ(HttpStatusFor(StatusCode::kInvalidArgument), 400);
   EXPECT_EQ(HttpStatusFor(StatusCode::kNotFound), 404);
   EXPECT_EQ(HttpStatusFor(StatusCode::kFailedPrecondition), 409);
-  EXPECT_EQ(HttpStatusFor(StatusCode::kAlreadyExists), 409);
   EXPECT_EQ(HttpStatusFor(StatusCode::kLeaseLost), 409);
   EXPECT_EQ(HttpStatusFor(StatusCode::kUnavailable), 503);
   EXPECT_EQ(HttpStatusFor(StatusCode::kDeadlineExceeded), 503);
   EXPECT_EQ(HttpStatusFor(StatusCode::kResourceExhausted), 503);
   EXPECT_EQ(HttpStatusFor(StatusCode::kCancelled), 503);
-  EXPECT_EQ(HttpStatusFor(StatusCode::kDataLoss), 500);
   EXPECT_EQ(HttpStatusFor(StatusCode::kInternal), 500);
 }
 
@@ -910,12 +908,14 @@ TEST(MetricsTest, RendersAKnownStateExactly) {
       "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"paused\"} 0\n"
       "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"finished\"} 0\n"
       "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"failed\"} 0\n"
+      "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"blocked\"} 0\n"
       "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"pending\"} 0\n"
       "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"running\"} 0\n"
       "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"waiting\"} 0\n"
       "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"paused\"} 0\n"
       "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"finished\"} 0\n"
       "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"failed\"} 1\n"
+      "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"blocked\"} 0\n"
       "# HELP bgmigrate_rows_processed Rows processed so far (reset by a retry from the "
       "start).\n"
       "# TYPE bgmigrate_rows_processed gauge\n"

@@ -8,7 +8,7 @@
   const REFRESH_MS = 3000;
   const KEY_STORAGE = 'bgmigrate.adminKey';
   const API = '/api/background-migrations';
-  const STATUSES = ['pending', 'running', 'waiting', 'paused', 'finished', 'failed'];
+  const STATUSES = ['pending', 'running', 'waiting', 'paused', 'finished', 'failed', 'blocked'];
   const COLUMNS = ['Migration', 'Status', 'Progress', 'Timing', 'Args & state', 'Reason',
                    'Actions'];
 
@@ -383,7 +383,7 @@
     if (m.status === 'finished') {
       a.push(['retry-from-start', 'Re-run from start', '', 'Run it again from the beginning']);
     }
-    if (m.status === 'pending' || m.status === 'running' || m.status === 'waiting') {
+    if (['pending', 'blocked', 'running', 'waiting'].includes(m.status)) {
       a.push(['pause', 'Pause', '', 'Stop after the current batch, keeping the cursor']);
     }
     if (m.status === 'paused') a.push(['resume', 'Resume', 'btn-primary', 'Let workers continue']);
@@ -494,9 +494,21 @@
       el('dt', { text: 'cursor' }),
       el('dd', {}, keyValues(m.state, 'state') || dash())));
 
-    fill(reasonCell, [m.failed_reason, m.waiting_reason, m.waiting_since, m.next_attempt_at], () => {
+    fill(reasonCell, [m.failed_reason, m.waiting_reason, m.waiting_since, m.next_attempt_at,
+                      m.blocked_by, m.blocked_by_status, m.waits_for, m.waits_for_status], () => {
       if (m.failed_reason) {
         return el('span', { class: 'reason', 'data-testid': 'failed-reason', text: m.failed_reason });
+      }
+      if (m.blocked_by) {
+        return el('span', { class: 'reason reason-blocked', 'data-testid': 'blocked-reason' },
+                  `Blocked by ${m.blocked_by} (${m.blocked_by_status})`,
+                  el('span', { class: 'muted small block',
+                               text: m.blocked_by_status === 'paused' ? 'resume it to continue'
+                                                                      : 'retry it to continue' }));
+      }
+      if (m.waits_for) {
+        return el('span', { class: 'reason muted', 'data-testid': 'waits-for' },
+                  `Waits for ${m.waits_for} (${m.waits_for_status})`);
       }
       if (m.waiting_reason) {
         const when = [];
@@ -542,6 +554,7 @@
     if (counts.running) parts.push(`${counts.running} running`);
     if (counts.waiting) parts.push(`${counts.waiting} waiting for a database`);
     if (counts.paused) parts.push(`${counts.paused} paused`);
+    if (counts.blocked) parts.push(`${counts.blocked} blocked`);
     const indicator = $('status-indicator');
     indicator.hidden = parts.length === 0;
     let tone = 'running';

@@ -1,0 +1,44 @@
+// Readiness: whether a pending background migration may run now, decided in one place for the
+// worker loop, idle detection, the CLI, the API and the UI.
+//
+// A pending migration is
+//  - runnable when every prerequisite has finished;
+//  - waiting for its prerequisites when one of them is pending, running or waiting, and nothing
+//    below it (at any depth) is failed or paused: it will run by itself;
+//  - blocked when a prerequisite at any depth has failed or is paused: it will not run until an
+//    operator retries or resumes that one (status `blocked`, naming it).
+// Pure functions; thread-safe.
+//
+//   std::vector<MigrationRow> rows = store.List().value();
+//   ApplyPrerequisites(rows, registry);       // pending rows become blocked or keep waits_for
+//   bool idle = IsIdle(rows);
+#pragma once
+
+#include <vector>
+
+#include "common/status.h"
+#include "core/control_store.h"
+#include "core/registry.h"
+
+namespace bgm {
+
+// Judges every pending row by its script's prerequisites (rows of other statuses are left as
+// they are): a blocked row gets status kBlocked with `blocked_by` (the failed or paused
+// migration) and `blocked_by_status`; a row that waits for an unfinished prerequisite keeps
+// kPending and gets `waits_for` and `waits_for_status`. Rows whose script is unknown have no
+// prerequisites. Cycles (refused by ValidatePrerequisites at start-up) end the walk.
+void ApplyPrerequisites(std::vector<MigrationRow>& rows, const Registry& registry);
+
+// True when `row` (after ApplyPrerequisites) may be leased now.
+bool IsRunnable(const MigrationRow& row);
+
+// True when nothing is left that will progress without an operator: no migration, by any
+// worker, is pending, running or waiting (blocked, paused, finished and failed ones are not
+// work). Call after ApplyPrerequisites.
+bool IsIdle(const std::vector<MigrationRow>& rows);
+
+// kInvalidArgument when a migration names a prerequisite that the registry does not know, or
+// itself, or when prerequisites form a cycle; the message names the migrations and what to fix.
+Status ValidatePrerequisites(const Registry& registry);
+
+}  // namespace bgm
