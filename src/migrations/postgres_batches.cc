@@ -65,7 +65,7 @@ class PostgresBatches final : public BackgroundMigration {
 
     Result<PgConnection> conn = PgConnection::Connect(ctx.env().database_url);
     if (!conn.ok()) return conn.status();
-    BGM_RETURN_IF_ERROR(CheckTable(*conn));
+    BGM_RETURN_IF_ERROR(CheckPostgresBatchTable(*conn, file_));
     Result<PgResult> estimate = conn->Exec(
         "SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = to_regclass($1)",
         {QuoteIdent(file_.table)});
@@ -140,61 +140,13 @@ class PostgresBatches final : public BackgroundMigration {
     return out;
   }
 
-  // The table exists, the key columns exist and are NOT NULL, and a unique index (no
-  // expressions, not partial) lies within them, so the key orders every row exactly once.
-  Status CheckTable(PgConnection& conn) const {
-    const std::string table = QuoteIdent(file_.table);
-    const std::string keys = "{" + Join(file_.key, ",") + "}";
-    Result<PgResult> r = conn.Exec(
-        "SELECT to_regclass($1) IS NOT NULL, "
-        "  ARRAY(SELECT k FROM unnest($2::text[]) k WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a "
-        "    WHERE a.attrelid = to_regclass($1) AND a.attname = k AND a.attnum > 0 "
-        "    AND NOT a.attisdropped))::text, "
-        "  ARRAY(SELECT a.attname FROM pg_attribute a WHERE a.attrelid = to_regclass($1) "
-        "    AND a.attname = ANY($2::text[]) AND NOT a.attnotnull)::text, "
-        "  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = to_regclass($1) AND i.indisunique "
-        "    AND i.indpred IS NULL AND i.indexprs IS NULL AND ARRAY(SELECT a.attname::text "
-        "    FROM pg_attribute a WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)) "
-        "    <@ $2::text[])",
-        {table, keys});
-    if (!r.ok()) return r.status().WithContext("reading the shape of table " + file_.table);
-    const std::string where = file_.path + ": [postgres] ";
-    if (!r->GetBool(0, 0)) {
-      return InvalidArgument(where + "table " + file_.table +
-                             " does not exist in DATABASE_URL's database; fix the table name");
-    }
-    if (r->Get(0, 1) != "{}") {
-      return InvalidArgument(where + "key columns " + std::string(r->Get(0, 1)) +
-                             " do not exist in " + file_.table);
-    }
-    if (r->Get(0, 2) != "{}") {
-      return InvalidArgument(where + "key columns " + std::string(r->Get(0, 2)) + " of " +
-                             file_.table +
-                             " allow NULL, and rows with NULL keys would be skipped; use NOT NULL "
-                             "columns");
-    }
-    if (!r->GetBool(0, 3)) {
-      return InvalidArgument(where + "key (" + Join(file_.key, ", ") + ") is not unique in " +
-                             file_.table +
-                             ": no unique index lies within these columns, so rows sharing a key "
-                             "could be skipped; add the primary key's columns (e.g. id) to key");
-    }
-    return Status::Ok();
-  }
-
   // Runs the statement over (lower, upper] in one transaction; returns the rows it changed.
   Result<int64_t> RunBatch(PgConnection& conn, const std::optional<std::vector<std::string>>& lower,
                            const std::vector<std::string>& upper, int64_t timeout_ms) const {
     std::vector<PgParam> params;
-    std::string range;
-    if (lower) {
-      params.assign(lower->begin(), lower->end());
-      range = key_ + " > " + Params(1, lower->size()) + " AND ";
-    }
-    range += key_ + " <= " + Params(params.size() + 1, upper.size());
+    if (lower) params.assign(lower->begin(), lower->end());
     params.insert(params.end(), upper.begin(), upper.end());
-    std::string sql = file_.statement;
-    sql.replace(sql.find("{batch}"), 7, "(" + range + ")");
+    const std::string sql = PostgresBatchStatement(file_, lower.has_value());
 
     BGM_RETURN_IF_ERROR(conn.Run("BEGIN"));
     Status s =
@@ -225,6 +177,60 @@ class PostgresBatches final : public BackgroundMigration {
 };
 
 }  // namespace
+
+// The table exists, the key columns exist and are NOT NULL, and a unique index (no
+// expressions, not partial) lies within them, so the key orders every row exactly once.
+Status CheckPostgresBatchTable(PgConnection& conn, const MigrationFile& file_) {
+  const std::string table = QuoteIdent(file_.table);
+  const std::string keys = "{" + Join(file_.key, ",") + "}";
+  Result<PgResult> r = conn.Exec(
+      "SELECT to_regclass($1) IS NOT NULL, "
+      "  ARRAY(SELECT k FROM unnest($2::text[]) k WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a "
+      "    WHERE a.attrelid = to_regclass($1) AND a.attname = k AND a.attnum > 0 "
+      "    AND NOT a.attisdropped))::text, "
+      "  ARRAY(SELECT a.attname FROM pg_attribute a WHERE a.attrelid = to_regclass($1) "
+      "    AND a.attname = ANY($2::text[]) AND NOT a.attnotnull)::text, "
+      "  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = to_regclass($1) AND i.indisunique "
+      "    AND i.indpred IS NULL AND i.indexprs IS NULL AND ARRAY(SELECT a.attname::text "
+      "    FROM pg_attribute a WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)) "
+      "    <@ $2::text[])",
+      {table, keys});
+  if (!r.ok()) return r.status().WithContext("reading the shape of table " + file_.table);
+  const std::string where = file_.path + ": [postgres] ";
+  if (!r->GetBool(0, 0)) {
+    return InvalidArgument(where + "table " + file_.table +
+                           " does not exist in DATABASE_URL's database; fix the table name");
+  }
+  if (r->Get(0, 1) != "{}") {
+    return InvalidArgument(where + "key columns " + std::string(r->Get(0, 1)) +
+                           " do not exist in " + file_.table);
+  }
+  if (r->Get(0, 2) != "{}") {
+    return InvalidArgument(where + "key columns " + std::string(r->Get(0, 2)) + " of " +
+                           file_.table +
+                           " allow NULL, and rows with NULL keys would be skipped; use NOT NULL "
+                           "columns");
+  }
+  if (!r->GetBool(0, 3)) {
+    return InvalidArgument(where + "key (" + Join(file_.key, ", ") + ") is not unique in " +
+                           file_.table +
+                           ": no unique index lies within these columns, so rows sharing a key "
+                           "could be skipped; add the primary key's columns (e.g. id) to key");
+  }
+  return Status::Ok();
+}
+
+std::string PostgresBatchStatement(const MigrationFile& file, bool with_lower) {
+  std::vector<std::string> quoted;
+  for (const std::string& k : file.key) quoted.push_back(QuoteIdent(k));
+  const std::string key = "(" + Join(quoted, ", ") + ")";
+  std::string range;
+  if (with_lower) range = key + " > " + Params(1, file.key.size()) + " AND ";
+  range += key + " <= " + Params(with_lower ? file.key.size() + 1 : 1, file.key.size());
+  std::string sql = file.statement;
+  sql.replace(sql.find("{batch}"), 7, "(" + range + ")");
+  return sql;
+}
 
 std::vector<ArgSpec> PostgresBatchArgs(const MigrationFile& file) {
   std::vector<ArgSpec> args = {

@@ -16,6 +16,7 @@
 
 #include "core/migration.h"
 #include "migrations/migration_file.h"
+#include "postgres/pg_connection.h"
 
 namespace bgm {
 
@@ -23,5 +24,14 @@ namespace bgm {
 std::vector<ArgSpec> PostgresBatchArgs(const MigrationFile& file);
 
 std::unique_ptr<BackgroundMigration> NewPostgresBatches(const MigrationFile& file);
+
+// OK when `file`'s table exists, its key columns exist and are NOT NULL, and a unique index
+// (no expressions, not partial) lies within them, so the key orders every row exactly once.
+// kInvalidArgument naming the file and what to fix otherwise.
+Status CheckPostgresBatchTable(PgConnection& conn, const MigrationFile& file);
+
+// The file's statement with {batch} replaced by the key range over parameters: ($1..$n] keys
+// of the upper end, preceded by the lower end's when `with_lower`.
+std::string PostgresBatchStatement(const MigrationFile& file, bool with_lower);
 
 }  // namespace bgm

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "migrations/file_check.h"
 #include "testing/test_database.h"
 
 namespace bgm {
@@ -183,6 +184,32 @@ TEST_F(PostgresBatchesTest, ABatchOverItsStatementTimeoutFailsWithAdviceAndIsRol
             "statementTimeoutMs=200 on one batch; lower batchSize or raise statementTimeoutMs");
   EXPECT_EQ(Scalar("SELECT count(*) FROM items WHERE n <> 0"), "0");
   EXPECT_TRUE(ctx.batches.empty());
+}
+
+TEST_F(PostgresBatchesTest, CheckPreparesStatementsWithoutRunningThem) {
+  MigrationFile good = File("items", {"created_at", "id"}, "UPDATE items SET n = 1 WHERE {batch}");
+  MigrationFile typo = File("items", {"id"}, "UPDATE items SET nn = 1 WHERE {batch}");
+  typo.path = "m/20250602_typo.toml";
+  MigrationFile copy;
+  copy.path = "m/20250603_copy.toml";
+  copy.kind = MigrationKind::kPostgresToClickHouse;
+  copy.select = "SELECT id, created_at FROM itemz";
+  FileCheckReport report = CheckFilesAgainstDatabases({good, typo, copy}, db_.url());
+  EXPECT_TRUE(report.notes.empty());
+  std::vector<std::string> got;
+  for (const FileProblem& p : report.problems) got.push_back(p.ToString());
+  EXPECT_EQ(got, (std::vector<std::string>{
+                     "m/20250602_typo.toml: [postgres] statement does not prepare: Postgres query "
+                     "failed (SQLSTATE 42703): ERROR:  column \"nn\" of relation \"items\" does "
+                     "not exist",
+                     "m/20250603_copy.toml: [postgres_to_clickhouse] select does not prepare: "
+                     "Postgres query failed (SQLSTATE 42P01): ERROR:  relation \"itemz\" does not "
+                     "exist"}));
+  EXPECT_EQ(Scalar("SELECT count(*) FROM items WHERE n <> 0"), "0");  // nothing ran
+
+  FileCheckReport offline = CheckFilesAgainstDatabases({good}, "");
+  EXPECT_EQ(offline.notes,
+            (std::vector<std::string>{"not checked against Postgres: DATABASE_URL is not set"}));
 }
 
 }  // namespace

@@ -1,0 +1,54 @@
+#include "migrations/file_check.h"
+
+#include "migrations/postgres_batches.h"
+#include "postgres/pg_connection.h"
+
+namespace bgm {
+namespace {
+
+// Parses and plans `sql` on the server without running it. The error keeps the server's first
+// line (the LINE/caret lines that follow quote our PREPARE, not the file).
+Status Prepares(PgConnection& conn, const std::string& sql) {
+  Status s = conn.Run("PREPARE bgm_check AS " + sql);
+  if (s.ok()) {
+    (void)conn.Run("DEALLOCATE bgm_check");
+    return s;
+  }
+  return Status(s.code(), s.message().substr(0, s.message().find('\n')));
+}
+
+}  // namespace
+
+FileCheckReport CheckFilesAgainstDatabases(const std::vector<MigrationFile>& files,
+                                           const std::string& database_url) {
+  FileCheckReport report;
+  if (database_url.empty()) {
+    report.notes.push_back("not checked against Postgres: DATABASE_URL is not set");
+    return report;
+  }
+  Result<PgConnection> conn = PgConnection::Connect(database_url);
+  if (!conn.ok()) {
+    report.notes.push_back("not checked against Postgres: " + conn.status().message());
+    return report;
+  }
+  for (const MigrationFile& f : files) {
+    if (f.kind == MigrationKind::kPostgres) {
+      if (Status s = CheckPostgresBatchTable(*conn, f); !s.ok()) {
+        report.problems.push_back({f.path, 0, s.message()});
+        continue;
+      }
+      if (Status s = Prepares(*conn, PostgresBatchStatement(f, true)); !s.ok()) {
+        report.problems.push_back(
+            {f.path, 0, "[postgres] statement does not prepare: " + s.message()});
+      }
+    } else if (f.kind == MigrationKind::kPostgresToClickHouse) {
+      if (Status s = Prepares(*conn, f.select); !s.ok()) {
+        report.problems.push_back(
+            {f.path, 0, "[postgres_to_clickhouse] select does not prepare: " + s.message()});
+      }
+    }
+  }
+  return report;
+}
+
+}  // namespace bgm
