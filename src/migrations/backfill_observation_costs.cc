@@ -57,9 +57,7 @@ SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM upd),
 
 class BackfillObservationCosts final : public BackgroundMigration {
  public:
-  BackfillObservationCosts() {
-    schema_.Int("batchSize", 1, 100000).Int("pauseMs", 0, 60000);
-  }
+  BackfillObservationCosts() { schema_.Int("batchSize", 1, 100000).Int("pauseMs", 0, 60000); }
 
   Status Validate(const nlohmann::json& args) const override { return schema_.Validate(args); }
 

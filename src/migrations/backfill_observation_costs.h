@@ -18,8 +18,7 @@
 
 namespace bgm {
 
-inline constexpr const char* kBackfillObservationCosts =
-    "20241105_1200_backfill_observation_costs";
+inline constexpr const char* kBackfillObservationCosts = "20241105_1200_backfill_observation_costs";
 
 std::unique_ptr<BackgroundMigration> NewBackfillObservationCosts();
 

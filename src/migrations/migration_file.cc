@@ -11,8 +11,6 @@
 #include <sstream>
 
 #include "common/sha256.h"
-#include "core/readiness.h"
-#include "core/registry.h"
 
 namespace bgm {
 namespace {
@@ -437,17 +435,6 @@ LoadedMigrations LoadMigrationDirs(const std::vector<std::string>& dirs) {
   }
   std::sort(out.files.begin(), out.files.end(),
             [](const MigrationFile& a, const MigrationFile& b) { return a.name < b.name; });
-  // Prerequisites across files, by the same rule as start-up (core/readiness.h).
-  std::vector<MigrationSpec> specs;
-  for (const MigrationFile& f : out.files)
-    specs.push_back({f.name, f.description, f.prerequisites, {}});
-  if (Status s = ValidatePrerequisites(Registry(std::move(specs))); !s.ok()) {
-    std::string where = dirs.empty() ? "." : dirs.front();
-    for (const MigrationFile& f : out.files) {
-      if (s.message().find("migration " + f.name + " ") != std::string::npos) where = f.path;
-    }
-    out.problems.push_back({where, 0, s.message()});
-  }
   return out;
 }
 

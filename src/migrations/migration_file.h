@@ -81,9 +81,9 @@ struct LoadedMigrations {
   std::vector<FileProblem> problems;
 };
 
-// Every `*.toml` file of each folder (other files are ignored), parsed and validated, plus the
-// checks across files: a name found in two folders, and prerequisites that name no migration
-// or form a cycle. A folder that does not exist is a problem.
+// Every `*.toml` file of each folder (other files are ignored), parsed and validated, and a
+// name found in two folders. A folder that does not exist is a problem. Prerequisites are
+// checked with the built-ins by LoadRegistry (migrations/file_registry.h).
 LoadedMigrations LoadMigrationDirs(const std::vector<std::string>& dirs);
 
 }  // namespace bgm

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "migrations/file_registry.h"
+
 namespace bgm {
 namespace {
 
@@ -224,6 +226,11 @@ class MigrationDirTest : public ::testing::Test {
            "\n[clickhouse]\ntable = \"t\"\nstatement = \"OPTIMIZE TABLE t PARTITION "
            "{partition}\"\n";
   }
+  static std::string Postgres(const std::string& prerequisites) {
+    return "description = \"d\"\nkind = \"postgres\"\nprerequisites = " + prerequisites +
+           "\n[postgres]\ntable = \"t\"\nkey = [\"id\"]\nstatement = \"UPDATE t SET x = 1 WHERE "
+           "{batch}\"\n";
+  }
   std::filesystem::path dir_;
 };
 
@@ -238,8 +245,8 @@ TEST_F(MigrationDirTest, LoadsEveryTomlFileOfEveryFolderInNameOrder) {
   EXPECT_EQ(loaded.files[1].name, "20250602_b");
 }
 
-TEST_F(MigrationDirTest, DuplicateNamesUnknownPrerequisitesAndMissingFoldersAreProblems) {
-  Write("a/20250601_a.toml", Clickhouse("[\"20250101_missing\"]"));
+TEST_F(MigrationDirTest, DuplicateNamesAndMissingFoldersAreProblems) {
+  Write("a/20250601_a.toml", Clickhouse("[]"));
   Write("b/20250601_a.toml", Clickhouse("[]"));
   LoadedMigrations loaded =
       LoadMigrationDirs({(dir_ / "a").string(), (dir_ / "b").string(), (dir_ / "nope").string()});
@@ -251,11 +258,38 @@ TEST_F(MigrationDirTest, DuplicateNamesUnknownPrerequisitesAndMissingFoldersAreP
           (dir_ / "b/20250601_a.toml").string() + ": the migration 20250601_a is also defined in " +
               (dir_ / "a/20250601_a.toml").string() + "; names must be unique",
           (dir_ / "nope").string() + ": no such folder of migration files; create it or fix "
-                                     "BGMIGRATE_MIGRATIONS_DIR",
-          (dir_ / "a/20250601_a.toml").string() +
-              ": background migration 20250601_a has the prerequisite "
-              "'20250101_missing', which is not a known background migration (known: "
-              "20250601_a); fix the name or add the missing migration"}));
+                                     "BGMIGRATE_MIGRATIONS_DIR"}));
+}
+
+TEST_F(MigrationDirTest, TheRegistryAddsFilesToTheBuiltInsAndRefusesAnyProblemWhole) {
+  Write("a/20250601_a.toml", Postgres("[\"20240101_builtin\"]"));
+  Write("a/20250602_b.toml", Postgres("[\"20250601_a\"]"));
+  Registry builtins({{"20240101_builtin", "built in", {}, nullptr}});
+  Result<Registry> registry = LoadRegistry({(dir_ / "a").string()}, builtins);
+  ASSERT_TRUE(registry.ok()) << registry.status().ToString();
+  ASSERT_EQ(registry->specs().size(), 3u);
+  EXPECT_EQ(registry->specs()[1].name, "20250601_a");
+  EXPECT_EQ(registry->specs()[1].description, "d");
+  EXPECT_NE(registry->specs()[1].create(), nullptr);
+
+  Write("a/20250603_c.toml", Postgres("[\"20250101_missing\"]"));
+  Write("a/20250604_d.toml", Clickhouse("[]"));
+  Write("a/20240101_builtin.toml", Postgres("[]"));
+  Result<Registry> refused = LoadRegistry({(dir_ / "a").string()}, builtins);
+  const std::string a = (dir_ / "a").string();
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.status().message(),
+            "the migration files have 3 problems; nothing was registered or run:\n  " + a +
+                "/20240101_builtin.toml: the name 20240101_builtin is a built-in migration of "
+                "bgmigrate; rename the file\n  " +
+                a +
+                "/20250604_d.toml: kind clickhouse is not supported by this bgmigrate yet (only "
+                "postgres); remove the file or run a bgmigrate that supports it\n  " +
+                a +
+                "/20250603_c.toml: background migration 20250603_c has the prerequisite "
+                "'20250101_missing', which is not a known background migration (known: "
+                "20240101_builtin, 20250601_a, 20250602_b, 20250603_c); fix the name or add the "
+                "missing migration");
 }
 
 }  // namespace
