@@ -9,6 +9,7 @@
 #include <cassert>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -25,8 +26,9 @@ using std::chrono::milliseconds;
 constexpr int kSpareThreads = 4;
 // How often a wait for a client looks whether the server is stopping.
 constexpr milliseconds kStopCheck(100);
-// How long a refusal may wait to send its answer, and to read what the client still sends
-// before closing (closing with unread bytes would reset the connection and lose the answer).
+// How long a 503 may wait to be sent, and how long a 503 or 408 then reads what the client
+// still sends before closing (closing with unread bytes would reset the connection, and the
+// client could lose the answer).
 constexpr milliseconds kRefusalSend(100);
 constexpr milliseconds kLinger(250);
 
