@@ -15,6 +15,7 @@
 #include "clickhouse/client_factory.h"
 #include "common/clock.h"
 #include "common/logging.h"
+#include "core/args.h"
 #include "core/config.h"
 #include "core/manager.h"
 #include "core/pg_control_store.h"
@@ -35,8 +36,16 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 
+// The longest name the CLI passes on, as the API's (a longer one is no migration's name), and
+// the most of an error message printed: messages quote user input, cut (see Shown).
+constexpr size_t kMaxNameBytes = 200;
+constexpr size_t kMaxMessageBytes = 4000;
+
+// What the user typed, for a message: at most 200 bytes, marked "... (N bytes)" when cut.
+std::string Shown(const std::string& text) { return TextExcerpt(text, 200); }
+
 int Fail(const Status& s) {
-  std::fprintf(stderr, "bgmigrate: %s\n", s.message().c_str());
+  std::fprintf(stderr, "bgmigrate: %s\n", TextExcerpt(s.message(), kMaxMessageBytes).c_str());
   return s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kNotFound ||
                  s.code() == StatusCode::kFailedPrecondition
              ? kExitUsage
@@ -156,9 +165,12 @@ int CmdServe(const Config& config, bool run_worker, bool run_web, bool exit_when
   }
   Status web_status;
   if (run_web) {
-    WebOptions web{config.bind,          config.port,
-                   config.admin_api_key, config.background_migrations_enabled,
-                   StoreFactory(config), &BuiltinRegistry()};
+    WebOptions web{.bind = config.bind,
+                   .port = config.port,
+                   .admin_api_key = config.admin_api_key,
+                   .enabled = config.background_migrations_enabled,
+                   .factory = StoreFactory(config),
+                   .registry = &BuiltinRegistry()};
     web_status = RunWebServer(web, all.get_token());
     all.request_stop();  // the web server ended (stop, or it could not bind): stop the worker too
   }
@@ -245,12 +257,21 @@ int CmdStatus(const Config& config, bool json) {
   return kExitOk;
 }
 
+// kNotFound before any store is asked when `name` is too long to be a migration's name (the
+// store's own "no background migration named ..." would quote it whole).
+Status CheckName(const std::string& name) {
+  if (name.size() <= kMaxNameBytes) return Status::Ok();
+  return NotFound("no background migration named '" + Shown(name) + "': names are at most " +
+                  std::to_string(kMaxNameBytes) + " bytes; `bgmigrate list` shows the known ones");
+}
+
 std::string Actor() {
   const char* user = std::getenv("USER");
   return std::string("cli:") + (user ? user : "unknown");
 }
 
 int CmdRetry(const Config& config, const std::string& name, bool from_start) {
+  if (Status s = CheckName(name); !s.ok()) return Fail(s);
   Result<std::unique_ptr<PgControlStore>> store = OpenStore(config);
   if (!store.ok()) return Fail(store.status());
   if (Status s = (*store)->Retry(name, from_start, Actor()); !s.ok()) return Fail(s);
@@ -260,10 +281,12 @@ int CmdRetry(const Config& config, const std::string& name, bool from_start) {
 }
 
 int CmdSetArgs(const Config& config, const std::string& name, const std::string& text) {
+  if (Status s = CheckName(name); !s.ok()) return Fail(s);
   nlohmann::json args = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (args.is_discarded()) {
-    return Fail(InvalidArgument("'" + text + "' is not valid JSON; example: bgmigrate set-args " +
-                                name + " '{\"batchSize\": 2500}'"));
+    return Fail(InvalidArgument("'" + Shown(text) +
+                                "' is not valid JSON; example: bgmigrate set-args " + name +
+                                " '{\"batchSize\": 2500}'"));
   }
   Result<std::unique_ptr<PgControlStore>> store = OpenStore(config);
   if (!store.ok()) return Fail(store.status());
@@ -276,7 +299,7 @@ int CmdSetArgs(const Config& config, const std::string& name, const std::string&
   }
   if (!args.is_object()) {
     return Fail(InvalidArgument("args must be a JSON object such as {\"batchSize\": 2500}, got " +
-                                args.dump()));
+                                JsonExcerpt(args)));
   }
   if (Status v = spec->create()->Validate(args); !v.ok()) {
     return Fail(v.WithContext("invalid args for " + name));
@@ -288,6 +311,7 @@ int CmdSetArgs(const Config& config, const std::string& name, const std::string&
 }
 
 int CmdPause(const Config& config, const std::string& name, bool pause) {
+  if (Status s = CheckName(name); !s.ok()) return Fail(s);
   Result<std::unique_ptr<PgControlStore>> store = OpenStore(config);
   if (!store.ok()) return Fail(store.status());
   Status s = pause ? (*store)->Pause(name, Actor()) : (*store)->Resume(name, Actor());
@@ -300,8 +324,8 @@ int CmdVerify(const Config& config, const std::string& name, bool json) {
   const TableMapping* mapping = CopyMappingByName(name);
   if (mapping == nullptr) {
     return Fail(InvalidArgument("verify compares the copies only: " + std::string(kCopyTraces) +
-                                ", " + kCopyObservations + ", " + kCopyScores + "; got '" + name +
-                                "'"));
+                                ", " + kCopyObservations + ", " + kCopyScores + "; got '" +
+                                Shown(name) + "'"));
   }
   Result<PgConnection> pg = PgConnection::Connect(config.database_url);
   if (!pg.ok()) return Fail(pg.status());
@@ -431,10 +455,12 @@ int RunCli(int argc, char** argv) {
       std::fprintf(stderr,
                    "bgmigrate: unknown command '%s'; the commands are %s\n"
                    "Run 'bgmigrate --help' for usage.\n",
-                   argv[1], known.c_str());
+                   Shown(argv[1]).c_str(), known.c_str());
       return kExitUsage;
     }
-    std::fprintf(stderr, "bgmigrate: %s\nRun 'bgmigrate --help' for usage.\n", e.what());
+    // CLI11 quotes unexpected arguments whole.
+    std::fprintf(stderr, "bgmigrate: %s\nRun 'bgmigrate --help' for usage.\n",
+                 TextExcerpt(e.what(), 400).c_str());
     return kExitUsage;
   }
 

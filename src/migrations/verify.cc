@@ -61,6 +61,30 @@ std::string PartitionColumn(const TableMapping& m) {
   return m.source_table == "observations" ? "start_time" : "timestamp";
 }
 
+// The sum of IdHash over a RowBinary body of one String column: each value is its length
+// (unsigned LEB128) then its bytes, so an id may hold any byte, a newline included.
+Result<uint64_t> SumOfIdHashes(std::string_view body) {
+  uint64_t sum = 0;
+  size_t pos = 0;
+  while (pos < body.size()) {
+    uint64_t length = 0;
+    for (int shift = 0;; shift += 7) {
+      if (pos == body.size() || shift > 63) {
+        return Internal("ClickHouse sent a malformed RowBinary id list (a length is cut short)");
+      }
+      const auto byte = static_cast<unsigned char>(body[pos++]);
+      length |= static_cast<uint64_t>(byte & 0x7f) << shift;
+      if ((byte & 0x80) == 0) break;
+    }
+    if (length > body.size() - pos) {
+      return Internal("ClickHouse sent a malformed RowBinary id list (an id is cut short)");
+    }
+    sum += IdHash(body.substr(pos, length));
+    pos += length;
+  }
+  return sum;
+}
+
 }  // namespace
 
 Result<VerifyReport> VerifyCopy(const TableMapping& mapping, PgConnection& pg,
@@ -101,16 +125,11 @@ Result<VerifyReport> VerifyCopy(const TableMapping& mapping, PgConnection& pg,
   for (const std::string& month : target_months) {
     // One month of ids at a time; month strings are our own "YYYY-MM" text.
     Result<std::string> ids = ch.Query("SELECT id FROM " + mapping.target_table + " FINAL WHERE " +
-                                       month_expr + " = '" + month + "' FORMAT TabSeparatedRaw");
+                                       month_expr + " = '" + month + "' FORMAT RowBinary");
     if (!ids.ok()) return ids.status().WithContext("reading ids of " + mapping.target_table);
-    uint64_t h = 0;
-    for (size_t pos = 0; pos < ids->size();) {
-      size_t end = ids->find('\n', pos);
-      if (end == std::string::npos) end = ids->size();
-      h += IdHash(std::string_view(ids->data() + pos, end - pos));
-      pos = end + 1;
-    }
-    months[month].target_hash = h;
+    Result<uint64_t> h = SumOfIdHashes(*ids);
+    if (!h.ok()) return h.status().WithContext("reading ids of " + mapping.target_table);
+    months[month].target_hash = *h;
   }
 
   VerifyReport report;

@@ -1,8 +1,9 @@
 // Verification of a copy: compares the Postgres source with the ClickHouse target month by
 // month (the target's partitions): row counts (target read with FINAL, so replayed batches
 // count once) and an order-independent hash of the ids (sum of 64-bit FNV-1a), so a missing,
-// extra or substituted row shows up as a difference in its month. Memory holds one month of
-// the target's ids at a time. Not thread-safe.
+// extra or substituted row shows up as a difference in its month. Ids may hold any byte (both
+// sides are read length-prefixed, never split on newlines). Memory holds one month of the
+// target's ids at a time. Not thread-safe.
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/logging.h"
 #include "web/api.h"
+#include "web/bounded_http_server.h"
 #include "web/store_pool.h"
 
 namespace bgm {
@@ -108,11 +109,15 @@ Status RunWebServer(const WebOptions& options, std::stop_token stop,
   if (options.registry == nullptr || !options.factory) {
     return InvalidArgument("RunWebServer needs a registry and a control-store factory");
   }
+  if (options.max_connections < 1 || options.request_timeout <= std::chrono::milliseconds(0)) {
+    return InvalidArgument(
+        "RunWebServer needs max_connections >= 1 and a positive request_timeout");
+  }
   StorePool pool(options.factory);
   SystemClock clock;
   const ApiHandler api({options.admin_api_key, options.enabled, options.registry}, pool, clock);
 
-  httplib::Server server;
+  BoundedHttpServer server({options.max_connections, options.request_timeout});
   server.set_payload_max_length(kMaxBodyBytes);
   server.set_keep_alive_timeout(kKeepAliveSeconds);
   // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, which would let a second

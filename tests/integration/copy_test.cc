@@ -308,6 +308,43 @@ TEST_F(CopyTest, VerifyReportsMatchesAndNamesTheMonthThatDiffers) {
   EXPECT_NE(wrong.err.find("verify compares the copies only"), std::string::npos);
 }
 
+// Issue 12: verify read the target's ids as text lines, so an id with a newline counted as two
+// ids and a faithful copy was reported DIFFERENT. Ids are arbitrary strings.
+TEST_F(CopyTest, VerifyReportedAFalseDifferenceForAnIdWithANewline) {
+  const std::vector<std::string> ids = {
+      "line\nbreak", "tab\tstop",      "back\\slash", "caf\u00e9-\u65e5",
+      "\n",          "ends-with-cr\r", "plain"};
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ASSERT_TRUE(conn_
+                    ->Run("INSERT INTO traces (id, \"timestamp\", name, project_id, created_at) "
+                          "VALUES ($1, timestamp '2024-05-03 10:00:00' + $2::int * interval '1 "
+                          "minute', 'n', 'p1', timestamp '2024-05-03 10:00:00')",
+                          {ids[i], std::to_string(i)})
+                    .ok());
+  }
+  RunWorker();
+  ASSERT_EQ(ChCount("traces", true), static_cast<int64_t>(ids.size()));
+  ProcessResult same = RunProcess(BGM_BINARY, {"verify", kCopyTraces, "--json"}, Env("cli"));
+  EXPECT_EQ(same.exit_code, 0) << same.out << same.err;
+  const nlohmann::json report = nlohmann::json::parse(same.out, nullptr, false);
+  ASSERT_TRUE(report.is_object()) << same.out;
+  EXPECT_EQ(report["match"], true) << same.out;
+  EXPECT_EQ(report["source_rows"], 7);
+  EXPECT_EQ(report["target_rows"], 7);
+
+  // A row only in Postgres, whose id is the first line of another id: still a difference.
+  ASSERT_TRUE(conn_
+                  ->Run("INSERT INTO traces (id, \"timestamp\", name, project_id, created_at) "
+                        "VALUES ($1, timestamp '2024-05-20 10:00:00', 'n', 'p1', now())",
+                        {"line"})
+                  .ok());
+  ProcessResult missing = RunProcess(BGM_BINARY, {"verify", kCopyTraces}, Env("cli"));
+  EXPECT_EQ(missing.exit_code, 1) << missing.out << missing.err;
+  EXPECT_NE(missing.out.find("2024-05: source 8 rows, target 7 rows"), std::string::npos)
+      << missing.out;
+  EXPECT_NE(missing.out.find("traces: DIFFERENT"), std::string::npos) << missing.out;
+}
+
 TEST_F(CopyTest, TwentyThousandTracesWithOneCreatedAtFinishWithEveryRowOnce) {
   ASSERT_TRUE(conn_
                   ->RunScript(R"sql(

@@ -389,6 +389,50 @@ TEST_F(WorkerProcessTest, PauseAndResumeThroughTheCli) {
   EXPECT_EQ(RowsProcessed(), kRows);
 }
 
+// Issue 12: a 100 kB name (or args text) was echoed in full in the error; every path that echoes
+// what the user typed now cuts it, says how long it was, and exits 2.
+TEST_F(WorkerProcessTest, AHundredKilobyteNameIsCutInEveryCliError) {
+  const std::string huge(100000, 'n');
+  std::string huge_json = "[1";  // valid JSON, not an object
+  while (huge_json.size() < 100000) huge_json += ",1";
+  huge_json += "]";
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;  // what the error must say about the problem
+  };
+  const std::string no_such = "no background migration named 'nnnn";
+  const std::vector<Case> cases = {
+      {{"retry", huge}, no_such},
+      {{"retry", huge, "--from-start"}, no_such},
+      {{"pause", huge}, no_such},
+      {{"resume", huge}, no_such},
+      {{"set-args", huge, R"({"batchSize": 5})"}, no_such},
+      {{"set-args", kName, "{" + huge}, "is not valid JSON"},
+      {{"set-args", kName, huge_json}, "args must be a JSON object"},
+      {{"verify", huge}, "verify compares the copies only"},
+      {{"status", huge}, "not expected"},
+      {{huge}, "unknown command 'nnnn"},
+  };
+  const auto snapshot = [this] {
+    return Query("SELECT json_agg(b ORDER BY name)::text FROM background_migrations b") + " / " +
+           Query("SELECT count(*) FROM background_migration_events") + " events";
+  };
+  const std::string before = snapshot();
+  // The value's length, or for CLI11's own messages the length of the message quoting it.
+  const std::regex says_length(R"(\(100\d\d\d bytes\))");
+  for (const Case& c : cases) {
+    testing::ProcessResult r = Cli(c.args);
+    SCOPED_TRACE(c.args[0].substr(0, 20) + " " +
+                 (c.args.size() > 1 ? c.args[1].substr(0, 20) : ""));
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_LT(r.err.size(), 1000u) << r.err.substr(0, 300) << "...";
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err.substr(0, 1000);
+    EXPECT_TRUE(std::regex_search(r.err.substr(0, 2000), says_length))
+        << "the error says how long the value was: " << r.err.substr(0, 1000);
+  }
+  EXPECT_EQ(snapshot(), before) << "a refused command changed the control tables";
+}
+
 TEST_F(WorkerProcessTest, UnreachableDatabaseIsAClearErrorNotACrash) {
   testing::ProcessResult r = RunProcess(
       BGM_BINARY, {"list"}, {{"DATABASE_URL", "postgresql://u@127.0.0.1:1/x?connect_timeout=2"}});
