@@ -22,6 +22,8 @@
 #include "core/readiness.h"
 #include "core/registry.h"
 #include "core/summary.h"
+#include "migrations/file_check.h"
+#include "migrations/file_registry.h"
 #include "migrations/langfuse_copies.h"
 #include "migrations/verify.h"
 #include "schema/clickhouse_schema.h"
@@ -146,14 +148,15 @@ ControlStoreFactory StoreFactory(const Config& config) {
 
 // `worker`, `web` and `up`: fast migrations, registration, then the worker loop and/or the web
 // server until SIGINT/SIGTERM.
-int CmdServe(const Config& config, bool run_worker, bool run_web, bool exit_when_idle) {
+int CmdServe(const Config& config, const Registry& registry, bool run_worker, bool run_web,
+             bool exit_when_idle) {
   SignalStop signals;
   if (Status s = ApplySchema(config); !s.ok()) return Fail(s);
   SystemClock clock;
   ManagerOptions options{config.worker_id, config.lease, config.poll,
                          config.background_migrations_enabled, exit_when_idle && !run_web};
   options.outage_budget = config.outage_budget;
-  Manager manager(options, BuiltinRegistry(), StoreFactory(config), clock, EnvFrom(config));
+  Manager manager(options, registry, StoreFactory(config), clock, EnvFrom(config));
   if (Status s = manager.RegisterAll(); !s.ok()) return Fail(s);
 
   std::stop_source all;
@@ -170,7 +173,7 @@ int CmdServe(const Config& config, bool run_worker, bool run_web, bool exit_when
                    .admin_api_key = config.admin_api_key,
                    .enabled = config.background_migrations_enabled,
                    .factory = StoreFactory(config),
-                   .registry = &BuiltinRegistry()};
+                   .registry = &registry};
     web_status = RunWebServer(web, all.get_token());
     all.request_stop();  // the web server ended (stop, or it could not bind): stop the worker too
   }
@@ -190,28 +193,27 @@ int CmdServe(const Config& config, bool run_worker, bool run_web, bool exit_when
   return kExitOk;
 }
 
-int CmdMigrate(const Config& config) {
-  if (Status s = ValidatePrerequisites(BuiltinRegistry()); !s.ok()) return Fail(s);
+int CmdMigrate(const Config& config, const Registry& registry) {
   if (Status s = ApplySchema(config); !s.ok()) return Fail(s);
   Result<std::unique_ptr<PgControlStore>> store = OpenStore(config);
   if (!store.ok()) return Fail(store.status());
-  for (const MigrationSpec& spec : BuiltinRegistry().specs()) {
+  for (const MigrationSpec& spec : registry.specs()) {
     Result<bool> r = (*store)->Register(spec.name, spec.name);
     if (!r.ok()) return Fail(r.status());
   }
   std::printf("Fast migrations applied; %zu background migrations registered\n",
-              BuiltinRegistry().specs().size());
+              registry.specs().size());
   return kExitOk;
 }
 
 std::string Cell(const std::optional<std::string>& v) { return v ? *v : "-"; }
 
-int CmdList(const Config& config, bool json) {
+int CmdList(const Config& config, const Registry& registry, bool json) {
   Result<std::unique_ptr<PgControlStore>> store = OpenStore(config);
   if (!store.ok()) return Fail(store.status());
   Result<std::vector<MigrationRow>> rows = (*store)->List();
   if (!rows.ok()) return Fail(rows.status());
-  ApplyPrerequisites(*rows, BuiltinRegistry());
+  ApplyPrerequisites(*rows, registry);
   if (json) {
     nlohmann::json out = nlohmann::json::array();
     for (const MigrationRow& row : *rows) out.push_back(row.ToJson());
@@ -240,12 +242,12 @@ int CmdList(const Config& config, bool json) {
   return kExitOk;
 }
 
-int CmdStatus(const Config& config, bool json) {
+int CmdStatus(const Config& config, const Registry& registry, bool json) {
   Result<std::unique_ptr<PgControlStore>> store = OpenStore(config);
   if (!store.ok()) return Fail(store.status());
   Result<std::vector<MigrationRow>> rows = (*store)->List();
   if (!rows.ok()) return Fail(rows.status());
-  ApplyPrerequisites(*rows, BuiltinRegistry());
+  ApplyPrerequisites(*rows, registry);
   const nlohmann::json summary = Summarize(*rows, config.background_migrations_enabled);
   if (json) {
     std::cout << summary.dump(2) << "\n";
@@ -280,7 +282,8 @@ int CmdRetry(const Config& config, const std::string& name, bool from_start) {
   return kExitOk;
 }
 
-int CmdSetArgs(const Config& config, const std::string& name, const std::string& text) {
+int CmdSetArgs(const Config& config, const Registry& registry, const std::string& name,
+               const std::string& text) {
   if (Status s = CheckName(name); !s.ok()) return Fail(s);
   nlohmann::json args = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (args.is_discarded()) {
@@ -292,7 +295,7 @@ int CmdSetArgs(const Config& config, const std::string& name, const std::string&
   if (!store.ok()) return Fail(store.status());
   Result<MigrationRow> row = (*store)->Get(name);
   if (!row.ok()) return Fail(row.status());
-  const MigrationSpec* spec = BuiltinRegistry().Find(row->script);
+  const MigrationSpec* spec = registry.Find(row->script);
   if (spec == nullptr) {
     return Fail(InvalidArgument("migration " + name + " has the unknown script '" + row->script +
                                 "'; its args cannot be checked"));
@@ -363,6 +366,32 @@ int CmdSeed(const Config& config, SeedOptions opts) {
       static_cast<long long>(opts.traces), static_cast<long long>(opts.observations),
       static_cast<long long>(opts.scores), static_cast<unsigned long long>(opts.random_seed),
       seconds, seconds > 0 ? static_cast<double>(rows) / seconds : 0.0);
+  return kExitOk;
+}
+
+// `check`: every problem of the files, then (when they are valid and Postgres answers) their
+// tables, keys and statements, without running or changing anything.
+int CmdCheck(const Config& config, const std::vector<std::string>& dirs) {
+  LoadedRegistry loaded = LoadRegistryFiles(dirs, BuiltinRegistry());
+  std::vector<FileProblem> problems = loaded.problems;
+  std::vector<std::string> notes;
+  if (problems.empty()) {
+    FileCheckReport report = CheckFilesAgainstDatabases(loaded.files, config.database_url);
+    problems = std::move(report.problems);
+    notes = std::move(report.notes);
+  }
+  for (const FileProblem& p : problems) std::fprintf(stderr, "%s\n", p.ToString().c_str());
+  for (const std::string& n : notes) std::fprintf(stderr, "note: %s\n", n.c_str());
+  std::string folders;
+  for (const std::string& d : dirs) folders += (folders.empty() ? "" : ", ") + d;
+  if (!problems.empty()) {
+    std::fprintf(stderr, "check: %zu %s in %s\n", problems.size(),
+                 problems.size() == 1 ? "problem" : "problems", folders.c_str());
+    return kExitUsage;
+  }
+  std::printf("check: %zu migration %s in %s\n", loaded.files.size(),
+              loaded.files.size() == 1 ? "file is valid" : "files are valid",
+              folders.empty() ? "(no folder)" : folders.c_str());
   return kExitOk;
 }
 
@@ -440,6 +469,12 @@ int RunCli(int argc, char** argv) {
                    "pglz or lz4 for the values Postgres toasts (default: the server's "
                    "default_toast_compression); lz4 seeds faster");
 
+  std::vector<std::string> check_dirs;
+  CLI::App* check = app.add_subcommand(
+      "check", "Validate migration files without running anything (exit 2 listing every problem)");
+  check->add_option("dirs", check_dirs,
+                    "Folders of migration files (default: BGMIGRATE_MIGRATIONS_DIR)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -467,35 +502,42 @@ int RunCli(int argc, char** argv) {
   Result<Config> config = LoadConfig([](const char* n) { return std::getenv(n); });
   if (!config.ok()) return Fail(config.status());
   InitLogging(config->log_format, spdlog::level::info);
+  if (check->parsed()) {
+    return CmdCheck(*config, check_dirs.empty() ? config->migrations_dirs : check_dirs);
+  }
   if (config->database_url.empty()) {
     return Fail(InvalidArgument(
         "DATABASE_URL is not set; e.g. export DATABASE_URL=postgresql://user@127.0.0.1:5432/db "
         "(scripts/services.sh env prints it for the local services)"));
   }
+  if (seed->parsed()) {
+    const int64_t traces = std::clamp<int64_t>(seed_opts.traces, 0, kMaxSeedRows);
+    if (observations_opt->count() == 0) seed_opts.observations = 3 * traces;
+    if (scores_opt->count() == 0) seed_opts.scores = traces;
+    if (random_seed < 0) {
+      return Fail(
+          InvalidArgument("--random-seed must be 0 or more, got " + std::to_string(random_seed)));
+    }
+    seed_opts.random_seed = static_cast<uint64_t>(random_seed);
+  }
 
   const auto dispatch = [&]() -> int {
-    if (worker->parsed()) return CmdServe(*config, true, false, exit_when_idle);
-    if (web->parsed()) return CmdServe(*config, false, true, false);
-    if (up->parsed()) return CmdServe(*config, true, true, false);
-    if (migrate->parsed()) return CmdMigrate(*config);
-    if (list->parsed()) return CmdList(*config, json);
-    if (status->parsed()) return CmdStatus(*config, json);
+    if (verify->parsed()) return CmdVerify(*config, name, json);
+    if (seed->parsed()) return CmdSeed(*config, seed_opts);
+    // Every other command works on the registered migrations: the built-ins plus the files of
+    // BGMIGRATE_MIGRATIONS_DIR, all valid or none (exit 2 listing every problem).
+    Result<Registry> registry = LoadRegistry(config->migrations_dirs, BuiltinRegistry());
+    if (!registry.ok()) return Fail(registry.status());
+    if (worker->parsed()) return CmdServe(*config, *registry, true, false, exit_when_idle);
+    if (web->parsed()) return CmdServe(*config, *registry, false, true, false);
+    if (up->parsed()) return CmdServe(*config, *registry, true, true, false);
+    if (migrate->parsed()) return CmdMigrate(*config, *registry);
+    if (list->parsed()) return CmdList(*config, *registry, json);
+    if (status->parsed()) return CmdStatus(*config, *registry, json);
     if (retry->parsed()) return CmdRetry(*config, name, from_start);
-    if (set_args->parsed()) return CmdSetArgs(*config, name, args_text);
+    if (set_args->parsed()) return CmdSetArgs(*config, *registry, name, args_text);
     if (pause->parsed()) return CmdPause(*config, name, true);
     if (resume->parsed()) return CmdPause(*config, name, false);
-    if (verify->parsed()) return CmdVerify(*config, name, json);
-    if (seed->parsed()) {
-      const int64_t traces = std::clamp<int64_t>(seed_opts.traces, 0, kMaxSeedRows);
-      if (observations_opt->count() == 0) seed_opts.observations = 3 * traces;
-      if (scores_opt->count() == 0) seed_opts.scores = traces;
-      if (random_seed < 0) {
-        return Fail(
-            InvalidArgument("--random-seed must be 0 or more, got " + std::to_string(random_seed)));
-      }
-      seed_opts.random_seed = static_cast<uint64_t>(random_seed);
-      return CmdSeed(*config, seed_opts);
-    }
     return kExitUsage;
   };
   const int code = dispatch();

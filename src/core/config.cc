@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <random>
 
 namespace bgm {
@@ -67,6 +68,9 @@ const std::vector<SettingDoc>& SettingDocs() {
        "an unreachable Postgres or ClickHouse before it fails"},
       {"BGMIGRATE_LOG_FORMAT", "text", "text or json (one JSON object per line)"},
       {"BGMIGRATE_WORKER_ID", "host-pid-random", "this worker's name in leases and events"},
+      {"BGMIGRATE_MIGRATIONS_DIR", "migrations (when that folder exists)",
+       "folders of background-migration files (*.toml), separated by ':'; every file is "
+       "validated at start-up and a bad one stops it; empty: none"},
       {"BGMIGRATE_CHDB_LIBRARY", "third_party/chdb/libchdb.so",
        "libchdb.so for CLICKHOUSE_URL=embedded:... (scripts/fetch-chdb.sh installs it)"},
   };
@@ -134,6 +138,17 @@ Result<Config> LoadConfig(const std::function<const char*(const char*)>& getenv)
     }
   }
   c.worker_id = get("BGMIGRATE_WORKER_ID") ? get("BGMIGRATE_WORKER_ID") : DefaultWorkerId();
+  if (const char* v = get("BGMIGRATE_MIGRATIONS_DIR")) {
+    std::string_view rest(v);
+    while (!rest.empty()) {
+      const size_t colon = rest.find(':');
+      if (colon != 0) c.migrations_dirs.emplace_back(rest.substr(0, colon));
+      if (colon == std::string_view::npos) break;
+      rest.remove_prefix(colon + 1);
+    }
+  } else if (std::error_code ec; std::filesystem::is_directory("migrations", ec)) {
+    c.migrations_dirs = {"migrations"};
+  }
   return c;
 }
 

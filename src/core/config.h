@@ -34,6 +34,8 @@ struct Config {
       std::chrono::minutes(15)};            // BGMIGRATE_OUTAGE_BUDGET_SECONDS
   LogFormat log_format = LogFormat::kText;  // BGMIGRATE_LOG_FORMAT
   std::string worker_id;                    // BGMIGRATE_WORKER_ID (default host-pid-random)
+  // BGMIGRATE_MIGRATIONS_DIR (':'-separated); unset: "migrations" when that folder exists.
+  std::vector<std::string> migrations_dirs;
 };
 
 // One documented setting, for --help and the README table.

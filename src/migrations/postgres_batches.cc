@@ -65,7 +65,7 @@ class PostgresBatches final : public BackgroundMigration {
 
     Result<PgConnection> conn = PgConnection::Connect(ctx.env().database_url);
     if (!conn.ok()) return conn.status();
-    BGM_RETURN_IF_ERROR(CheckPostgresBatchTable(*conn, file_));
+    BGM_RETURN_IF_ERROR(CheckPostgresBatchTable(*conn, file_).WithContext(file_.path));
     Result<PgResult> estimate = conn->Exec(
         "SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = to_regclass($1)",
         {QuoteIdent(file_.table)});
@@ -196,7 +196,7 @@ Status CheckPostgresBatchTable(PgConnection& conn, const MigrationFile& file_) {
       "    <@ $2::text[])",
       {table, keys});
   if (!r.ok()) return r.status().WithContext("reading the shape of table " + file_.table);
-  const std::string where = file_.path + ": [postgres] ";
+  const std::string where = "[postgres] ";
   if (!r->GetBool(0, 0)) {
     return InvalidArgument(where + "table " + file_.table +
                            " does not exist in DATABASE_URL's database; fix the table name");

@@ -27,7 +27,7 @@ std::unique_ptr<BackgroundMigration> NewPostgresBatches(const MigrationFile& fil
 
 // OK when `file`'s table exists, its key columns exist and are NOT NULL, and a unique index
 // (no expressions, not partial) lies within them, so the key orders every row exactly once.
-// kInvalidArgument naming the file and what to fix otherwise.
+// kInvalidArgument saying what to fix otherwise ("[postgres] table t does not exist ...").
 Status CheckPostgresBatchTable(PgConnection& conn, const MigrationFile& file);
 
 // The file's statement with {batch} replaced by the key range over parameters: ($1..$n] keys
