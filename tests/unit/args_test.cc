@@ -7,8 +7,10 @@ namespace {
 
 ArgsSchema Schema() {
   ArgsSchema s;
-  s.Int("batchSize", 1, 100000).OneOf("cursorColumn", {"created_at", "timestamp"})
-      .Timestamp("maxDate").Number("targetBatchSeconds", 0.1, 60);
+  s.Int("batchSize", 1, 100000)
+      .OneOf("cursorColumn", {"created_at", "timestamp"})
+      .Timestamp("maxDate")
+      .Number("targetBatchSeconds", 0.1, 60);
   return s;
 }
 
