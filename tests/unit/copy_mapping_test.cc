@@ -119,7 +119,7 @@ TEST(WriteTimestampTest, RefusesWhatTheTargetTypeCannotHold) {
 
 // Regression (issue 12): the bounds were compared as text, so a valid hour written in two
 // forms ("...T10:00:00Z" vs "... 11:00:00": 'T' > ' ') was refused.
-TEST(CopyDateBoundsTest, MixedFormsOfAValidHourAreAccepted) {
+TEST(CopyArgsDateBoundsTest, MixedFormsOfAValidHourAreAccepted) {
   std::unique_ptr<BackgroundMigration> copy = NewTableCopy(TracesMapping());
   Status s =
       copy->Validate({{"minDate", "2024-05-03T10:00:00Z"}, {"maxDate", "2024-05-03 11:00:00"}});
@@ -133,7 +133,7 @@ TEST(CopyDateBoundsTest, MixedFormsOfAValidHourAreAccepted) {
 
 // Regression (issue 12): an inverted pair in mixed forms ("2024-05-03T12:00" sorts after
 // "2024-05-03 11:00" only by instant, before it as text) was accepted and copied nothing.
-TEST(CopyDateBoundsTest, InvertedPairInMixedFormsIsRefusedWithAMessage) {
+TEST(CopyArgsDateBoundsTest, InvertedPairInMixedFormsIsRefusedWithAMessage) {
   std::unique_ptr<BackgroundMigration> copy = NewTableCopy(TracesMapping());
   Status s =
       copy->Validate({{"minDate", "2024-05-03 12:00:00"}, {"maxDate", "2024-05-03T11:00:00Z"}});
