@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <chrono>
 #include <string>
 
 namespace bgm {
@@ -26,20 +25,6 @@ std::string_view TakeDigits(std::string_view* s) {
   std::string_view digits = s->substr(0, n);
   s->remove_prefix(n);
   return digits;
-}
-
-// Reads exactly `n` digits as a number; false when there are fewer.
-bool TakeFixed(std::string_view* s, size_t n, int* out) {
-  if (s->size() < n) return false;
-  int v = 0;
-  for (size_t i = 0; i < n; ++i) {
-    char c = (*s)[i];
-    if (!IsDigit(c)) return false;
-    v = v * 10 + (c - '0');
-  }
-  s->remove_prefix(n);
-  *out = v;
-  return true;
 }
 
 bool TakeChar(std::string_view* s, char c) {
@@ -156,59 +141,6 @@ Result<int64_t> ParseDecimal64(std::string_view text, int scale) {
   for (char c : digits) value = value * 10 + (c - '0');
   for (long i = 0; i < shift; ++i) value *= 10;
   return negative ? -value : value;
-}
-
-Result<int64_t> ParsePostgresTimestampMillis(std::string_view text) {
-  auto bad = [&](std::string_view why) {
-    return InvalidArgument("timestamp " + Quoted(text) + " " + std::string(why) +
-                           "; expected e.g. 2024-05-03 10:00:00.123 or 2024-05-03T10:00:00Z");
-  };
-  std::string_view s = text;
-  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-  if (!TakeFixed(&s, 4, &year) || !TakeChar(&s, '-') || !TakeFixed(&s, 2, &month) ||
-      !TakeChar(&s, '-') || !TakeFixed(&s, 2, &day)) {
-    return bad("is not a date and time");
-  }
-  if (!TakeChar(&s, ' ') && !TakeChar(&s, 'T')) return bad("has no time of day");
-  if (!TakeFixed(&s, 2, &hour) || !TakeChar(&s, ':') || !TakeFixed(&s, 2, &minute) ||
-      !TakeChar(&s, ':') || !TakeFixed(&s, 2, &second)) {
-    return bad("has a malformed time of day");
-  }
-  int millis = 0;
-  if (TakeChar(&s, '.')) {
-    std::string_view frac = TakeDigits(&s);
-    if (frac.empty() || frac.size() > 6) return bad("must have 1 to 6 fractional digits");
-    for (size_t i = 0; i < 3; ++i) millis = millis * 10 + (i < frac.size() ? frac[i] - '0' : 0);
-  }
-  int offset_seconds = 0;
-  if (TakeChar(&s, 'Z')) {
-    // UTC
-  } else if (!s.empty() && (s.front() == '+' || s.front() == '-')) {
-    const int sign = s.front() == '-' ? -1 : 1;
-    s.remove_prefix(1);
-    int oh = 0, om = 0, os = 0;
-    if (!TakeFixed(&s, 2, &oh)) return bad("has a malformed zone offset");
-    if (TakeChar(&s, ':')) {
-      if (!TakeFixed(&s, 2, &om)) return bad("has a malformed zone offset");
-      if (TakeChar(&s, ':') && !TakeFixed(&s, 2, &os)) return bad("has a malformed zone offset");
-    } else if (!s.empty() && IsDigit(s.front())) {
-      if (!TakeFixed(&s, 2, &om)) return bad("has a malformed zone offset");
-    }
-    if (oh > 15 || om > 59 || os > 59) return bad("has a zone offset out of range");
-    offset_seconds = sign * (oh * 3600 + om * 60 + os);
-  }
-  if (!s.empty()) return bad("has unexpected trailing text");
-  if (year < 1) return bad("has a year out of range");
-  if (hour > 23 || minute > 59 || second > 59) return bad("has a time of day out of range");
-  using namespace std::chrono;
-  const year_month_day ymd{std::chrono::year{year},
-                           std::chrono::month{static_cast<unsigned>(month)},
-                           std::chrono::day{static_cast<unsigned>(day)}};
-  if (!ymd.ok()) return bad("is not a valid calendar date");
-  const int64_t days = sys_days(ymd).time_since_epoch().count();
-  const int64_t seconds =
-      days * 86400 + hour * 3600 + minute * 60 + second - static_cast<int64_t>(offset_seconds);
-  return seconds * 1000 + millis;
 }
 
 }  // namespace bgm

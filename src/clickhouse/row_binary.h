@@ -1,8 +1,8 @@
 // RowBinaryWriter: appends values in ClickHouse's RowBinary format (little-endian, strings as
-// LEB128 length + bytes) to a caller-owned std::string, plus the exact text parsers the encoders
-// need (Postgres decimals and timestamps). A writer is a cheap view over the caller's buffer:
-// not thread-safe, the buffer must outlive it, and the caller decides when to hand the bytes
-// to the transport and clear the buffer.
+// LEB128 length + bytes) to a caller-owned std::string, plus the exact decimal parser and the
+// timestamp ranges the encoders need (timestamps' text is read by common/timestamp.h). A writer is
+// a cheap view over the caller's buffer: not thread-safe, the buffer must outlive it, and the
+// caller decides when to hand the bytes to the transport and clear the buffer.
 //
 //   std::string chunk;
 //   RowBinaryWriter w(chunk);
@@ -79,11 +79,22 @@ class RowBinaryWriter {
 //   ParseDecimal64("-12.3456", 4) == -123456
 Result<int64_t> ParseDecimal64(std::string_view text, int scale);
 
-// Milliseconds since 1970-01-01 UTC for a Postgres timestamp in text form:
-// "2024-05-03 10:00:00", "2024-05-03T10:00:00.123456Z", with 0-6 fractional digits (truncated
-// to milliseconds) and an optional zone: "Z", "+00", "+05:30", "-0800", "+00:53:28". Without a
-// zone the time is taken as UTC. kInvalidArgument for anything else, including "infinity",
-// BC dates, years outside 0001-9999 and out-of-range fields.
-Result<int64_t> ParsePostgresTimestampMillis(std::string_view text);
+// The instants a ClickHouse timestamp column holds as they are, in milliseconds since
+// 1970-01-01 UTC; outside them a server clamps or wraps the value, so an encoder must refuse it.
+struct TimestampRange {
+  const char* type;  // "DateTime"
+  int64_t min_ms, max_ms;
+  const char* text;  // the range for messages
+  bool Holds(int64_t ms) const { return ms >= min_ms && ms <= max_ms; }
+};
+// UInt32 seconds (the fraction is dropped, so all of 06:28:15 fits).
+inline constexpr TimestampRange kDateTimeRange{"DateTime", 0, 4'294'967'295'999,
+                                               "1970-01-01 00:00:00 to 2106-02-07 06:28:15 UTC"};
+// The documented range of DateTime64 on servers 22.8 and later (every server we write
+// DateTime64 to, see ClickHouseDialect::has_datetime64); the newest hold more (0000-9999), the
+// rest clamp silently.
+inline constexpr TimestampRange kDateTime64_3Range{
+    "DateTime64(3)", -2'208'988'800'000, 10'413'791'999'999,
+    "1900-01-01 00:00:00.000 to 2299-12-31 23:59:59.999 UTC"};
 
 }  // namespace bgm

@@ -1,33 +1,11 @@
 #include "core/args.h"
 
 #include <cmath>
-#include <regex>
+
+#include "common/timestamp.h"
 
 namespace bgm {
 namespace {
-
-bool IsLeapYear(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
-
-// Whether `text` (already shaped like kTimestamp) names a real moment: Postgres refuses
-// "2024-02-30" or "25:00" only when the copy's first query runs, far from the args.
-bool IsCalendarTimestamp(const std::string& text) {
-  const auto num = [&](size_t pos) { return std::stoi(text.substr(pos, 2)); };
-  const int year = std::stoi(text.substr(0, 4));
-  const int month = num(5);
-  const int day = num(8);
-  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (year < 1 || month < 1 || month > 12 || day < 1) return false;
-  if (day > kDays[month - 1] + (month == 2 && IsLeapYear(year) ? 1 : 0)) return false;
-  if (text.size() > 10 && (text[10] == 'T' || text[10] == ' ')) {
-    if (num(11) > 23 || num(14) > 59) return false;
-    if (text.size() > 16 && text[16] == ':' && num(17) > 59) return false;
-  }
-  // A zone offset "+05:30" / "-0800": Postgres accepts up to 15:59.
-  if (const size_t zone = text.find_first_of("+-", 10); zone != std::string::npos) {
-    if (num(zone + 1) > 15 || num(text.size() - 2) > 59) return false;
-  }
-  return true;
-}
 
 // `text` cut to at most `max_bytes` bytes at a UTF-8 character boundary, marked when cut.
 std::string Truncated(std::string text, size_t max_bytes) {
@@ -135,20 +113,27 @@ Status ArgsSchema::Validate(const nlohmann::json& args) const {
         break;
       }
       case Kind::kTimestamp: {
-        static const std::regex kTs(
-            R"(^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?(Z|[+-]\d{2}:?\d{2})?$)");
-        if (!value.is_string() || !std::regex_match(value.get<std::string>(), kTs) ||
-            !IsCalendarTimestamp(value.get<std::string>())) {
-          return InvalidArgument(key +
-                                 " must be a date or time that exists, like \"2024-05-03\" or "
-                                 "\"2024-05-03T10:00:00Z\"" +
-                                 got);
-        }
+        Result<std::optional<int64_t>> t = TimestampArg(args, key.c_str());
+        if (!t.ok()) return t.status();
         break;
       }
     }
   }
   return Status::Ok();
+}
+
+Result<std::optional<int64_t>> TimestampArg(const nlohmann::json& args, const char* key) {
+  if (!args.is_object() || !args.contains(key)) return std::optional<int64_t>();
+  const nlohmann::json& value = args[key];
+  if (value.is_string()) {
+    if (Result<int64_t> t = ParseTimestampMillis(value.get<std::string>()); t.ok()) {
+      return std::optional<int64_t>(*t);
+    }
+  }
+  return InvalidArgument(std::string(key) +
+                         " must be a date or time that exists, like \"2024-05-03\" or "
+                         "\"2024-05-03T10:00:00Z\", got " +
+                         JsonExcerpt(value));
 }
 
 int64_t IntArg(const nlohmann::json& args, const char* key, int64_t fallback) {

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,8 +23,9 @@ class ArgsSchema {
   ArgsSchema& Int(std::string key, int64_t min, int64_t max);
   ArgsSchema& Number(std::string key, double min, double max);
   ArgsSchema& OneOf(std::string key, std::vector<std::string> values);
-  // "2024-05-03", "2024-05-03T10:00:00Z", "2024-05-03 10:00:00.123"; the date and time must
-  // exist on the calendar (no "2024-02-30", no hour 24), years 0001-9999.
+  // A string ParseTimestampMillis (common/timestamp.h) reads: "2024-05-03" (midnight UTC),
+  // "2024-05-03 10:00:00.123" (UTC), "2024-05-03T10:00:00Z", "2024-05-03T10:00:00+05:00"; the
+  // date and time must exist on the calendar (no "2024-02-30", no hour 24), years 0001-9999.
   ArgsSchema& Timestamp(std::string key);
 
   // OK when `args` is an object whose keys are all known and whose values fit.
@@ -48,6 +50,9 @@ std::string JsonExcerpt(const nlohmann::json& value, size_t max_bytes = 200);
 // `text` cut the same way.
 std::string TextExcerpt(std::string text, size_t max_bytes = 200);
 
+// args[key] (a Timestamp arg) as milliseconds since the epoch, std::nullopt when absent;
+// kInvalidArgument naming the key and value when it is not a timestamp that exists.
+Result<std::optional<int64_t>> TimestampArg(const nlohmann::json& args, const char* key);
 // args[key] as an integer, or `fallback` when absent (call after Validate).
 int64_t IntArg(const nlohmann::json& args, const char* key, int64_t fallback);
 double NumberArg(const nlohmann::json& args, const char* key, double fallback);

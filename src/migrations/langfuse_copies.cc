@@ -3,6 +3,7 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 
+#include "common/timestamp.h"
 #include "postgres/pg_text.h"
 
 namespace bgm {
@@ -19,12 +20,12 @@ int64_t Int(const SourceRow& row, int col) {
   return v;
 }
 
+// A timestamp column; a value the target type cannot hold fails the row, naming the column.
 Status WriteMillisColumn(RowBinaryWriter& w, const ClickHouseDialect& d, const SourceRow& row,
                          int col) {
-  Result<int64_t> millis = ParsePostgresTimestampMillis(row.Get(col));
-  if (!millis.ok()) return millis.status();
-  WriteTimestamp(w, d, *millis);
-  return Status::Ok();
+  Result<int64_t> millis = ParseTimestampMillis(row.Get(col));
+  if (!millis.ok()) return millis.status().WithContext("column " + std::string(row.Name(col)));
+  return WriteTimestamp(w, d, *millis, row.Name(col), row.Get(col));
 }
 
 Status WriteNullableMillis(RowBinaryWriter& w, const ClickHouseDialect& d, const SourceRow& row,

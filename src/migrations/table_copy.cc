@@ -14,6 +14,7 @@
 #include "clickhouse/insert_source.h"
 #include "common/bounded_queue.h"
 #include "common/clock.h"
+#include "common/timestamp.h"
 
 namespace bgm {
 namespace {
@@ -64,6 +65,8 @@ class Reader final : public RowSink {
     std::string database_url;
     std::string cursor_column;
     Cursor start;
+    // The window on the cursor column as UTC text ("2024-05-03 05:00:00.000"): the column is a
+    // timestamp without time zone holding UTC, so this compares instants and keeps its index.
     std::optional<std::string> min_date, max_date;
     int64_t max_batch_bytes = kDefaultMaxBatchBytes;
   };
@@ -186,10 +189,12 @@ class Reader final : public RowSink {
       sql +=
           "CASE WHEN pg_column_size(s." + b + ") > $6 THEN octet_length(s." + b + "::text) END, ";
     }
+    // Both bounds are index conditions (a NULL bound is +-infinity), so the read past maxDate
+    // stops at it instead of filtering the rest of the index.
     sql += col + ", s.id FROM " + mapping_.from_clause + " WHERE (" + col +
-           ", s.id) > ($1::timestamp, $2::text)" + " AND ($3::timestamp IS NULL OR " + col +
-           " >= $3::timestamp)" + " AND ($4::timestamp IS NULL OR " + col + " < $4::timestamp)" +
-           " ORDER BY " + col + ", s.id LIMIT $5";
+           ", s.id) > ($1::timestamp, $2::text) AND " + col +
+           " >= COALESCE($3::timestamp, '-infinity') AND " + col +
+           " < COALESCE($4::timestamp, 'infinity') ORDER BY " + col + ", s.id LIMIT $5";
     return sql;
   }
 
@@ -228,7 +233,7 @@ class Reader final : public RowSink {
           if (!*more) break;
           ++rows;
           const std::string_view id = stream.Get(cursor_col + 1);
-          Status s = mapping_.encode(SourceRow(stream), dialect_, *this);
+          Status s = mapping_.encode(SourceRow(stream, mapping_.select_list), dialect_, *this);
           if (!s.ok()) {
             return s.WithContext("encoding " + mapping_.source_table + " row " + std::string(id));
           }
@@ -322,6 +327,26 @@ class QueueSource final : public InsertSource {
   Status reader_error_;
 };
 
+// minDate / maxDate as instants (each optional).
+struct DateBounds {
+  std::optional<int64_t> min_ms, max_ms;
+};
+
+// The one reading of a copy's date bounds, for Validate and Run: kInvalidArgument for a value
+// that is not a timestamp, or a pair whose instants are not in order (whatever their forms).
+Result<DateBounds> DateBoundsOf(const nlohmann::json& args) {
+  Result<std::optional<int64_t>> min = TimestampArg(args, "minDate");
+  if (!min.ok()) return min.status();
+  Result<std::optional<int64_t>> max = TimestampArg(args, "maxDate");
+  if (!max.ok()) return max.status();
+  if (*min && *max && **min >= **max) {
+    return InvalidArgument("minDate must be before maxDate, got " + JsonExcerpt(args["minDate"]) +
+                           " and " + JsonExcerpt(args["maxDate"]) + " (as UTC: " +
+                           FormatIsoTimestamp(**min) + " and " + FormatIsoTimestamp(**max) + ")");
+  }
+  return DateBounds{*min, *max};
+}
+
 Result<Cursor> CursorFromState(const nlohmann::json& state, const std::string& column) {
   Cursor c;
   if (!state.contains("cursor")) return c;
@@ -348,12 +373,7 @@ class TableCopy final : public BackgroundMigration {
 
   Status Validate(const nlohmann::json& args) const override {
     BGM_RETURN_IF_ERROR(schema_.Validate(args));
-    if (args.contains("minDate") && args.contains("maxDate") &&
-        args["minDate"].get<std::string>() >= args["maxDate"].get<std::string>()) {
-      return InvalidArgument("minDate must be before maxDate, got " + args["minDate"].dump() +
-                             " and " + args["maxDate"].dump());
-    }
-    return Status::Ok();
+    return DateBoundsOf(args).status();
   }
 
   Status Run(MigrationContext& ctx) override {
@@ -375,15 +395,20 @@ class TableCopy final : public BackgroundMigration {
     Result<ClickHouseDialect> dialect = DetectDialect(**client, ClickHouseCluster{});
     if (!dialect.ok()) return dialect.status().WithContext("connecting to ClickHouse");
 
+    Result<DateBounds> bounds = DateBoundsOf(args);
+    if (!bounds.ok()) return bounds.status();
+
     BGM_RETURN_IF_ERROR(ReportEstimate(ctx));
 
-    Reader::Options options{
-        env.database_url,
-        column,
-        *start,
-        args.contains("minDate") ? std::optional(StringArg(args, "minDate", "")) : std::nullopt,
-        args.contains("maxDate") ? std::optional(StringArg(args, "maxDate", "")) : std::nullopt,
-        IntArg(args, "maxBatchBytes", kDefaultMaxBatchBytes)};
+    auto utc_text = [](std::optional<int64_t> ms) {
+      return ms ? std::optional(FormatPostgresTimestamp(*ms)) : std::nullopt;
+    };
+    Reader::Options options{env.database_url,
+                            column,
+                            *start,
+                            utc_text(bounds->min_ms),
+                            utc_text(bounds->max_ms),
+                            IntArg(args, "maxBatchBytes", kDefaultMaxBatchBytes)};
     BoundedQueue<Item> queue(kQueueBytes);
     Reader reader(mapping_, *dialect, std::move(options), target_rows, queue, ctx.stop_token());
     std::jthread reader_thread([&reader] { reader.Run(); });
@@ -487,13 +512,27 @@ std::unique_ptr<BackgroundMigration> NewTableCopy(TableMapping mapping) {
   return std::make_unique<TableCopy>(std::move(mapping));
 }
 
-void WriteTimestamp(RowBinaryWriter& w, const ClickHouseDialect& d, int64_t millis) {
+std::string_view SourceRow::Name(int col) const {
+  std::string_view e = select_list_[static_cast<size_t>(col)];
+  if (const size_t dot = e.find('.'); dot != std::string_view::npos) e.remove_prefix(dot + 1);
+  if (e.size() >= 2 && e.front() == '"' && e.back() == '"') e = e.substr(1, e.size() - 2);
+  return e;
+}
+
+Status WriteTimestamp(RowBinaryWriter& w, const ClickHouseDialect& d, int64_t millis,
+                      std::string_view column, std::string_view text) {
+  const TimestampRange& range = d.has_datetime64() ? kDateTime64_3Range : kDateTimeRange;
+  if (!range.Holds(millis)) {
+    return InvalidArgument("column " + std::string(column) + " = \"" + std::string(text) +
+                           "\" is outside what ClickHouse " + range.type + " holds (" + range.text +
+                           "); correct or delete the row in Postgres, then retry");
+  }
   if (d.has_datetime64()) {
     w.WriteDateTime64_3(millis);
   } else {
-    const int64_t seconds = millis >= 0 ? millis / 1000 : 0;
-    w.WriteDateTime(static_cast<uint32_t>(std::min<int64_t>(seconds, UINT32_MAX)));
+    w.WriteDateTime(static_cast<uint32_t>(millis / 1000));
   }
+  return Status::Ok();
 }
 
 }  // namespace bgm

@@ -30,12 +30,16 @@ namespace bgm {
 // The current source row as the mapping sees it: its own select-list columns by index.
 class SourceRow {
  public:
-  explicit SourceRow(const PgRowStream& stream) : stream_(stream) {}
+  SourceRow(const PgRowStream& stream, const std::vector<std::string>& select_list)
+      : stream_(stream), select_list_(select_list) {}
   bool IsNull(int col) const { return stream_.IsNull(col); }
   std::string_view Get(int col) const { return stream_.Get(col); }
+  // The source column of select-list entry `col` for messages: "s.\"timestamp\"" -> timestamp.
+  std::string_view Name(int col) const;
 
  private:
   const PgRowStream& stream_;
+  const std::vector<std::string>& select_list_;
 };
 
 // What a mapping writes a row into.
@@ -70,7 +74,11 @@ ArgsSchema CopyArgsSchema(const TableMapping& mapping);
 // A BackgroundMigration that copies `mapping` with the engine above.
 std::unique_ptr<BackgroundMigration> NewTableCopy(TableMapping mapping);
 
-// Writes a DateTime64(3) or, on servers without it, a DateTime.
-void WriteTimestamp(RowBinaryWriter& w, const ClickHouseDialect& d, int64_t millis);
+// Writes `millis` as the dialect's timestamp type: DateTime64(3) or, on servers without it,
+// DateTime. kInvalidArgument when that type cannot hold it (see TimestampRange), naming
+// `column` and the value as the source wrote it (`text`) and the range; nothing is written
+// then, and never a clamped value.
+Status WriteTimestamp(RowBinaryWriter& w, const ClickHouseDialect& d, int64_t millis,
+                      std::string_view column, std::string_view text);
 
 }  // namespace bgm

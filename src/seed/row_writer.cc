@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cassert>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <iterator>
 
+#include "common/timestamp.h"
 #include "postgres/pg_copy.h"
 #include "seed/catalog.h"
 
@@ -22,61 +24,21 @@ constexpr uint64_t kCorpusStream = 5;
 constexpr int64_t kMsPerHour = 3'600'000;
 constexpr int64_t kMsPerDay = 24 * kMsPerHour;
 
-// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant, "chrono-Compatible Low-Level
-// Date Algorithms").
-constexpr int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
-  y -= m <= 2 ? 1 : 0;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
+// Milliseconds since the epoch of a UTC midnight.
+constexpr int64_t MidnightMs(int y, unsigned m, unsigned d) {
+  return std::chrono::sys_days(std::chrono::year(y) / m / d).time_since_epoch().count() * kMsPerDay;
 }
 
 // Timestamps spread over 18 months, so that monthly partitions get several months.
-constexpr int64_t kRangeStartMs = DaysFromCivil(2023, 6, 1) * kMsPerDay;
-constexpr int64_t kRangeEndMs = DaysFromCivil(2024, 12, 1) * kMsPerDay;
-constexpr int64_t kSharedCreatedAtMs = DaysFromCivil(2024, 5, 2) * kMsPerDay + 12 * kMsPerHour;
+constexpr int64_t kRangeStartMs = MidnightMs(2023, 6, 1);
+constexpr int64_t kRangeEndMs = MidnightMs(2024, 12, 1);
+constexpr int64_t kSharedCreatedAtMs = MidnightMs(2024, 5, 2) + 12 * kMsPerHour;
 
 void PutDigits(char* p, int width, int64_t v) {
   for (int i = width - 1; i >= 0; --i) {
     p[i] = static_cast<char>('0' + v % 10);
     v /= 10;
   }
-}
-
-// "2024-05-02 12:00:00.000" (UTC, TIMESTAMP(3) without time zone).
-void AppendTimestamp(std::string& out, int64_t ms) {
-  int64_t days = ms / kMsPerDay;
-  int64_t rem = ms % kMsPerDay;
-  if (rem < 0) {
-    rem += kMsPerDay;
-    --days;
-  }
-  const int64_t z = days + 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const int64_t doe = z - era * 146097;
-  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const int64_t mp = (5 * doy + 2) / 153;
-  const int64_t d = doy - (153 * mp + 2) / 5 + 1;
-  const int64_t m = mp < 10 ? mp + 3 : mp - 9;
-  const int64_t y = yoe + era * 400 + (m <= 2 ? 1 : 0);
-  char buf[23];
-  PutDigits(buf, 4, y);
-  buf[4] = '-';
-  PutDigits(buf + 5, 2, m);
-  buf[7] = '-';
-  PutDigits(buf + 8, 2, d);
-  buf[10] = ' ';
-  PutDigits(buf + 11, 2, rem / kMsPerHour);
-  buf[13] = ':';
-  PutDigits(buf + 14, 2, rem / 60'000 % 60);
-  buf[16] = ':';
-  PutDigits(buf + 17, 2, rem / 1000 % 60);
-  buf[19] = '.';
-  PutDigits(buf + 20, 3, rem % 1000);
-  out.append(buf, sizeof buf);
 }
 
 void AppendInt(std::string& out, int64_t v) {
@@ -554,7 +516,7 @@ int64_t SeedRowWriter::CreatedAt(int64_t index, int64_t shared_rows, int64_t eve
 void SeedRowWriter::AppendUpdatedAt(std::string& out, int64_t created_ms, SeedRandom& rng) const {
   const uint64_t r = rng.Below(1000);
   const int64_t later = static_cast<int64_t>(rng.Below(2 * kMsPerDay));
-  AppendTimestamp(out, r < 700 ? created_ms : created_ms + 1 + later);
+  AppendPostgresTimestamp(out, r < 700 ? created_ms : created_ms + 1 + later);
 }
 
 void SeedRowWriter::AppendId(std::string& out, SeedTable table, int64_t index) const {
@@ -746,7 +708,7 @@ void SeedRowWriter::AppendTrace(std::string& out, int64_t i) {
     Null(out);
   }
   Tab(out);
-  AppendTimestamp(out, key.timestamp_ms);
+  AppendPostgresTimestamp(out, key.timestamp_ms);
   Tab(out);
   if (rng.Chance(30)) {
     Null(out);
@@ -828,7 +790,7 @@ void SeedRowWriter::AppendTrace(std::string& out, int64_t i) {
   }
   Tab(out);
   const int64_t created = CreatedAt(i, shared_rows_[0], key.timestamp_ms, rng);
-  AppendTimestamp(out, created);
+  AppendPostgresTimestamp(out, created);
   Tab(out);
   AppendUpdatedAt(out, created, rng);
   out.push_back('\n');
@@ -855,17 +817,18 @@ void SeedRowWriter::AppendObservation(std::string& out, int64_t i) {
   out.append(type == Type::kGeneration ? "GENERATION" : type == Type::kSpan ? "SPAN" : "EVENT");
   Tab(out);
   const int64_t start = key.timestamp_ms + nth * 1200 + static_cast<int64_t>(rng.Below(1000));
-  AppendTimestamp(out, start);
+  AppendPostgresTimestamp(out, start);
   Tab(out);
   const int64_t duration = 5 + static_cast<int64_t>(rng.Below(20'000));
   if (type == Type::kEvent || rng.Chance(30)) {  // events have no end; some spans never ended
     Null(out);
   } else {
-    AppendTimestamp(out, start + duration);
+    AppendPostgresTimestamp(out, start + duration);
   }
   Tab(out);
   if (type == Type::kGeneration && rng.Chance(600)) {  // completion_start_time
-    AppendTimestamp(out, start + static_cast<int64_t>(rng.Below(static_cast<uint64_t>(duration))));
+    AppendPostgresTimestamp(
+        out, start + static_cast<int64_t>(rng.Below(static_cast<uint64_t>(duration))));
   } else {
     Null(out);
   }
@@ -1053,7 +1016,7 @@ void SeedRowWriter::AppendObservation(std::string& out, int64_t i) {
   }
   Tab(out);
   const int64_t created = CreatedAt(i, shared_rows_[1], start, rng);
-  AppendTimestamp(out, created);
+  AppendPostgresTimestamp(out, created);
   Tab(out);
   AppendUpdatedAt(out, created, rng);
   out.push_back('\n');
@@ -1072,7 +1035,7 @@ void SeedRowWriter::AppendScore(std::string& out, int64_t i) {
 
   AppendId(out, SeedTable::kScores, i);
   Tab(out);
-  AppendTimestamp(out, timestamp);
+  AppendPostgresTimestamp(out, timestamp);
   Tab(out);
   out.append(project_ids_[static_cast<size_t>(key.project - 1)]);
   Tab(out);
@@ -1163,7 +1126,7 @@ void SeedRowWriter::AppendScore(std::string& out, int64_t i) {
   out.append(data_type);
   Tab(out);
   const int64_t created = CreatedAt(i, shared_rows_[2], timestamp, rng);
-  AppendTimestamp(out, created);
+  AppendPostgresTimestamp(out, created);
   Tab(out);
   AppendUpdatedAt(out, created, rng);
   out.push_back('\n');

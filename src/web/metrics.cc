@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "web/iso_time.h"
+#include "common/timestamp.h"
 
 namespace bgm {
 namespace {
@@ -118,10 +118,10 @@ std::string RenderMetrics(const std::vector<MigrationMetrics>& migrations, bool 
          "Unix time of the last committed batch.");
   for (const MigrationMetrics& m : migrations) {
     if (!m.row.last_progress_at) continue;
-    const std::optional<Clock::TimePoint> t = ParseIsoTimestamp(*m.row.last_progress_at);
-    if (!t) continue;
+    const Result<int64_t> ms = ParseTimestampMillis(*m.row.last_progress_at);
+    if (!ms.ok()) continue;
     Sample(out, "bgmigrate_last_progress_timestamp_seconds", {{"name", m.row.name}},
-           Double(static_cast<double>(t->time_since_epoch().count()) / 1000.0));
+           Double(static_cast<double>(*ms) / 1000.0));
   }
 
   Header(out, "bgmigrate_lease_held", "gauge",

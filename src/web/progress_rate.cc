@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "web/iso_time.h"
+#include "common/timestamp.h"
 
 namespace bgm {
 
@@ -12,10 +12,10 @@ std::vector<BatchSample> BatchSamples(const std::vector<MigrationEvent>& events)
     if (e.kind != "batch" || !e.detail.is_object()) continue;
     const auto rows = e.detail.find("rows");
     if (rows == e.detail.end() || !rows->is_number_integer()) continue;
-    const std::optional<Clock::TimePoint> at = ParseIsoTimestamp(e.at);
-    if (!at) continue;
+    const Result<int64_t> at = ParseTimestampMillis(e.at);
+    if (!at.ok()) continue;
     BatchSample s;
-    s.at = *at;
+    s.at = Clock::TimePoint(std::chrono::milliseconds(*at));
     s.rows = rows->get<int64_t>();
     const auto ms = e.detail.find("ms");
     if (ms != e.detail.end() && ms->is_number_integer()) s.duration_ms = ms->get<int64_t>();

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -132,6 +133,28 @@ class CopyTest : public ::testing::Test {
         EXPECT_EQ(nlohmann::json::parse(actual[k]), v) << id << " " << k;
       }
     }
+  }
+
+  std::vector<std::string> PgIds(const std::string& sql) {
+    Result<PgResult> r = conn_->Exec(sql);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    std::vector<std::string> out;
+    for (int i = 0; r.ok() && i < r->rows(); ++i) out.emplace_back(r->Get(i, 0));
+    return out;
+  }
+
+  // The ids in a ClickHouse table (after merges), sorted.
+  std::vector<std::string> ChIds(const std::string& table) {
+    std::vector<std::string> out;
+    for (const nlohmann::json& row : ChRows("SELECT id FROM " + table + " FINAL ORDER BY id")) {
+      out.push_back(row["id"].get<std::string>());
+    }
+    return out;
+  }
+
+  std::string FailedReason(const std::string& name) {
+    return PgScalar("SELECT coalesce(failed_reason, '') FROM background_migrations WHERE name = '" +
+                    name + "'");
   }
 
   int64_t ChCount(const std::string& table, bool final) {
@@ -298,6 +321,7 @@ TEST_F(CopyTest, VerifyReportsMatchesAndNamesTheMonthThatDiffers) {
   for (int i = 0; i < 100 && ChCount("traces", false) != 299; ++i) {
     std::this_thread::sleep_for(milliseconds(50));  // mutations run in the background
   }
+  ASSERT_EQ(ChCount("traces", false), 299) << "the ALTER ... DELETE did not finish within 5 s";
   ProcessResult r = RunProcess(BGM_BINARY, {"verify", kCopyTraces}, Env("cli"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.out.find(lost_month + ": source "), std::string::npos) << r.out;
@@ -416,30 +440,36 @@ TEST_F(CopyTest, SixtyFourMegabyteInputsAndOutputsStayUnderThreeHundredMegabytes
 TEST_F(CopyTest, KilledWorkerRestartedRepeatedlyLosesAndDuplicatesNothing) {
   Seed(300000, 0, 0, 100, 0.1);
   SetArgs(kCopyTraces, {{"batchSize", 5000}});
-  const std::string rows_sql = "SELECT rows_processed FROM background_migrations WHERE name = '" +
-                               std::string(kCopyTraces) + "'";
   std::mt19937 rng(42);
-  int64_t rows_before = 0;  // rows committed when the previous worker was killed
+  auto rows_done = [&] {
+    return std::stoll(
+        PgScalar("SELECT coalesce(rows_processed, 0) FROM background_migrations WHERE name = '" +
+                 std::string(kCopyTraces) + "'"));
+  };
+  // Regression (issue 12): each worker was killed after a fixed 0.7-2.2 s and the test counted
+  // the kills it made itself; on a loaded machine no worker had checkpointed a batch by then
+  // (rows_processed 0 at all four kills), so no kill landed inside the copy. Now each kill
+  // waits (with a deadline) for the worker's own first checkpoint, then hits mid-batch.
+  std::vector<int64_t> done_at_kill;
   for (int round = 0; round < 4; ++round) {
-    SCOPED_TRACE("kill " + std::to_string(round + 1));
+    const int64_t before = rows_done();
     ChildProcess w(BGM_BINARY, {"worker"}, Env("w" + std::to_string(round)));
-    // Kill only once this worker has committed a batch of its own, after a random extra delay,
-    // so every kill lands in the middle of the copy.
     const auto deadline = std::chrono::steady_clock::now() + seconds(60);
-    while (std::stoll(PgScalar(rows_sql)) <= rows_before) {
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the worker committed nothing";
+    while (rows_done() == before && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(milliseconds(20));
     }
-    std::this_thread::sleep_for(milliseconds(rng() % 700));
+    ASSERT_GT(rows_done(), before) << "worker " << round << " checkpointed nothing in 60 s";
+    std::this_thread::sleep_for(milliseconds(rng() % 300));
     w.Signal(SIGKILL);
     ASSERT_TRUE(w.Wait(seconds(10)).has_value());
-    const int64_t rows_at_kill = std::stoll(PgScalar(rows_sql));
-    // More than rows_before by the wait above; short of the total, or the kill landed too late.
-    EXPECT_LT(rows_at_kill, 300000) << "the copy had finished before the kill";
-    rows_before = rows_at_kill;
+    done_at_kill.push_back(rows_done());
+    ASSERT_LT(done_at_kill.back(), 300000) << "the copy finished before kill " << round;
     // Let the dead worker's lease expire so the next one takes over at once.
     std::this_thread::sleep_for(milliseconds(2100));
   }
+  std::printf("[ measure  ] rows checkpointed at each kill: %s\n",
+              ::testing::PrintToString(done_at_kill).c_str());
+  std::fflush(stdout);  // before the next fork, or the children print it again
   RunWorker("final");
   EXPECT_EQ(ChCount("traces", true), 300000);
   EXPECT_EQ(ch_.Scalar("SELECT count() FROM (SELECT id FROM traces FINAL GROUP BY id "
@@ -452,14 +482,35 @@ TEST_F(CopyTest, KilledWorkerRestartedRepeatedlyLosesAndDuplicatesNothing) {
               static_cast<long long>(ChCount("traces", false)));
 }
 
+// Regression (issue 12): the bounds used to be 2020-2099, around all the seeded data, so the
+// test passed with the bounds ignored. Now they cut the data, with a row on each bound.
 TEST_F(CopyTest, CursorColumnAndDateBoundsAreHonoured) {
   Seed(1000, 0, 0, 100);
+  ASSERT_TRUE(conn_
+                  ->RunScript(R"sql(
+    INSERT INTO traces (id, "timestamp", name, project_id) VALUES
+      ('on-min', '2024-01-01 00:00:00', 'n', 'p1'),
+      ('on-max', '2024-03-01 00:00:00', 'n', 'p1');
+  )sql")
+                  .ok());
   SetArgs(kCopyTraces, {{"cursorColumn", "timestamp"},
-                        {"minDate", "2020-01-01"},
-                        {"maxDate", "2099-01-01"},
+                        {"minDate", "2024-01-01"},
+                        {"maxDate", "2024-03-01T00:00:00Z"},
                         {"batchSize", 100}});
   RunWorker();
-  EXPECT_EQ(ChCount("traces", true), 1000);
+  const std::vector<std::string> expected = PgIds(
+      "SELECT id FROM traces WHERE \"timestamp\" >= '2024-01-01' AND \"timestamp\" < "
+      "'2024-03-01' ORDER BY id");
+  ASSERT_GT(expected.size(), 50u) << "the seed puts rows inside the window";
+  ASSERT_LT(expected.size(), 500u) << "... and more outside it";
+  EXPECT_NE(std::find(expected.begin(), expected.end(), "on-min"), expected.end());
+  EXPECT_EQ(ChIds("traces"), expected) << "exactly the rows in [minDate, maxDate)";
+  EXPECT_EQ(ChCount("traces", false), static_cast<int64_t>(expected.size()));
+  EXPECT_EQ(ch_.Scalar("SELECT count() FROM traces WHERE id IN ('on-max') OR timestamp < "
+                       "toDateTime('2024-01-01 00:00:00', 'UTC') OR timestamp >= "
+                       "toDateTime('2024-03-01 00:00:00', 'UTC')"),
+            "0")
+      << "no row outside the window";
   EXPECT_EQ(PgScalar("SELECT state->'cursor'->>'column' FROM background_migrations WHERE name = '" +
                      std::string(kCopyTraces) + "'"),
             "timestamp");
@@ -471,10 +522,92 @@ TEST_F(CopyTest, CursorColumnAndDateBoundsAreHonoured) {
                   .ok());
   ProcessResult r = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w2"));
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(PgScalar("SELECT failed_reason FROM background_migrations WHERE name = '" +
-                     std::string(kCopyTraces) + "'"),
+  EXPECT_EQ(FailedReason(kCopyTraces),
             "the saved cursor is on timestamp but cursorColumn is created_at; set cursorColumn "
             "back, or retry with --from-start");
+}
+
+// Traces at fixed UTC times of 2024-05-03 (timestamp without time zone holds UTC), for the
+// date-bound tests below.
+class CopyDateBoundsTest : public CopyTest {
+ protected:
+  void SetUp() override {
+    CopyTest::SetUp();
+    ASSERT_TRUE(conn_
+                    ->RunScript(R"sql(
+      INSERT INTO traces (id, "timestamp", name, project_id)
+      SELECT 'at-' || to_char(t, 'HH24MI'), t, 'n', 'p1'
+      FROM unnest(ARRAY['2024-05-03 04:00', '2024-05-03 04:59:59.999', '2024-05-03 05:00',
+                        '2024-05-03 05:30', '2024-05-03 05:59:59.999', '2024-05-03 06:00',
+                        '2024-05-03 10:00', '2024-05-03 10:30', '2024-05-03 11:00']
+                  ::timestamp(3)[]) t;
+    )sql")
+                    .ok());
+  }
+
+  // Runs the traces copy on "timestamp" between the bounds; the ids ClickHouse then holds.
+  std::vector<std::string> CopyBetween(const std::string& min_date, const std::string& max_date) {
+    SetArgs(kCopyTraces,
+            {{"cursorColumn", "timestamp"}, {"minDate", min_date}, {"maxDate", max_date}});
+    RunWorker();
+    return ChIds("traces");
+  }
+};
+
+// Regression (issue 12): "...T10:00:00Z" and "... 11:00:00" compared as text ('T' > ' '), so
+// this valid hour was refused ("minDate must be before maxDate").
+TEST_F(CopyDateBoundsTest, MixedFormsOfAValidHourCopyThatHour) {
+  EXPECT_EQ(CopyBetween("2024-05-03T10:00:00Z", "2024-05-03 11:00:00"),
+            (std::vector<std::string>{"at-1000", "at-1030"}));
+  EXPECT_EQ(FailedReason(kCopyTraces), "");
+}
+
+// Regression (issue 12): an offset was dropped by the ::timestamp cast, so 10:00+05:00 meant
+// 10:00 UTC and the copy took the 10:00-11:00 rows.
+TEST_F(CopyDateBoundsTest, OffsetsMeanWhatTheySay) {
+  EXPECT_EQ(CopyBetween("2024-05-03T10:00:00+05:00", "2024-05-03T11:00:00+05:00"),
+            (std::vector<std::string>{"at-0500", "at-0530", "at-0559"}));
+}
+
+// Regression (issue 12): an inverted pair in mixed forms passed the text comparison and the
+// copy finished having copied nothing.
+TEST_F(CopyDateBoundsTest, InvertedMixedPairIsRefusedNamingBothBounds) {
+  SetArgs(kCopyTraces, {{"cursorColumn", "timestamp"},
+                        {"minDate", "2024-05-03 11:00:00"},
+                        {"maxDate", "2024-05-03T10:00:00Z"}});
+  ProcessResult r = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w1"));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(FailedReason(kCopyTraces),
+            "invalid args: minDate must be before maxDate, got \"2024-05-03 11:00:00\" and "
+            "\"2024-05-03T10:00:00Z\" (as UTC: 2024-05-03T11:00:00.000Z and "
+            "2024-05-03T10:00:00.000Z)");
+  EXPECT_EQ(ChCount("traces", false), 0);
+}
+
+// Regression (issue 12): a timestamp the target column cannot hold was clamped (1960 became
+// 1970-01-01 in a DateTime) and the copy reported finished. Now the batch fails, naming the
+// row, the column and the value, and nothing of that batch is written.
+TEST_F(CopyTest, TimestampOutsideTheTargetTypeFailsTheBatchNamingRowColumnAndValue) {
+  // 1960 is before DateTime's 1970; DateTime64(3) holds it, 1899 it does not.
+  const bool dt64 = ch_.dialect().has_datetime64();
+  const std::string bad = dt64 ? "1899-12-31 23:59:59.999" : "1960-01-01 00:00:00";
+  ASSERT_TRUE(conn_
+                  ->Run("INSERT INTO traces (id, \"timestamp\", name, project_id, created_at) "
+                        "VALUES ('before', '2024-05-03 10:00', 'n', 'p1', '2024-05-03 10:00'), "
+                        "('old', $1, 'n', 'p1', '2024-05-03 10:01'), "
+                        "('after', '2024-05-03 10:02', 'n', 'p1', '2024-05-03 10:02')",
+                        {bad})
+                  .ok());
+  ProcessResult r = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w1"));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  const std::string range = dt64 ? "1900-01-01 00:00:00.000 to 2299-12-31 23:59:59.999 UTC"
+                                 : "1970-01-01 00:00:00 to 2106-02-07 06:28:15 UTC";
+  EXPECT_EQ(FailedReason(kCopyTraces),
+            "encoding traces row old: column timestamp = \"" + bad +
+                "\" is outside what ClickHouse " + (dt64 ? "DateTime64(3)" : "DateTime") +
+                " holds (" + range + "); correct or delete the row in Postgres, then retry");
+  EXPECT_EQ(ch_.Scalar("SELECT count() FROM traces WHERE id = 'old'"), "0");
+  EXPECT_EQ(ChCount("traces", false), 0) << "the failed batch wrote nothing";
 }
 
 }  // namespace

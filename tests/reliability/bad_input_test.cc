@@ -792,7 +792,8 @@ std::vector<ArgsShape> ArgsShapes() {
        "\"2024-05-03T10:00:00Z\", got \"2024-02-30\"",
        std::string("unknown arg 'minDate' (value \"2024-02-30\"); ") + kBackfillKeys},
       {"MinDateAfterMaxDate", R"({"minDate": "2024-06-01", "maxDate": "2024-01-01"})",
-       "minDate must be before maxDate, got \"2024-06-01\" and \"2024-01-01\"",
+       "minDate must be before maxDate, got \"2024-06-01\" and \"2024-01-01\" (as UTC: "
+       "2024-06-01T00:00:00.000Z and 2024-01-01T00:00:00.000Z)",
        "*unknown arg 'maxDate' (value \"2024-01-01\"); "},
   };
 }

@@ -7,8 +7,10 @@ namespace {
 
 ArgsSchema Schema() {
   ArgsSchema s;
-  s.Int("batchSize", 1, 100000).OneOf("cursorColumn", {"created_at", "timestamp"})
-      .Timestamp("maxDate").Number("targetBatchSeconds", 0.1, 60);
+  s.Int("batchSize", 1, 100000)
+      .OneOf("cursorColumn", {"created_at", "timestamp"})
+      .Timestamp("maxDate")
+      .Number("targetBatchSeconds", 0.1, 60);
   return s;
 }
 
@@ -56,8 +58,28 @@ TEST(ArgsSchemaTest, CursorColumnOutsideTheWhitelist) {
 }
 
 TEST(ArgsSchemaTest, MalformedTimestamp) {
-  EXPECT_EQ(Schema().Validate({{"maxDate", "yesterday"}}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Schema().Validate({{"maxDate", "yesterday"}}).message(),
+            "maxDate must be a date or time that exists, like \"2024-05-03\" or "
+            "\"2024-05-03T10:00:00Z\", got \"yesterday\"");
+  EXPECT_EQ(Schema().Validate({{"maxDate", 20240503}}).message(),
+            "maxDate must be a date or time that exists, like \"2024-05-03\" or "
+            "\"2024-05-03T10:00:00Z\", got 20240503");
   EXPECT_TRUE(Schema().Validate({{"maxDate", "2024-05-03"}}).ok());
+}
+
+// The instant a Timestamp arg names, whatever its form: an offset counts, no zone is UTC.
+TEST(ArgsHelpersTest, TimestampArgIsTheInstant) {
+  const nlohmann::json args = {{"a", "2024-05-03T10:00:00+05:00"},
+                               {"b", "2024-05-03 05:00"},
+                               {"c", "2024-05-03"},
+                               {"d", "2024-02-30"}};
+  EXPECT_EQ(TimestampArg(args, "a")->value(), 1714712400000);
+  EXPECT_EQ(TimestampArg(args, "b")->value(), 1714712400000);
+  EXPECT_EQ(TimestampArg(args, "c")->value(), 1714694400000);
+  EXPECT_FALSE(TimestampArg(args, "missing")->has_value());
+  EXPECT_EQ(TimestampArg(args, "d").status().message(),
+            "d must be a date or time that exists, like \"2024-05-03\" or "
+            "\"2024-05-03T10:00:00Z\", got \"2024-02-30\"");
 }
 
 // Regression: "2024-02-30" matched the timestamp pattern and was saved; the copy then failed on
