@@ -235,6 +235,8 @@ int CmdList(const Config& config, const Registry& registry, bool json) {
     if (row.waits_for) {
       detail = "waits for " + *row.waits_for + " (" + row.waits_for_status.value_or("") + ")";
     }
+    if (row.gate) detail = "gated: runs once " + *row.gate + "=true for the workers";
+    if (row.unknown_reason) detail = *row.unknown_reason;
     std::printf("%-50s %-9s %12lld  %-24s %s\n", row.name.c_str(), MigrationStatusName(row.status),
                 static_cast<long long>(row.rows_processed), Cell(row.worker_id).c_str(),
                 detail.c_str());

@@ -18,6 +18,10 @@ const char* MigrationStatusName(MigrationStatus s) {
       return "failed";
     case MigrationStatus::kBlocked:
       return "blocked";
+    case MigrationStatus::kGated:
+      return "gated";
+    case MigrationStatus::kUnknown:
+      return "unknown";
   }
   return "unknown";
 }
@@ -56,6 +60,8 @@ nlohmann::json MigrationRow::ToJson() const {
       {"blocked_by_status", Opt(blocked_by_status)},
       {"waits_for", Opt(waits_for)},
       {"waits_for_status", Opt(waits_for_status)},
+      {"gate", Opt(gate)},
+      {"unknown_reason", Opt(unknown_reason)},
   };
 }
 

@@ -23,7 +23,21 @@ namespace bgm {
 // kBlocked: pending, but a prerequisite at some depth failed or is paused, so it cannot run
 // until an operator acts on that one. Never stored: ApplyPrerequisites (core/readiness.h)
 // derives it from the rows and the registry.
-enum class MigrationStatus { kPending, kRunning, kWaiting, kPaused, kFinished, kFailed, kBlocked };
+// kGated: pending, but its gate (an environment variable) is not "true" in this process.
+// kUnknown: pending, but no built-in or migration file of this bgmigrate has its script (a row
+// of another tool, or a file that was removed): left as it is, never run or failed.
+// kBlocked, kGated and kUnknown are never stored: ApplyPrerequisites derives them.
+enum class MigrationStatus {
+  kPending,
+  kRunning,
+  kWaiting,
+  kPaused,
+  kFinished,
+  kFailed,
+  kBlocked,
+  kGated,
+  kUnknown
+};
 const char* MigrationStatusName(MigrationStatus s);  // "pending", "running", ...
 
 struct MigrationRow {
@@ -43,6 +57,8 @@ struct MigrationRow {
   // migration it waits on (at any depth) and that one's status. Pending: the unfinished
   // prerequisite it waits for and that one's status.
   std::optional<std::string> blocked_by, blocked_by_status, waits_for, waits_for_status;
+  // Set by ApplyPrerequisites: the gate variable of a gated row; why a row is unknown.
+  std::optional<std::string> gate, unknown_reason;
   int attempts = 0;
   int64_t rows_processed = 0;
   std::optional<int64_t> rows_total_estimate;

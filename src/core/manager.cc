@@ -180,9 +180,10 @@ void Manager::RunLeased(const Lease& lease, std::stop_token stop) {
   };
 
   const MigrationSpec* spec = registry_.Find(lease.script);
-  if (spec == nullptr) {
-    fail("unknown script '" + lease.script + "': this bgmigrate knows " + registry_.ScriptNames() +
-         "; fix the script column or delete the row");
+  if (spec == nullptr) {  // IsRunnable refuses these; a row changed under us: leave it as it is
+    (void)WithStore([&](ControlStore& st) {
+      return st.Release(lease.name, options_.worker_id, "unknown script '" + lease.script + "'");
+    });
     return;
   }
   std::unique_ptr<BackgroundMigration> migration = spec->create();

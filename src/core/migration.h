@@ -33,11 +33,11 @@ struct MigrationEnv {
 
 // One committed batch, recorded as a `batch` event and as the new checkpoint.
 struct BatchRecord {
-  nlohmann::json state;         // the full new state (cursor) to resume from
-  int64_t rows = 0;             // rows this batch processed
-  int64_t bytes = 0;            // bytes this batch moved (0 when not measured)
-  nlohmann::json from;          // cursor before the batch
-  nlohmann::json to;            // cursor after the batch
+  nlohmann::json state;  // the full new state (cursor) to resume from
+  int64_t rows = 0;      // rows this batch processed
+  int64_t bytes = 0;     // bytes this batch moved (0 when not measured)
+  nlohmann::json from;   // cursor before the batch
+  nlohmann::json to;     // cursor after the batch
   int64_t duration_ms = 0;
 };
 

@@ -40,11 +40,24 @@ void ApplyPrerequisites(std::vector<MigrationRow>& rows, const Registry& registr
 
   for (MigrationRow& row : rows) {
     if (row.status != MigrationStatus::kPending) continue;
+    const MigrationSpec* spec = registry.Find(row.script);
+    if (spec == nullptr) {
+      row.status = MigrationStatus::kUnknown;
+      row.unknown_reason = "its script '" + row.script +
+                           "' is neither a built-in nor a migration file of this bgmigrate; it "
+                           "is left as it is (restore its file to run it)";
+      continue;
+    }
     std::set<std::string> seen;
     if (const MigrationRow* blocker = FindBlocker(*by_name[row.name], by_name, registry, seen)) {
       row.status = MigrationStatus::kBlocked;
       row.blocked_by = blocker->name;
       row.blocked_by_status = MigrationStatusName(blocker->status);
+      continue;
+    }
+    if (spec->gate && !spec->gate_open) {
+      row.status = MigrationStatus::kGated;
+      row.gate = spec->gate;
       continue;
     }
     for (const std::string& pre : PrerequisitesOf(row, registry)) {

@@ -6,7 +6,9 @@
 //  - waiting for its prerequisites when one of them is pending, running or waiting, and nothing
 //    below it (at any depth) is failed or paused: it will run by itself;
 //  - blocked when a prerequisite at any depth has failed or is paused: it will not run until an
-//    operator retries or resumes that one (status `blocked`, naming it).
+//    operator retries or resumes that one (status `blocked`, naming it);
+//  - gated when its gate variable is not "true" in this process (status `gated`, naming it);
+//  - unknown when no built-in or file has its script (status `unknown`): never run or failed.
 // Pure functions; thread-safe.
 //
 //   std::vector<MigrationRow> rows = store.List().value();
@@ -23,18 +25,19 @@
 namespace bgm {
 
 // Judges every pending row by its script's prerequisites (rows of other statuses are left as
-// they are): a blocked row gets status kBlocked with `blocked_by` (the failed or paused
-// migration) and `blocked_by_status`; a row that waits for an unfinished prerequisite keeps
-// kPending and gets `waits_for` and `waits_for_status`. Rows whose script is unknown have no
-// prerequisites. Cycles (refused by ValidatePrerequisites at start-up) end the walk.
+// they are): a row whose script is unknown gets kUnknown and `unknown_reason`; a blocked row gets
+// status kBlocked with `blocked_by` (the failed or paused migration) and `blocked_by_status`; a row
+// that waits for an unfinished prerequisite keeps kPending and gets `waits_for` and
+// `waits_for_status`; a gated one kGated and `gate`. Cycles (refused by ValidatePrerequisites at
+// start-up) end the walk.
 void ApplyPrerequisites(std::vector<MigrationRow>& rows, const Registry& registry);
 
 // True when `row` (after ApplyPrerequisites) may be leased now.
 bool IsRunnable(const MigrationRow& row);
 
 // True when nothing is left that will progress without an operator: no migration, by any
-// worker, is pending, running or waiting (blocked, paused, finished and failed ones are not
-// work). Call after ApplyPrerequisites.
+// worker, is pending, running or waiting (blocked, gated, unknown, paused, finished and failed
+// ones are not work). Call after ApplyPrerequisites.
 bool IsIdle(const std::vector<MigrationRow>& rows);
 
 // kInvalidArgument when a migration names a prerequisite that the registry does not know, or

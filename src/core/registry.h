@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,10 @@ struct MigrationSpec {
   std::string description;
   std::vector<std::string> prerequisites;  // names that must be finished first
   std::function<std::unique_ptr<BackgroundMigration>()> create;
+  // An environment variable that must be "true" before the migration runs (Langfuse's
+  // envGate), and whether it was when the registry was loaded in this process.
+  std::optional<std::string> gate = std::nullopt;
+  bool gate_open = true;
 };
 
 class Registry {

@@ -3,13 +3,16 @@
 namespace bgm {
 
 nlohmann::json Summarize(const std::vector<MigrationRow>& rows, bool enabled) {
-  nlohmann::json counts = {{"pending", 0},  {"running", 0}, {"waiting", 0}, {"paused", 0},
-                           {"finished", 0}, {"failed", 0},  {"blocked", 0}};
+  nlohmann::json counts = {{"pending", 0}, {"running", 0},  {"waiting", 0},
+                           {"paused", 0},  {"finished", 0}, {"failed", 0},
+                           {"blocked", 0}, {"gated", 0},    {"unknown", 0}};
   for (const MigrationRow& row : rows) {
     counts[MigrationStatusName(row.status)] =
         counts[MigrationStatusName(row.status)].get<int>() + 1;
   }
-  const bool all_finished = counts["finished"].get<size_t>() == rows.size();
+  // Rows of scripts this bgmigrate does not know (another tool's) are not its work.
+  const bool all_finished =
+      counts["finished"].get<size_t>() + counts["unknown"].get<size_t>() == rows.size();
   const char* status = "FINISHED";
   if (!enabled && !all_finished) {
     status = "DISABLED";

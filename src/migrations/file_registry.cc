@@ -1,5 +1,8 @@
 #include "migrations/file_registry.h"
 
+#include <cstdlib>
+#include <string_view>
+
 #include "core/readiness.h"
 #include "migrations/postgres_batches.h"
 
@@ -16,8 +19,14 @@ std::vector<MigrationSpec> SpecsFromFiles(const std::vector<MigrationFile>& file
                               "the file or run a bgmigrate that supports it"});
       continue;
     }
-    specs.push_back(
-        {f.name, f.description, f.prerequisites, [f] { return NewPostgresBatches(f); }});
+    MigrationSpec spec{f.name, f.description, f.prerequisites,
+                       [f] { return NewPostgresBatches(f); }};
+    if (f.gate) {
+      const char* value = std::getenv(f.gate->c_str());
+      spec.gate = f.gate;
+      spec.gate_open = value != nullptr && std::string_view(value) == "true";
+    }
+    specs.push_back(std::move(spec));
   }
   return specs;
 }

@@ -15,7 +15,8 @@
 namespace bgm {
 
 // The specs of `files` (their kinds run them); a file of a kind this bgmigrate cannot run yet
-// is a problem naming the file.
+// is a problem naming the file. A file's gate is open when this process's environment has the
+// variable set to "true".
 std::vector<MigrationSpec> SpecsFromFiles(const std::vector<MigrationFile>& files,
                                           std::vector<FileProblem>& problems);
 

@@ -10,10 +10,10 @@
 namespace bgm {
 namespace {
 
-constexpr MigrationStatus kAllStatuses[] = {MigrationStatus::kPending,  MigrationStatus::kRunning,
-                                            MigrationStatus::kWaiting,  MigrationStatus::kPaused,
-                                            MigrationStatus::kFinished, MigrationStatus::kFailed,
-                                            MigrationStatus::kBlocked};
+constexpr MigrationStatus kAllStatuses[] = {
+    MigrationStatus::kPending, MigrationStatus::kRunning,  MigrationStatus::kWaiting,
+    MigrationStatus::kPaused,  MigrationStatus::kFinished, MigrationStatus::kFailed,
+    MigrationStatus::kBlocked, MigrationStatus::kGated,    MigrationStatus::kUnknown};
 
 void Header(std::string& out, const char* name, const char* type, const char* help) {
   out += "# HELP ";

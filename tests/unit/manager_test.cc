@@ -166,6 +166,19 @@ class ManagerTest : public ::testing::Test {
   MemoryControlStore store_{db_};
 };
 
+// Runs `manager` with exit_when_idle on a thread; fails (and stops it) when it has not exited
+// within 10 s of real time, which is how a worker that never sees itself idle shows.
+::testing::AssertionResult RunsToIdleExit(Manager& manager) {
+  std::atomic<bool> done{false};
+  std::jthread worker([&](std::stop_token st) {
+    (void)manager.Run(st);
+    done = true;
+  });
+  ::testing::AssertionResult exited = Eventually([&] { return done.load(); }, "idle worker exit");
+  worker.request_stop();
+  return exited;
+}
+
 TEST_F(ManagerTest, RunsMigrationsInNameOrderToTheEnd) {
   Script a, b, c;
   Registry registry({Spec("20240102_b", b), Spec("20240103_c", c), Spec("20240101_a", a)});
@@ -246,16 +259,48 @@ TEST_F(ManagerTest, BadArgsFailOnlyThatMigrationWithTheKeyNamed) {
   EXPECT_EQ(db_.Row("20240104_d").status, MigrationStatus::kFinished);
 }
 
-TEST_F(ManagerTest, UnknownScriptFailsThatRowOnly) {
+// A row whose script this bgmigrate does not know (another tool's, or a removed file's) is left
+// as it is: shown as unknown, never run, never failed, and not work an idle worker waits for.
+TEST_F(ManagerTest, UnknownScriptIsLeftAsItIsAndNeverFailed) {
   Script a;
   Registry registry({Spec("20240101_a", a)});
   db_.Insert("20230101_hand_written", "no_such_script", nlohmann::json::object());
   auto manager = NewManager(registry, "w1");
   ASSERT_TRUE(manager->RegisterAll().ok());
-  ASSERT_TRUE(manager->Run(std::stop_token()).ok());
-  EXPECT_EQ(db_.Row("20230101_hand_written").failed_reason,
-            "unknown script 'no_such_script': this bgmigrate knows 20240101_a; fix the script "
-            "column or delete the row");
+  ASSERT_TRUE(RunsToIdleExit(*manager));
+  const MigrationRow row = db_.Row("20230101_hand_written");
+  EXPECT_EQ(row.status, MigrationStatus::kPending);
+  EXPECT_FALSE(row.failed_reason.has_value());
+  EXPECT_EQ(row.attempts, 0);
+  EXPECT_EQ(db_.Row("20240101_a").status, MigrationStatus::kFinished);
+  std::vector<MigrationRow> rows = *store_.List();
+  ApplyPrerequisites(rows, registry);
+  EXPECT_EQ(rows[0].status, MigrationStatus::kUnknown);
+  EXPECT_EQ(rows[0].unknown_reason,
+            "its script 'no_such_script' is neither a built-in nor a migration file of this "
+            "bgmigrate; it is left as it is (restore its file to run it)");
+  EXPECT_EQ(rows[0].ToJson()["status"], "unknown");
+}
+
+TEST_F(ManagerTest, AGatedMigrationWaitsForItsVariableAndIsNotWork) {
+  Script a, b;
+  MigrationSpec gated = Spec("20240101_a", a);
+  gated.gate = "LANGFUSE_ENABLE_A";
+  gated.gate_open = false;
+  Registry registry({gated, Spec("20240102_b", b)});
+  auto manager = NewManager(registry, "w1");
+  ASSERT_TRUE(manager->RegisterAll().ok());
+  ASSERT_TRUE(RunsToIdleExit(*manager));
+  EXPECT_EQ(AcquiredOrder(), (std::vector<std::string>{"20240102_b"}));
+  std::vector<MigrationRow> rows = *store_.List();
+  ApplyPrerequisites(rows, registry);
+  EXPECT_EQ(rows[0].status, MigrationStatus::kGated);
+  EXPECT_EQ(rows[0].gate, "LANGFUSE_ENABLE_A");
+
+  gated.gate_open = true;  // as a worker started with LANGFUSE_ENABLE_A=true sees it
+  Registry open({gated, Spec("20240102_b", b)});
+  auto opened = NewManager(open, "w2");
+  ASSERT_TRUE(RunsToIdleExit(*opened));
   EXPECT_EQ(db_.Row("20240101_a").status, MigrationStatus::kFinished);
 }
 
@@ -530,19 +575,6 @@ TEST_F(ManagerTest, StopWhileWaitingReleasesTheLeaseInsteadOfFailing) {
   EXPECT_EQ(row.state, (nlohmann::json{{"next", 3}}));
   ASSERT_EQ(EventsOf("released").size(), 1u);
   EXPECT_EQ(EventsOf("released")[0].detail["reason"], "worker stopping");
-}
-
-// Runs `manager` with exit_when_idle on a thread; fails (and stops it) when it has not exited
-// within 10 s of real time, which is how a worker that never sees itself idle shows.
-::testing::AssertionResult RunsToIdleExit(Manager& manager) {
-  std::atomic<bool> done{false};
-  std::jthread worker([&](std::stop_token st) {
-    (void)manager.Run(st);
-    done = true;
-  });
-  ::testing::AssertionResult exited = Eventually([&] { return done.load(); }, "idle worker exit");
-  worker.request_stop();
-  return exited;
 }
 
 // Regression: with a -> b -> c and a failed, c waited on b, which Idle() counted as work, so

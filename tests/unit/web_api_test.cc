@@ -8,6 +8,7 @@
 
 #include "common/timestamp.h"
 #include "core/args.h"
+#include "core/readiness.h"
 #include "core/summary.h"
 #include "testing/memory_control_store.h"
 #include "web/admin_auth.h"
@@ -256,7 +257,7 @@ TEST_F(WebApiTest, ListShowsEveryRowWithRateEtaAndSummary) {
   }
   EXPECT_EQ(names, (std::vector<std::string>{kPending, kFailed, kFinished, kRunning, kOrphan}));
   EXPECT_EQ(statuses,
-            (std::vector<std::string>{"pending", "failed", "finished", "running", "pending"}));
+            (std::vector<std::string>{"pending", "failed", "finished", "running", "unknown"}));
   const json& running = body["migrations"][3];
   // Batches at +1 s, +2 s, +3 s of 100 rows: 200 rows over 2 s after the first.
   EXPECT_EQ(running["rate_rows_per_second"], 100.0);
@@ -294,7 +295,10 @@ TEST_F(WebApiTest, ListSaysWhenMigrationsAreDisabled) {
 TEST_F(WebApiTest, StatusIsTheSummaryOfAllRows) {
   ApiResponse r = Call("GET", "/api/background-migrations/status", "", "");
   ASSERT_EQ(r.status, 200);
-  EXPECT_EQ(Body(r), Summarize(*MemoryControlStore(db_).List(), true));
+  std::vector<MigrationRow> rows = *MemoryControlStore(db_).List();
+  ApplyPrerequisites(rows, TestRegistry());  // the orphan row's script is unknown
+  EXPECT_EQ(Body(r), Summarize(rows, true));
+  EXPECT_EQ(Body(r)["counts"]["unknown"], 1);
   EXPECT_EQ(Body(r)["status"], "FAILED");
   EXPECT_EQ(Body(r)["counts"]["running"], 1);
   EXPECT_EQ(Body(r)["total"], 5);
@@ -885,6 +889,8 @@ TEST(MetricsTest, RendersAKnownStateExactly) {
       "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"finished\"} 0\n"
       "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"failed\"} 0\n"
       "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"blocked\"} 0\n"
+      "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"gated\"} 0\n"
+      "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"unknown\"} 0\n"
       "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"pending\"} 0\n"
       "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"running\"} 0\n"
       "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"waiting\"} 0\n"
@@ -892,6 +898,8 @@ TEST(MetricsTest, RendersAKnownStateExactly) {
       "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"finished\"} 0\n"
       "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"failed\"} 1\n"
       "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"blocked\"} 0\n"
+      "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"gated\"} 0\n"
+      "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"unknown\"} 0\n"
       "# HELP bgmigrate_rows_processed Rows processed so far (reset by a retry from the "
       "start).\n"
       "# TYPE bgmigrate_rows_processed gauge\n"

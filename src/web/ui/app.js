@@ -9,6 +9,7 @@
   const KEY_STORAGE = 'bgmigrate.adminKey';
   const API = '/api/background-migrations';
   const STATUSES = ['pending', 'running', 'waiting', 'paused', 'finished', 'failed', 'blocked'];
+  // Also listed, without a count box: gated (a gate variable not set) and unknown (not ours).
   const COLUMNS = ['Migration', 'Status', 'Progress', 'Timing', 'Args & state', 'Reason',
                    'Actions'];
 
@@ -495,7 +496,8 @@
       el('dd', {}, keyValues(m.state, 'state') || dash())));
 
     fill(reasonCell, [m.failed_reason, m.waiting_reason, m.waiting_since, m.next_attempt_at,
-                      m.blocked_by, m.blocked_by_status, m.waits_for, m.waits_for_status], () => {
+                      m.blocked_by, m.blocked_by_status, m.waits_for, m.waits_for_status,
+                      m.gate, m.unknown_reason], () => {
       if (m.failed_reason) {
         return el('span', { class: 'reason', 'data-testid': 'failed-reason', text: m.failed_reason });
       }
@@ -505,6 +507,14 @@
                   el('span', { class: 'muted small block',
                                text: m.blocked_by_status === 'paused' ? 'resume it to continue'
                                                                       : 'retry it to continue' }));
+      }
+      if (m.gate) {
+        return el('span', { class: 'reason muted', 'data-testid': 'gate' },
+                  `Gated: runs once ${m.gate}=true for the workers`);
+      }
+      if (m.unknown_reason) {
+        return el('span', { class: 'reason muted', 'data-testid': 'unknown-reason' },
+                  `Not bgmigrate's: ${m.unknown_reason}`);
       }
       if (m.waits_for) {
         return el('span', { class: 'reason muted', 'data-testid': 'waits-for' },
@@ -575,7 +585,10 @@
     $('disabled-banner').hidden = list.enabled;
     const counts = (list.summary && list.summary.counts) || {};
     $('count-total').textContent = fmtNumber(list.migrations.length);
-    for (const s of STATUSES) $(`count-${s}`).textContent = fmtNumber(counts[s] || 0);
+    for (const s of STATUSES) {
+      const cell = $(`count-${s}`);
+      if (cell) cell.textContent = fmtNumber(counts[s] || 0);
+    }
     renderIndicator(list);
 
     const names = new Set(list.migrations.map((m) => m.name));
