@@ -341,10 +341,10 @@ TEST_F(WorkerProcessTest, BadArgsInTheTableFailOnlyThatMigration) {
     EXPECT_EQ(Query(std::string("SELECT failed_reason FROM background_migrations WHERE name = '") +
                     kName + "'"),
               reason);
-    EXPECT_EQ(Query("SELECT failed_reason FROM background_migrations "
-                    "WHERE name = '20200101_0000_hand_made'")
-                  .substr(0, 32),
-              "unknown script 'no_such_script':");
+    // A row of a script this bgmigrate does not know is left as it is, never failed.
+    EXPECT_EQ(Query("SELECT coalesce(failed_reason, 'none') || ' ' || attempts FROM "
+                    "background_migrations WHERE name = '20200101_0000_hand_made'"),
+              "none 0");
   }
   EXPECT_EQ(RowsProcessed(), 0) << "nothing ran with bad args";
 }
