@@ -12,6 +12,7 @@
 #include <stop_token>
 #include <thread>
 
+#include "cli/signal_stop.h"
 #include "clickhouse/client_factory.h"
 #include "common/clock.h"
 #include "common/logging.h"
@@ -51,35 +52,6 @@ std::string ConfigHelp() {
   }
   return out;
 }
-
-// Blocks SIGINT/SIGTERM in every thread and turns them into a stop request.
-class SignalStop {
- public:
-  SignalStop() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGINT);
-    sigaddset(&set_, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-    waiter_ = std::jthread([this](std::stop_token st) {
-      while (!st.stop_requested()) {
-        timespec timeout{0, 200 * 1000 * 1000};
-        const int sig = sigtimedwait(&set_, nullptr, &timeout);
-        if (sig == SIGINT || sig == SIGTERM) {
-          spdlog::info("Received {}; finishing the current batch and releasing the lock",
-                       sig == SIGINT ? "SIGINT" : "SIGTERM");
-          source_.request_stop();
-          return;
-        }
-      }
-    });
-  }
-  std::stop_token token() const { return source_.get_token(); }
-
- private:
-  sigset_t set_;
-  std::stop_source source_;
-  std::jthread waiter_;
-};
 
 Result<std::unique_ptr<PgControlStore>> OpenStore(const Config& config) {
   return PgControlStore::Open(config.database_url, config.lease);
@@ -137,7 +109,7 @@ ControlStoreFactory StoreFactory(const Config& config) {
 // `worker`, `web` and `up`: fast migrations, registration, then the worker loop and/or the web
 // server until SIGINT/SIGTERM.
 int CmdServe(const Config& config, bool run_worker, bool run_web, bool exit_when_idle) {
-  SignalStop signals;
+  SignalStop signals(config.shutdown_timeout);
   if (Status s = ApplySchema(config); !s.ok()) return Fail(s);
   SystemClock clock;
   ManagerOptions options{config.worker_id, config.lease, config.poll,
@@ -430,6 +402,8 @@ int RunCli(int argc, char** argv) {
   Result<Config> config = LoadConfig([](const char* n) { return std::getenv(n); });
   if (!config.ok()) return Fail(config.status());
   InitLogging(config->log_format, spdlog::level::info);
+  SetDefaultPgTimeouts({config->pg_connect_timeout, config->pg_read_timeout});
+  SetDefaultClickHouseStallTimeout(config->clickhouse_stall);
   if (config->database_url.empty()) {
     return Fail(InvalidArgument(
         "DATABASE_URL is not set; e.g. export DATABASE_URL=postgresql://user@127.0.0.1:5432/db "
