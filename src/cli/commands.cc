@@ -12,6 +12,7 @@
 #include <stop_token>
 #include <thread>
 
+#include "cli/signal_stop.h"
 #include "clickhouse/client_factory.h"
 #include "common/clock.h"
 #include "common/logging.h"
@@ -63,35 +64,6 @@ std::string ConfigHelp() {
   }
   return out;
 }
-
-// Blocks SIGINT/SIGTERM in every thread and turns them into a stop request.
-class SignalStop {
- public:
-  SignalStop() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGINT);
-    sigaddset(&set_, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-    waiter_ = std::jthread([this](std::stop_token st) {
-      while (!st.stop_requested()) {
-        timespec timeout{0, 200 * 1000 * 1000};
-        const int sig = sigtimedwait(&set_, nullptr, &timeout);
-        if (sig == SIGINT || sig == SIGTERM) {
-          spdlog::info("Received {}; finishing the current batch and releasing the lock",
-                       sig == SIGINT ? "SIGINT" : "SIGTERM");
-          source_.request_stop();
-          return;
-        }
-      }
-    });
-  }
-  std::stop_token token() const { return source_.get_token(); }
-
- private:
-  sigset_t set_;
-  std::stop_source source_;
-  std::jthread waiter_;
-};
 
 Result<std::unique_ptr<PgControlStore>> OpenStore(const Config& config) {
   return PgControlStore::Open(config.database_url, config.lease);
@@ -150,7 +122,7 @@ ControlStoreFactory StoreFactory(const Config& config) {
 // server until SIGINT/SIGTERM.
 int CmdServe(const Config& config, const Registry& registry, bool run_worker, bool run_web,
              bool exit_when_idle) {
-  SignalStop signals;
+  SignalStop signals(config.shutdown_timeout);
   if (Status s = ApplySchema(config); !s.ok()) return Fail(s);
   SystemClock clock;
   ManagerOptions options{config.worker_id, config.lease, config.poll,
@@ -504,6 +476,8 @@ int RunCli(int argc, char** argv) {
   Result<Config> config = LoadConfig([](const char* n) { return std::getenv(n); });
   if (!config.ok()) return Fail(config.status());
   InitLogging(config->log_format, spdlog::level::info);
+  SetDefaultPgTimeouts({config->pg_connect_timeout, config->pg_read_timeout});
+  SetDefaultClickHouseStallTimeout(config->clickhouse_stall);
   if (check->parsed()) {
     return CmdCheck(*config, check_dirs.empty() ? config->migrations_dirs : check_dirs);
   }

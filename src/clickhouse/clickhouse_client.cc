@@ -4,9 +4,11 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <limits>
 #include <mutex>
 
@@ -19,6 +21,16 @@ constexpr int kGzipLevel = 1;                        // fast: the link is usuall
 constexpr size_t kSmallResponseBytes = 1024 * 1024;  // Execute/Insert keep at most this much
 constexpr size_t kTailBytes = 64 * 1024;             // kept past the cap to find exceptions
 constexpr const char* kUserAgent = "bgmigrate/0.1";
+
+using SteadyClock = std::chrono::steady_clock;
+
+std::atomic<int64_t> g_stall_ms{30000};
+
+std::string SecondsText(std::chrono::milliseconds d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", static_cast<double>(d.count()) / 1000.0);
+  return buf;
+}
 
 Status CurlGlobalInit() {
   static std::once_flag once;
@@ -179,7 +191,38 @@ struct Request {
   std::optional<int> exception_code;
   std::string exception_tag;
   char error_buffer[CURL_ERROR_SIZE] = {};
+  // Stall detection: the last time a byte moved (or our own source handed over data), and the
+  // check that runs after half the stall timeout of silence (null: no check).
+  std::chrono::milliseconds stall{0};
+  std::function<Status()> check_alive;
+  SteadyClock::time_point last_activity = SteadyClock::now();
+  curl_off_t last_up = 0, last_down = 0;
+  Status stalled;  // why the check failed
 };
+
+int XferInfoCallback(void* userdata, curl_off_t /*dltotal*/, curl_off_t dlnow,
+                     curl_off_t /*ultotal*/, curl_off_t ulnow) {
+  auto* r = static_cast<Request*>(userdata);
+  const auto now = SteadyClock::now();
+  if (dlnow != r->last_down || ulnow != r->last_up) {
+    r->last_down = dlnow;
+    r->last_up = ulnow;
+    r->last_activity = now;
+    return 0;
+  }
+  if (!r->check_alive || now - r->last_activity < r->stall / 2) return 0;
+  try {
+    Status alive = r->check_alive();
+    if (alive.ok()) {
+      r->last_activity = SteadyClock::now();
+      return 0;
+    }
+    r->stalled = std::move(alive);
+  } catch (const std::exception& e) {
+    r->stalled = Internal(std::string("the stall check failed: ") + e.what());
+  }
+  return 1;  // abort the transfer: CURLE_ABORTED_BY_CALLBACK
+}
 
 size_t ReadCallback(char* buffer, size_t size, size_t nitems, void* userdata) {
   auto* r = static_cast<Request*>(userdata);
@@ -195,6 +238,7 @@ size_t ReadCallback(char* buffer, size_t size, size_t nitems, void* userdata) {
       r->source_status = Internal("insert source returned more bytes than asked");
       return CURL_READFUNC_ABORT;
     }
+    r->last_activity = SteadyClock::now();  // time spent waiting on our source is not a stall
     return *n;
   } catch (const std::exception& e) {
     r->callback_error = Internal(std::string("insert source threw: ") + e.what());
@@ -205,6 +249,7 @@ size_t ReadCallback(char* buffer, size_t size, size_t nitems, void* userdata) {
 size_t WriteCallback(char* data, size_t size, size_t nmemb, void* userdata) {
   auto* r = static_cast<Request*>(userdata);
   const size_t n = size * nmemb;
+  r->last_activity = SteadyClock::now();
   try {
     std::string& out = *r->response;
     const size_t room = r->max_response_bytes - std::min(r->max_response_bytes, out.size());
@@ -226,6 +271,7 @@ size_t WriteCallback(char* data, size_t size, size_t nmemb, void* userdata) {
 size_t HeaderCallback(char* buffer, size_t size, size_t nitems, void* userdata) {
   auto* r = static_cast<Request*>(userdata);
   const size_t n = size * nitems;
+  r->last_activity = SteadyClock::now();
   std::string_view line(buffer, n);
   if (line.starts_with("HTTP/")) {  // a new response (e.g. after "100 Continue")
     r->exception_code.reset();
@@ -259,6 +305,14 @@ size_t HeaderCallback(char* buffer, size_t size, size_t nitems, void* userdata) 
 
 }  // namespace
 
+void SetDefaultClickHouseStallTimeout(std::chrono::milliseconds stall) {
+  g_stall_ms = stall.count();
+}
+
+std::chrono::milliseconds DefaultClickHouseStallTimeout() {
+  return std::chrono::milliseconds(g_stall_ms.load());
+}
+
 Result<std::unique_ptr<HttpClickHouseClient>> HttpClickHouseClient::Create(
     ClickHouseHttpConfig config) {
   BGM_RETURN_IF_ERROR(CurlGlobalInit());
@@ -287,7 +341,8 @@ Result<std::unique_ptr<HttpClickHouseClient>> HttpClickHouseClient::Create(
   if (HasLineBreak(config.user) || HasLineBreak(config.password)) {
     return InvalidArgument("CLICKHOUSE_USER or CLICKHOUSE_PASSWORD contains a line break");
   }
-  if (config.connect_timeout.count() <= 0 || config.total_timeout.count() <= 0) {
+  if (config.connect_timeout.count() <= 0 || config.total_timeout.count() <= 0 ||
+      config.stall_timeout.count() < 0) {
     return InvalidArgument("ClickHouse timeouts must be positive");
   }
   std::string base_query = UrlPart(url.get(), CURLUPART_QUERY);
@@ -354,6 +409,10 @@ Status HttpClickHouseClient::Perform(const std::string& url, InsertSource* body,
   request.source = body;
   request.response = response;
   request.max_response_bytes = max_response_bytes;
+  request.stall = config_.stall_timeout;
+  if (config_.stall_timeout.count() > 0 && url != ping_url_) {
+    request.check_alive = [this] { return PingWithin(config_.stall_timeout / 2); };
+  }
   response->clear();
 
   std::optional<GzipDeflater> gzip;
@@ -399,6 +458,11 @@ Status HttpClickHouseClient::Perform(const std::string& url, InsertSource* body,
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &request);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &HeaderCallback);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &request);
+  if (request.check_alive) {
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &XferInfoCallback);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &request);
+  }
   if (body != nullptr) {
     curl_easy_setopt(curl, CURLOPT_POST, 1L);
     curl_easy_setopt(curl, CURLOPT_READFUNCTION, &ReadCallback);
@@ -421,6 +485,15 @@ Status HttpClickHouseClient::Perform(const std::string& url, InsertSource* body,
   long http_status = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &http_status);
   if (!request.callback_error.ok()) return request.callback_error;
+  if (!request.stalled.ok()) {
+    return Scrubbed(Unavailable(
+        "ClickHouse at " + base_url_ + " stalled: no bytes moved for " +
+        SecondsText(config_.stall_timeout / 2) + " s and it did not answer /ping within " +
+        SecondsText(config_.stall_timeout / 2) + " s (BGMIGRATE_CLICKHOUSE_STALL_SECONDS=" +
+        SecondsText(config_.stall_timeout) + "): " + request.stalled.message() +
+        "; is the server stopped, its disk full or the network dropping packets? The outcome "
+        "of a write is unknown"));
+  }
   const std::string_view head = *response;
   const std::string_view tail = request.overflowed ? std::string_view(request.tail) : head;
   const bool success = http_status >= 200 && http_status < 300;
@@ -499,6 +572,39 @@ Status HttpClickHouseClient::Scrubbed(Status status) const {
     changed = true;
   }
   return changed ? Status(status.code(), std::move(msg)) : status;
+}
+
+Status HttpClickHouseClient::PingWithin(std::chrono::milliseconds timeout) {
+  if (probe_curl_ == nullptr) probe_curl_.reset(curl_easy_init());
+  CURL* curl = probe_curl_.get();
+  if (curl == nullptr) return Internal("libcurl could not allocate a handle");
+  curl_easy_reset(curl);
+  std::string body;
+  char error_buffer[CURL_ERROR_SIZE] = {};
+  const long ms = std::max<long>(1, static_cast<long>(timeout.count()));
+  curl_easy_setopt(curl, CURLOPT_URL, ping_url_.c_str());
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_USERAGENT, kUserAgent);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, ms);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, ms);
+  curl_easy_setopt(
+      curl, CURLOPT_WRITEFUNCTION,
+      +[](char* data, size_t size, size_t nmemb, void* userdata) -> size_t {
+        auto* out = static_cast<std::string*>(userdata);
+        if (out->size() < 4096) out->append(data, std::min<size_t>(size * nmemb, 4096));
+        return size * nmemb;
+      });
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  const CURLcode rc = curl_easy_perform(curl);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
+  if (rc != CURLE_OK) {
+    return Unavailable(std::string("/ping: ") +
+                       (error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(rc)));
+  }
+  if (Trim(body) != "Ok.") return Unavailable("/ping answered \"" + body.substr(0, 100) + "\"");
+  return Status::Ok();
 }
 
 Result<std::string> HttpClickHouseClient::Query(std::string_view sql, const Settings& settings) {

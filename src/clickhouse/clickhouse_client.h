@@ -14,6 +14,11 @@
 // Errors (see clickhouse_error.h for the code table): a server error becomes
 // "ClickHouse error <code>: <message>" with ClickHouseErrorCode() giving the code back;
 // an unreachable server or dropped connection is kUnavailable, a timeout kDeadlineExceeded.
+// A stalled request is kUnavailable too: when no byte has moved either way for half the stall
+// timeout, the client asks the server's /ping on a second connection; a server that does not
+// answer within the other half (a stopped process, a black hole) fails the request, one that
+// answers is busy (a long query or insert; ClickHouse 18.16 sends no progress while working)
+// and the request goes on.
 #pragma once
 
 #include <curl/curl.h>
@@ -68,6 +73,11 @@ class ClickHouseClient {
   virtual Status Ping() = 0;
 };
 
+// The stall timeout of clients configured from now on (BGMIGRATE_CLICKHOUSE_STALL_SECONDS, set
+// once at start-up); 0 turns the check off. Thread-safe.
+void SetDefaultClickHouseStallTimeout(std::chrono::milliseconds stall);
+std::chrono::milliseconds DefaultClickHouseStallTimeout();
+
 // Member initializers are explicit so designated initialization ({.url = ...}) compiles
 // without -Wmissing-field-initializers noise.
 struct ClickHouseHttpConfig {
@@ -76,7 +86,8 @@ struct ClickHouseHttpConfig {
   std::string password{};  // CLICKHOUSE_PASSWORD
   std::string database{};  // CLICKHOUSE_DB; "" uses the user's default database
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
-  std::chrono::milliseconds total_timeout{std::chrono::seconds(300)};  // whole request
+  std::chrono::milliseconds total_timeout{std::chrono::seconds(300)};        // whole request
+  std::chrono::milliseconds stall_timeout{DefaultClickHouseStallTimeout()};  // 0: no check
   bool gzip_requests = false;  // compress request bodies on the fly (Content-Encoding: gzip)
 };
 
@@ -132,9 +143,12 @@ class HttpClickHouseClient final : public ClickHouseClient {
   Status StatusFromCurl(int curl_code, const char* error_buffer) const;
   // Replaces the password in `status`'s message, should a server ever echo it.
   Status Scrubbed(Status status) const;
+  // OK when the server answers /ping within `timeout` on a connection of its own.
+  Status PingWithin(std::chrono::milliseconds timeout);
 
   ClickHouseHttpConfig config_;
   CurlPtr curl_;
+  CurlPtr probe_curl_;  // the stall check's own connection; created when first needed
   std::string base_url_;
   std::string base_query_;
   std::string ping_url_;

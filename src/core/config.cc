@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <random>
+#include <tuple>
 
 namespace bgm {
 namespace {
@@ -66,6 +67,18 @@ const std::vector<SettingDoc>& SettingDocs() {
       {"BGMIGRATE_OUTAGE_BUDGET_SECONDS", "900",
        "how long a running migration waits (status waiting, retrying with backoff 1-10 s) for "
        "an unreachable Postgres or ClickHouse before it fails"},
+      {"BGMIGRATE_PG_CONNECT_TIMEOUT_SECONDS", "5",
+       "how long connecting to Postgres may take (libpq connect_timeout; a connect_timeout in "
+       "DATABASE_URL wins)"},
+      {"BGMIGRATE_PG_READ_TIMEOUT_SECONDS", "5",
+       "silence from Postgres during a statement after which a second connection checks that "
+       "the server is still working on it; if not, the statement fails as an outage (waiting)"},
+      {"BGMIGRATE_CLICKHOUSE_STALL_SECONDS", "30",
+       "a ClickHouse request with no bytes moving for this long, and no answer to /ping, fails "
+       "as an outage (waiting); 0 turns the check off"},
+      {"BGMIGRATE_SHUTDOWN_TIMEOUT_SECONDS", "10",
+       "after SIGTERM/SIGINT, how long a worker may take to stop cleanly before it exits anyway "
+       "(the batch in flight is then copied again by the next worker)"},
       {"BGMIGRATE_LOG_FORMAT", "text", "text or json (one JSON object per line)"},
       {"BGMIGRATE_WORKER_ID", "host-pid-random", "this worker's name in leases and events"},
       {"BGMIGRATE_MIGRATIONS_DIR", "migrations (when that folder exists)",
@@ -130,6 +143,22 @@ Result<Config> LoadConfig(const std::function<const char*(const char*)>& getenv)
     Result<double> s = ParseSeconds("BGMIGRATE_OUTAGE_BUDGET_SECONDS", v, 0, 7 * 86400);
     if (!s.ok()) return s.status();
     c.outage_budget = std::chrono::milliseconds(static_cast<int64_t>(*s * 1000));
+  }
+  if (const char* v = get("BGMIGRATE_PG_CONNECT_TIMEOUT_SECONDS")) {
+    // Whole seconds: libpq's connect_timeout takes no fraction (and treats 1 as 2).
+    Result<double> s = ParseSeconds("BGMIGRATE_PG_CONNECT_TIMEOUT_SECONDS", v, 1, 3600);
+    if (!s.ok()) return s.status();
+    c.pg_connect_timeout = std::chrono::seconds(static_cast<int64_t>(std::ceil(*s)));
+  }
+  for (auto [name, field, min] :
+       {std::tuple{"BGMIGRATE_PG_READ_TIMEOUT_SECONDS", &c.pg_read_timeout, 0.1},
+        std::tuple{"BGMIGRATE_CLICKHOUSE_STALL_SECONDS", &c.clickhouse_stall, 0.0},
+        std::tuple{"BGMIGRATE_SHUTDOWN_TIMEOUT_SECONDS", &c.shutdown_timeout, 0.0}}) {
+    if (const char* v = get(name)) {
+      Result<double> s = ParseSeconds(name, v, min, 86400);
+      if (!s.ok()) return s.status();
+      *field = std::chrono::milliseconds(static_cast<int64_t>(*s * 1000));
+    }
   }
   if (const char* v = get("BGMIGRATE_LOG_FORMAT")) {
     if (!ParseLogFormat(v, &c.log_format)) {

@@ -31,7 +31,14 @@ struct Config {
   std::chrono::milliseconds lease{std::chrono::seconds(60)};  // BGMIGRATE_LEASE_SECONDS
   std::chrono::milliseconds poll{std::chrono::seconds(5)};    // BGMIGRATE_POLL_SECONDS
   std::chrono::milliseconds outage_budget{
-      std::chrono::minutes(15)};            // BGMIGRATE_OUTAGE_BUDGET_SECONDS
+      std::chrono::minutes(15)};               // BGMIGRATE_OUTAGE_BUDGET_SECONDS
+  std::chrono::seconds pg_connect_timeout{5};  // BGMIGRATE_PG_CONNECT_TIMEOUT_SECONDS
+  std::chrono::milliseconds pg_read_timeout{
+      std::chrono::seconds(5)};  // BGMIGRATE_PG_READ_TIMEOUT_SECONDS
+  std::chrono::milliseconds clickhouse_stall{
+      std::chrono::seconds(30)};  // BGMIGRATE_CLICKHOUSE_STALL_SECONDS
+  std::chrono::milliseconds shutdown_timeout{
+      std::chrono::seconds(10)};            // BGMIGRATE_SHUTDOWN_TIMEOUT_SECONDS
   LogFormat log_format = LogFormat::kText;  // BGMIGRATE_LOG_FORMAT
   std::string worker_id;                    // BGMIGRATE_WORKER_ID (default host-pid-random)
   // BGMIGRATE_MIGRATIONS_DIR (':'-separated); unset: "migrations" when that folder exists.

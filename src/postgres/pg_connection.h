@@ -1,6 +1,7 @@
 // PgConnection: a move-only owner of one libpq connection. Every statement is parameterized:
-// values travel as parameters, never spliced into SQL. Not thread-safe: each thread owns its
-// connections.
+// values travel as parameters, never spliced into SQL. Every wait on the server is bounded:
+// connecting by a connect timeout, each statement by a read timeout on the server's silence
+// (see PgTimeouts). Not thread-safe: each thread owns its connections.
 //
 //   Result<PgConnection> conn = PgConnection::Connect(url);
 //   Result<PgResult> r = conn->Exec("SELECT $1::int + 1", {41});
@@ -8,6 +9,7 @@
 
 #include <libpq-fe.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -44,11 +46,30 @@ class PgParam {
   std::optional<std::string> value_;
 };
 
+// How long a connection waits for the server. A server that is silent for `read` while a
+// statement is outstanding is asked, on a second connection, whether that statement is still
+// running (a long query, or a lock wait such as pg_advisory_lock); if it is, the wait goes on,
+// otherwise (or if that check cannot connect within `connect`) the statement fails with
+// kUnavailable and the connection is closed. So a server that stops answering is noticed
+// after about read + connect, and a legitimately long statement is never cut short.
+struct PgTimeouts {
+  std::chrono::seconds connect{10};  // libpq connect_timeout (DATABASE_URL's own value wins)
+  std::chrono::milliseconds read{std::chrono::seconds(10)};
+};
+
+// The timeouts of connections opened from now on by Connect(conninfo). Set once at start-up
+// (from the configuration); thread-safe.
+void SetDefaultPgTimeouts(const PgTimeouts& timeouts);
+PgTimeouts DefaultPgTimeouts();
+
 class PgConnection {
  public:
-  // Connects with a libpq URL or key=value string. kUnavailable when the server cannot be
-  // reached, kInvalidArgument for a malformed string. The message never contains a password.
+  // Connects with a libpq URL or key=value string, adding connect_timeout, TCP keepalives and
+  // tcp_user_timeout from `timeouts` where the string does not set them. kUnavailable when the
+  // server cannot be reached or does not answer within the connect timeout, kInvalidArgument
+  // for a malformed string. The message never contains a password.
   static Result<PgConnection> Connect(const std::string& conninfo);
+  static Result<PgConnection> Connect(const std::string& conninfo, const PgTimeouts& timeouts);
 
   PgConnection(PgConnection&&) = default;
   PgConnection& operator=(PgConnection&&) = default;
@@ -71,17 +92,45 @@ class PgConnection {
   // code that drives libpq directly on this connection, such as PgCopyIn.
   Status ErrorFrom(const PGresult* res, std::string_view what) const;
 
+  // For code that drives libpq's asynchronous API on this (nonblocking) connection: sends what
+  // libpq has queued and waits until PQgetResult will not block. kUnavailable when the server
+  // stays silent (see PgTimeouts; the connection is then closed, so later calls fail at once)
+  // or the connection breaks. `what` names the operation in messages.
+  Status AwaitResult(std::string_view what);
+  // Sends what libpq has queued (e.g. by PQputCopyData), waiting as AwaitResult does.
+  Status FlushOutput(std::string_view what);
+  // The next result of the statement in progress (null after the last), waiting as above.
+  Result<PgResultPtr> NextResult(std::string_view what);
+  // Asks the server, on a second connection (bounded like this one), to cancel the statement
+  // in progress. When that fails, this connection is closed instead, so that nothing waits on
+  // it. libpq's PQcancel is not used: it has no timeout.
+  Status CancelStatement();
+
  private:
-  explicit PgConnection(PgConnPtr conn) : conn_(std::move(conn)) {}
+  PgConnection(PgConnPtr conn, std::string conninfo, PgTimeouts timeouts)
+      : conn_(std::move(conn)), conninfo_(std::move(conninfo)), timeouts_(timeouts) {}
+  // Waits for the socket until libpq has sent everything and, with `for_result`, a result is
+  // ready.
+  Status Await(std::string_view what, bool for_result);
+  // After `read` of silence: OK when a second connection sees this connection's statement
+  // still being worked on by the server; otherwise why not.
+  Status StatementStillRunning();
+  // "Postgres at host:port".
+  std::string Where() const;
 
   PgConnPtr conn_;
+  std::string conninfo_;  // for the liveness check; never shown
+  PgTimeouts timeouts_;
+  bool probe_ = false;  // this connection is itself a liveness check: no further check
 };
 
 // Holds a session-level pg_advisory_lock on `conn` until destroyed. The connection must
 // outlive the lock.
 class PgAdvisoryLock {
  public:
-  // Blocks until the lock is held.
+  // Blocks until the lock is held, however long another session holds it (the wait is a
+  // running statement, so the read timeout does not end it); kUnavailable if the server stops
+  // answering meanwhile.
   static Result<PgAdvisoryLock> Acquire(PgConnection& conn, int64_t key);
   PgAdvisoryLock(PgAdvisoryLock&& other) noexcept
       : conn_(std::exchange(other.conn_, nullptr)), key_(other.key_) {}

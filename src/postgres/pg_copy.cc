@@ -6,7 +6,10 @@ namespace bgm {
 
 Result<PgCopyIn> PgCopyIn::Begin(PgConnection& conn, std::string_view sql) {
   const std::string query(sql);
-  PgResultPtr res(PQexec(conn.get(), query.c_str()));
+  if (PQsendQuery(conn.get(), query.c_str()) != 1) return conn.ErrorFrom(nullptr, "COPY");
+  Result<PgResultPtr> first = conn.NextResult("COPY");
+  if (!first.ok()) return first.status();
+  PgResultPtr res = std::move(*first);
   const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
   if (st == PGRES_COPY_IN) {
     PgCopyIn copy(&conn);
@@ -14,7 +17,13 @@ Result<PgCopyIn> PgCopyIn::Begin(PgConnection& conn, std::string_view sql) {
     return copy;
   }
   if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR) {
-    return conn.ErrorFrom(res.get(), "COPY");
+    Status error = conn.ErrorFrom(res.get(), "COPY");
+    res.reset();
+    while (true) {
+      Result<PgResultPtr> rest = conn.NextResult("COPY");
+      if (!rest.ok() || *rest == nullptr) break;
+    }
+    return error;
   }
   // Some other statement ran, or a COPY TO / COPY BOTH started: leave the connection usable.
   if (st == PGRES_COPY_OUT) {
@@ -22,7 +31,9 @@ Result<PgCopyIn> PgCopyIn::Begin(PgConnection& conn, std::string_view sql) {
     while (PQgetCopyData(conn.get(), &buf, 0) > 0) PQfreemem(buf);
   }
   res.reset();
-  while (PgResultPtr rest{PQgetResult(conn.get())}) {
+  while (true) {
+    Result<PgResultPtr> rest = conn.NextResult("COPY");
+    if (!rest.ok() || *rest == nullptr) break;
   }
   return InvalidArgument("PgCopyIn needs a COPY ... FROM STDIN statement, got: " + query);
 }
@@ -32,8 +43,14 @@ PgCopyIn::~PgCopyIn() { Abort("copy abandoned by the client"); }
 void PgCopyIn::Abort(std::string_view reason) {
   if (conn_ == nullptr) return;
   const std::string msg(reason);
-  PQputCopyEnd(conn_->get(), msg.c_str());
-  while (PgResultPtr res{PQgetResult(conn_->get())}) {
+  // Nonblocking: 0 means "queue full"; flush and try again (FlushOutput bounds the wait).
+  int rc;
+  while ((rc = PQputCopyEnd(conn_->get(), msg.c_str())) == 0) {
+    if (!conn_->FlushOutput("COPY").ok()) break;
+  }
+  while (true) {
+    Result<PgResultPtr> res = conn_->NextResult("COPY");
+    if (!res.ok() || *res == nullptr) break;
   }
   conn_ = nullptr;
   buffer_.clear();
@@ -63,9 +80,15 @@ Status PgCopyIn::Send(std::string_view data) {
   // libpq takes an int length: send very large pieces in slices.
   while (!data.empty()) {
     const size_t n = data.size() < kChunkBytes * 64 ? data.size() : kChunkBytes * 64;
-    if (PQputCopyData(conn_->get(), data.data(), static_cast<int>(n)) != 1) {
-      return FailedCopy("COPY");
+    int rc;
+    while ((rc = PQputCopyData(conn_->get(), data.data(), static_cast<int>(n))) == 0) {
+      // libpq's buffer is full (nonblocking connection): wait until the server takes more.
+      if (Status s = conn_->FlushOutput("COPY"); !s.ok()) {
+        Abort("client error");
+        return s;
+      }
     }
+    if (rc != 1) return FailedCopy("COPY");
     data.remove_prefix(n);
   }
   return Status::Ok();
@@ -74,7 +97,12 @@ Status PgCopyIn::Send(std::string_view data) {
 Status PgCopyIn::FailedCopy(std::string_view what) {
   // When the server rejected a row, libpq has left COPY mode and the reason is in the next
   // result; otherwise the connection itself failed.
-  PgResultPtr res(PQgetResult(conn_->get()));
+  Result<PgResultPtr> next = conn_->NextResult(what);
+  if (!next.ok()) {
+    Abort("client error");
+    return next.status();
+  }
+  PgResultPtr res = std::move(*next);
   Status s = (res && PQresultStatus(res.get()) == PGRES_FATAL_ERROR)
                  ? conn_->ErrorFrom(res.get(), what)
                  : conn_->ErrorFrom(nullptr, what);
@@ -85,8 +113,20 @@ Status PgCopyIn::FailedCopy(std::string_view what) {
 Result<int64_t> PgCopyIn::Finish() {
   if (conn_ == nullptr) return FailedPrecondition("COPY already finished");
   BGM_RETURN_IF_ERROR(Flush());
-  if (PQputCopyEnd(conn_->get(), nullptr) != 1) return FailedCopy("COPY");
-  PgResultPtr res(PQgetResult(conn_->get()));
+  int rc;
+  while ((rc = PQputCopyEnd(conn_->get(), nullptr)) == 0) {
+    if (Status s = conn_->FlushOutput("COPY"); !s.ok()) {
+      Abort("client error");
+      return s;
+    }
+  }
+  if (rc != 1) return FailedCopy("COPY");
+  Result<PgResultPtr> next = conn_->NextResult("COPY");
+  if (!next.ok()) {
+    conn_ = nullptr;
+    return next.status();
+  }
+  PgResultPtr res = std::move(*next);
   const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
   Status error;
   int64_t rows = 0;
@@ -97,7 +137,9 @@ Result<int64_t> PgCopyIn::Finish() {
     error = conn_->ErrorFrom(res.get(), "COPY");
   }
   res.reset();
-  while (PgResultPtr rest{PQgetResult(conn_->get())}) {
+  while (true) {
+    Result<PgResultPtr> rest = conn_->NextResult("COPY");
+    if (!rest.ok() || *rest == nullptr) break;
   }
   conn_ = nullptr;
   if (!error.ok()) return error;

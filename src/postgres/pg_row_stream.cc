@@ -4,12 +4,11 @@ namespace bgm {
 
 PgRowStream::~PgRowStream() {
   if (!active_) return;
-  if (PGcancel* cancel = PQgetCancel(conn_.get())) {
-    char err[256];
-    PQcancel(cancel, err, sizeof err);
-    PQfreeCancel(cancel);
+  (void)conn_.CancelStatement();
+  while (true) {
+    Result<PgResultPtr> r = conn_.NextResult("streaming query");
+    if (!r.ok() || *r == nullptr) break;
   }
-  while (PGresult* r = PQgetResult(conn_.get())) PQclear(r);
 }
 
 Status PgRowStream::Start(std::string_view sql, const std::vector<PgParam>& params, bool binary) {
@@ -19,8 +18,7 @@ Status PgRowStream::Start(std::string_view sql, const std::vector<PgParam>& para
   const std::string query(sql);
   if (PQsendQueryParams(conn_.get(), query.c_str(), static_cast<int>(values.size()), nullptr,
                         values.data(), nullptr, nullptr, binary ? 1 : 0) != 1) {
-    return Unavailable(std::string("sending a query to Postgres failed: ") +
-                       PQerrorMessage(conn_.get()));
+    return conn_.ErrorFrom(nullptr, "streaming query");
   }
   PQsetSingleRowMode(conn_.get());
   active_ = true;
@@ -29,7 +27,13 @@ Status PgRowStream::Start(std::string_view sql, const std::vector<PgParam>& para
 
 Result<bool> PgRowStream::Next() {
   if (!active_) return false;
-  row_.reset(PQgetResult(conn_.get()));
+  Result<PgResultPtr> next = conn_.NextResult("streaming query");
+  if (!next.ok()) {
+    active_ = false;
+    row_.reset();
+    return next.status();
+  }
+  row_ = std::move(*next);
   if (row_ == nullptr) {
     active_ = false;
     return false;
@@ -38,13 +42,19 @@ Result<bool> PgRowStream::Next() {
   if (st == PGRES_SINGLE_TUPLE) return true;
   if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
     // End of rows: collect the terminating NULL.
-    while (PGresult* r = PQgetResult(conn_.get())) PQclear(r);
+    while (true) {
+      Result<PgResultPtr> r = conn_.NextResult("streaming query");
+      if (!r.ok() || *r == nullptr) break;
+    }
     active_ = false;
     row_.reset();
     return false;
   }
   Status error = conn_.ErrorFrom(row_.get(), "streaming query");
-  while (PGresult* r = PQgetResult(conn_.get())) PQclear(r);
+  while (true) {
+    Result<PgResultPtr> r = conn_.NextResult("streaming query");
+    if (!r.ok() || *r == nullptr) break;
+  }
   active_ = false;
   row_.reset();
   return error;

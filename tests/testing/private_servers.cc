@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "testing/process.h"
@@ -67,6 +68,13 @@ PrivateServers::~PrivateServers() {
   Services("stop", "", &out);
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);
+}
+
+int PrivateServers::ClickHousePid() const {
+  std::ifstream in(dir_ + "/clickhouse/clickhouse-server.pid");
+  int pid = 0;
+  in >> pid;
+  return pid;
 }
 
 bool PrivateServers::Stop(const std::string& server) {

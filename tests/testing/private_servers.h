@@ -18,6 +18,10 @@ class PrivateServers {
   bool ok() const { return ok_; }
   const std::string& database_url() const { return database_url_; }
   const std::string& clickhouse_url() const { return clickhouse_url_; }
+  int pg_port() const { return pg_port_; }
+  // The running clickhouse-server's process id (from its pid file), 0 when unknown. For tests
+  // that freeze it with SIGSTOP.
+  int ClickHousePid() const;
 
   // Stops / starts one server ("postgres" or "clickhouse"); true on success. Start returns once
   // the server answers.
