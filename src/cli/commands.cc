@@ -18,6 +18,7 @@
 #include "common/logging.h"
 #include "core/args.h"
 #include "core/config.h"
+#include "core/file_checksums.h"
 #include "core/manager.h"
 #include "core/pg_control_store.h"
 #include "core/readiness.h"
@@ -118,12 +119,20 @@ ControlStoreFactory StoreFactory(const Config& config) {
   };
 }
 
+// Refuses migration files changed under started migrations; records the others' checksums.
+Status CheckFileChecksums(const Config& config, const Registry& registry) {
+  Result<PgConnection> conn = PgConnection::Connect(config.database_url);
+  if (!conn.ok()) return conn.status();
+  return AdoptFileChecksums(*conn, registry);
+}
+
 // `worker`, `web` and `up`: fast migrations, registration, then the worker loop and/or the web
 // server until SIGINT/SIGTERM.
 int CmdServe(const Config& config, const Registry& registry, bool run_worker, bool run_web,
              bool exit_when_idle) {
   SignalStop signals(config.shutdown_timeout);
   if (Status s = ApplySchema(config); !s.ok()) return Fail(s);
+  if (Status s = CheckFileChecksums(config, registry); !s.ok()) return Fail(s);
   SystemClock clock;
   ManagerOptions options{config.worker_id, config.lease, config.poll,
                          config.background_migrations_enabled, exit_when_idle && !run_web};
@@ -167,6 +176,7 @@ int CmdServe(const Config& config, const Registry& registry, bool run_worker, bo
 
 int CmdMigrate(const Config& config, const Registry& registry) {
   if (Status s = ApplySchema(config); !s.ok()) return Fail(s);
+  if (Status s = CheckFileChecksums(config, registry); !s.ok()) return Fail(s);
   Result<std::unique_ptr<PgControlStore>> store = OpenStore(config);
   if (!store.ok()) return Fail(store.status());
   for (const MigrationSpec& spec : registry.specs()) {
@@ -246,11 +256,18 @@ std::string Actor() {
   return std::string("cli:") + (user ? user : "unknown");
 }
 
-int CmdRetry(const Config& config, const std::string& name, bool from_start) {
+int CmdRetry(const Config& config, const Registry& registry, const std::string& name,
+             bool from_start) {
   if (Status s = CheckName(name); !s.ok()) return Fail(s);
   Result<std::unique_ptr<PgControlStore>> store = OpenStore(config);
   if (!store.ok()) return Fail(store.status());
   if (Status s = (*store)->Retry(name, from_start, Actor()); !s.ok()) return Fail(s);
+  // From the start, a migration file's current content is adopted (see AdoptFileChecksums).
+  if (const MigrationSpec* spec = registry.Find(name); spec != nullptr && from_start) {
+    Result<PgConnection> conn = PgConnection::Connect(config.database_url);
+    if (!conn.ok()) return Fail(conn.status());
+    if (Status s = AdoptFileChecksum(*conn, *spec); !s.ok()) return Fail(s);
+  }
   std::printf("%s will run again %s\n", name.c_str(),
               from_start ? "from the start" : "from its saved cursor");
   return kExitOk;
@@ -510,7 +527,7 @@ int RunCli(int argc, char** argv) {
     if (migrate->parsed()) return CmdMigrate(*config, *registry);
     if (list->parsed()) return CmdList(*config, *registry, json);
     if (status->parsed()) return CmdStatus(*config, *registry, json);
-    if (retry->parsed()) return CmdRetry(*config, name, from_start);
+    if (retry->parsed()) return CmdRetry(*config, *registry, name, from_start);
     if (set_args->parsed()) return CmdSetArgs(*config, *registry, name, args_text);
     if (pause->parsed()) return CmdPause(*config, name, true);
     if (resume->parsed()) return CmdPause(*config, name, false);

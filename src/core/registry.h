@@ -24,6 +24,9 @@ struct MigrationSpec {
   // envGate), and whether it was when the registry was loaded in this process.
   std::optional<std::string> gate = std::nullopt;
   bool gate_open = true;
+  // A migration file's path and the SHA-256 of its content; empty for a built-in.
+  std::string source_path = {};
+  std::string checksum = {};
 };
 
 class Registry {

@@ -21,6 +21,8 @@ std::vector<MigrationSpec> SpecsFromFiles(const std::vector<MigrationFile>& file
     }
     MigrationSpec spec{f.name, f.description, f.prerequisites,
                        [f] { return NewPostgresBatches(f); }};
+    spec.source_path = f.path;
+    spec.checksum = f.checksum;
     if (f.gate) {
       const char* value = std::getenv(f.gate->c_str());
       spec.gate = f.gate;

@@ -184,5 +184,65 @@ TEST_F(MigrationFilesTest, CheckListsEveryProblemAndRunsNothing) {
   EXPECT_EQ(Query("SELECT count(*) FROM background_migrations"), "0");
 }
 
+TEST_F(MigrationFilesTest, AFileChangedAfterItsMigrationStartedIsRefusedUntilRetryFromStart) {
+  Write(kFill, kFillFile);
+  MigrateAndPauseBuiltins();
+  ProcessResult run = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w1"));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const std::string old_sum = Query(
+      std::string("SELECT checksum FROM bgmigrate_migration_files WHERE name = '") + kFill + "'");
+  ASSERT_EQ(old_sum.size(), 64u);
+
+  std::string changed = kFillFile;
+  changed.replace(changed.find("'label of '"), 11, "'new label '");
+  Write(kFill, changed);
+  ProcessResult refused = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w2"));
+  EXPECT_EQ(refused.exit_code, 2);
+  const std::string path = (dir_ / (std::string(kFill) + ".toml")).string();
+  EXPECT_NE(refused.err.find("migration files changed under running migrations; nothing was "
+                             "registered or run:\n  " +
+                             path + ": changed after its migration started (checksum " + old_sum +
+                             " when adopted, "),
+            std::string::npos)
+      << refused.err;
+  EXPECT_NE(
+      refused.err.find("now); restore the file, or run `bgmigrate retry " + std::string(kFill) +
+                       " --from-start` to run the new content from the beginning"),
+      std::string::npos)
+      << refused.err;
+  EXPECT_EQ(Query("SELECT count(*) FROM items WHERE label LIKE 'new label %'"), "0");
+
+  ProcessResult retry = Cli({"retry", kFill, "--from-start"});
+  ASSERT_EQ(retry.exit_code, 0) << retry.err;
+  ProcessResult rerun = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w3"));
+  EXPECT_EQ(rerun.exit_code, 0) << rerun.err;
+  EXPECT_EQ(Query("SELECT count(*) FROM items WHERE label = 'new label ' || id"), "30000");
+  EXPECT_NE(Query(std::string("SELECT checksum FROM bgmigrate_migration_files WHERE name = '") +
+                  kFill + "'"),
+            old_sum);
+}
+
+TEST_F(MigrationFilesTest, ARowWhoseFileDisappearedIsShownUnknownAndLeftAlone) {
+  Write(kFill, kFillFile);
+  MigrateAndPauseBuiltins();
+  std::filesystem::remove(dir_ / (std::string(kFill) + ".toml"));
+  ProcessResult w = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w1"));
+  EXPECT_EQ(w.exit_code, 0) << w.err;
+  ProcessResult list = Cli({"list", "--json"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  bool seen = false;
+  for (const nlohmann::json& row : nlohmann::json::parse(list.out)) {
+    if (row["name"] != kFill) continue;
+    seen = true;
+    EXPECT_EQ(row["status"], "unknown");
+    EXPECT_EQ(row["failed_reason"], nullptr);
+    EXPECT_EQ(row["unknown_reason"],
+              "its script '20250601_1200_label_items' is neither a built-in nor a migration file "
+              "of this bgmigrate; it is left as it is (restore its file to run it)");
+  }
+  EXPECT_TRUE(seen);
+  EXPECT_EQ(Query("SELECT count(*) FROM items WHERE label IS NOT NULL"), "0");
+}
+
 }  // namespace
 }  // namespace bgm
