@@ -81,11 +81,11 @@ void RowBinaryWriter::WriteMapStringString(
   }
 }
 
-Result<int64_t> ParseDecimal64(std::string_view text, int scale) {
-  constexpr int kMaxDigits = 18;  // Decimal64's precision
-  if (scale < 0 || scale > kMaxDigits) {
-    return InvalidArgument("Decimal64 scale must be between 0 and 18, got " +
-                           std::to_string(scale));
+Result<Int128> ParseDecimal(std::string_view text, int precision, int scale,
+                            std::string_view type_name) {
+  const std::string type(type_name);
+  if (precision < 1 || precision > 38 || scale < 0 || scale > precision) {
+    return InvalidArgument(type + ": precision must be 1-38 and scale 0-precision");
   }
   std::string_view s = text;
   bool negative = false;
@@ -124,23 +124,32 @@ Result<int64_t> ParseDecimal64(std::string_view text, int scale) {
     const size_t drop = std::min(digits.size(), static_cast<size_t>(-shift));
     if (digits.find_first_not_of('0', digits.size() - drop) != std::string::npos) {
       return InvalidArgument("decimal " + Quoted(text) + " has more than " + std::to_string(scale) +
-                             " fractional digits; it does not fit Decimal64(" +
-                             std::to_string(scale) + ") without rounding");
+                             " fractional digits; it does not fit " + type + " without rounding");
     }
     digits.resize(digits.size() - drop);
     shift = 0;
   }
   const size_t first = digits.find_first_not_of('0');
-  if (first == std::string::npos) return int64_t{0};
+  if (first == std::string::npos) return Int128{0};
   digits.erase(0, first);
-  if (static_cast<long>(digits.size()) + shift > kMaxDigits) {
-    return InvalidArgument("decimal " + Quoted(text) + " does not fit Decimal64(" +
-                           std::to_string(scale) + "): more than 18 significant digits");
+  if (static_cast<long>(digits.size()) + shift > precision) {
+    return InvalidArgument("decimal " + Quoted(text) + " does not fit " + type + ": more than " +
+                           std::to_string(precision) + " significant digits");
   }
-  int64_t value = 0;
+  Int128 value = 0;
   for (char c : digits) value = value * 10 + (c - '0');
   for (long i = 0; i < shift; ++i) value *= 10;
   return negative ? -value : value;
+}
+
+Result<int64_t> ParseDecimal64(std::string_view text, int scale) {
+  if (scale < 0 || scale > 18) {
+    return InvalidArgument("Decimal64 scale must be between 0 and 18, got " +
+                           std::to_string(scale));
+  }
+  Result<Int128> v = ParseDecimal(text, 18, scale, "Decimal64(" + std::to_string(scale) + ")");
+  if (!v.ok()) return v.status();
+  return static_cast<int64_t>(*v);
 }
 
 }  // namespace bgm

@@ -22,6 +22,10 @@
 
 namespace bgm {
 
+// A 128-bit signed integer (GCC's __int128; __extension__ keeps -Wpedantic quiet), for
+// Decimal128 and UUID halves.
+__extension__ typedef __int128 Int128;
+
 class RowBinaryWriter {
  public:
   explicit RowBinaryWriter(std::string& out) : out_(&out) {}
@@ -78,6 +82,11 @@ class RowBinaryWriter {
 // and values of more than 18 significant digits (Decimal64's precision).
 //   ParseDecimal64("-12.3456", 4) == -123456
 Result<int64_t> ParseDecimal64(std::string_view text, int scale);
+
+// The unscaled value of a Decimal(precision, scale) (precision 1-38) for decimal text, by the
+// rules of ParseDecimal64; `type_name` names the type in messages.
+Result<Int128> ParseDecimal(std::string_view text, int precision, int scale,
+                            std::string_view type_name);
 
 // The instants a ClickHouse timestamp column holds as they are, in milliseconds since
 // 1970-01-01 UTC; outside them a server clamps or wraps the value, so an encoder must refuse it.

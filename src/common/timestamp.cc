@@ -127,7 +127,7 @@ void PutTimestamp(char* buf, int64_t millis, char sep) {
 
 }  // namespace
 
-Result<int64_t> ParseTimestampMillis(std::string_view text) {
+Result<Instant> ParseTimestamp(std::string_view text) {
   auto bad = [&](std::string_view why) {
     return InvalidArgument("timestamp " + Quoted(text) + " " + std::string(why) +
                            "; accepted forms: 2024-05-03, 2024-05-03 10:00:00.123, "
@@ -139,7 +139,7 @@ Result<int64_t> ParseTimestampMillis(std::string_view text) {
       !s.TakeFixed(2, day)) {
     return bad("does not start with a date YYYY-MM-DD");
   }
-  int millis = 0;
+  int32_t nanos = 0;
   int offset_seconds = 0;
   bool offset_out_of_range = false;
   if (!s.AtEnd()) {
@@ -152,8 +152,8 @@ Result<int64_t> ParseTimestampMillis(std::string_view text) {
       if (s.TakeChar('.')) {
         const std::string_view frac = s.TakeDigits();
         if (frac.empty() || frac.size() > 9) return bad("must have 1 to 9 fractional digits");
-        for (size_t i = 0; i < 3; ++i) {
-          millis = millis * 10 + (i < frac.size() ? frac[i] - '0' : 0);
+        for (size_t i = 0; i < 9; ++i) {
+          nanos = nanos * 10 + (i < frac.size() ? frac[i] - '0' : 0);
         }
       }
     }
@@ -172,7 +172,13 @@ Result<int64_t> ParseTimestampMillis(std::string_view text) {
   const int64_t days = std::chrono::sys_days(date).time_since_epoch().count();
   const int64_t seconds =
       days * 86400 + int64_t{hour} * 3600 + minute * 60 + second - int64_t{offset_seconds};
-  return seconds * 1000 + millis;
+  return Instant{seconds, nanos};
+}
+
+Result<int64_t> ParseTimestampMillis(std::string_view text) {
+  Result<Instant> t = ParseTimestamp(text);
+  if (!t.ok()) return t.status();
+  return t->seconds * 1000 + t->nanos / 1000000;
 }
 
 std::string FormatIsoTimestamp(int64_t millis) {

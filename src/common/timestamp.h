@@ -15,6 +15,16 @@
 
 namespace bgm {
 
+// An instant: whole seconds since 1970-01-01T00:00:00Z (negative before) plus nanoseconds
+// in [0, 1e9) after them.
+struct Instant {
+  int64_t seconds = 0;
+  int32_t nanos = 0;
+};
+
+// ParseTimestampMillis's forms, the fraction kept to the nanosecond.
+Result<Instant> ParseTimestamp(std::string_view text);
+
 // Milliseconds since 1970-01-01T00:00:00Z of a timestamp in text. Accepts exactly
 //   YYYY-MM-DD                                 a date alone: midnight UTC
 //   YYYY-MM-DD{T| }HH:MM[:SS[.fraction]]       fraction 1-9 digits, cut to the millisecond
