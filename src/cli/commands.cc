@@ -195,7 +195,7 @@ int CmdList(const Config& config, const Registry& registry, bool json) {
   if (!store.ok()) return Fail(store.status());
   Result<std::vector<MigrationRow>> rows = (*store)->List();
   if (!rows.ok()) return Fail(rows.status());
-  ApplyPrerequisites(*rows, registry);
+  JudgeReadiness(*rows, registry);
   if (json) {
     nlohmann::json out = nlohmann::json::array();
     for (const MigrationRow& row : *rows) out.push_back(row.ToJson());
@@ -231,7 +231,7 @@ int CmdStatus(const Config& config, const Registry& registry, bool json) {
   if (!store.ok()) return Fail(store.status());
   Result<std::vector<MigrationRow>> rows = (*store)->List();
   if (!rows.ok()) return Fail(rows.status());
-  ApplyPrerequisites(*rows, registry);
+  JudgeReadiness(*rows, registry);
   const nlohmann::json summary = Summarize(*rows, config.background_migrations_enabled);
   if (json) {
     std::cout << summary.dump(2) << "\n";

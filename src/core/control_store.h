@@ -21,12 +21,12 @@ namespace bgm {
 // kWaiting: running (the lease is live) but its Postgres or ClickHouse is unreachable; the
 // worker retries with backoff until the outage budget runs out.
 // kBlocked: pending, but a prerequisite at some depth failed or is paused, so it cannot run
-// until an operator acts on that one. Never stored: ApplyPrerequisites (core/readiness.h)
+// until an operator acts on that one. Never stored: JudgeReadiness (core/readiness.h)
 // derives it from the rows and the registry.
 // kGated: pending, but its gate (an environment variable) is not "true" in this process.
 // kUnknown: pending, but no built-in or migration file of this bgmigrate has its script (a row
 // of another tool, or a file that was removed): left as it is, never run or failed.
-// kBlocked, kGated and kUnknown are never stored: ApplyPrerequisites derives them.
+// kBlocked, kGated and kUnknown are never stored: JudgeReadiness derives them.
 enum class MigrationStatus {
   kPending,
   kRunning,
@@ -53,11 +53,11 @@ struct MigrationRow {
   std::optional<std::string> failed_reason, worker_id;
   // Set while the status is waiting: why, since when, and when the worker tries again.
   std::optional<std::string> waiting_reason, waiting_since, next_attempt_at;
-  // Set by ApplyPrerequisites (core/readiness.h), never stored. Blocked: the failed or paused
+  // Set by JudgeReadiness (core/readiness.h), never stored. Blocked: the failed or paused
   // migration it waits on (at any depth) and that one's status. Pending: the unfinished
   // prerequisite it waits for and that one's status.
   std::optional<std::string> blocked_by, blocked_by_status, waits_for, waits_for_status;
-  // Set by ApplyPrerequisites: the gate variable of a gated row; why a row is unknown.
+  // Set by JudgeReadiness: the gate variable of a gated row; why a row is unknown.
   std::optional<std::string> gate, unknown_reason;
   int attempts = 0;
   int64_t rows_processed = 0;

@@ -130,7 +130,7 @@ Result<std::vector<MigrationRow>> Manager::JudgedRows() {
   BGM_RETURN_IF_ERROR(EnsureStore());
   Result<std::vector<MigrationRow>> rows = store_->List();
   if (!rows.ok()) return rows.status();
-  ApplyPrerequisites(*rows, registry_);
+  JudgeReadiness(*rows, registry_);
   return rows;
 }
 

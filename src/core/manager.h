@@ -72,7 +72,7 @@ class Manager {
                         std::stop_source& run_stop, std::atomic<bool>& lease_lost,
                         std::atomic<bool>& paused);
   Status EnsureStore();
-  // Every row, judged by ApplyPrerequisites.
+  // Every row, judged by JudgeReadiness.
   Result<std::vector<MigrationRow>> JudgedRows();
   // A write through the loop thread's store, reconnecting it first when an outage dropped it.
   Status WithStore(const std::function<Status(ControlStore&)>& op);

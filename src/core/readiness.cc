@@ -32,7 +32,7 @@ const MigrationRow* FindBlocker(const MigrationRow& row, const RowsByName& by_na
 
 }  // namespace
 
-void ApplyPrerequisites(std::vector<MigrationRow>& rows, const Registry& registry) {
+void JudgeReadiness(std::vector<MigrationRow>& rows, const Registry& registry) {
   // Judge against the statuses as stored, so the order of rows does not matter.
   const std::vector<MigrationRow> stored = rows;
   RowsByName by_name;

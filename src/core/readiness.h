@@ -12,7 +12,7 @@
 // Pure functions; thread-safe.
 //
 //   std::vector<MigrationRow> rows = store.List().value();
-//   ApplyPrerequisites(rows, registry);       // pending rows become blocked or keep waits_for
+//   JudgeReadiness(rows, registry);       // pending rows become blocked or keep waits_for
 //   bool idle = IsIdle(rows);
 #pragma once
 
@@ -30,14 +30,14 @@ namespace bgm {
 // that waits for an unfinished prerequisite keeps kPending and gets `waits_for` and
 // `waits_for_status`; a gated one kGated and `gate`. Cycles (refused by ValidatePrerequisites at
 // start-up) end the walk.
-void ApplyPrerequisites(std::vector<MigrationRow>& rows, const Registry& registry);
+void JudgeReadiness(std::vector<MigrationRow>& rows, const Registry& registry);
 
-// True when `row` (after ApplyPrerequisites) may be leased now.
+// True when `row` (after JudgeReadiness) may be leased now.
 bool IsRunnable(const MigrationRow& row);
 
 // True when nothing is left that will progress without an operator: no migration, by any
 // worker, is pending, running or waiting (blocked, gated, unknown, paused, finished and failed
-// ones are not work). Call after ApplyPrerequisites.
+// ones are not work). Call after JudgeReadiness.
 bool IsIdle(const std::vector<MigrationRow>& rows);
 
 // kInvalidArgument when a migration names a prerequisite that the registry does not know, or

@@ -350,7 +350,7 @@ ApiResponse ApiHandler::List() const {
   if (!store.ok()) return StatusResponse(store.status());
   Result<std::vector<MigrationRow>> rows = store->Check((*store)->List());
   if (!rows.ok()) return StatusResponse(rows.status());
-  ApplyPrerequisites(*rows, registry_);
+  JudgeReadiness(*rows, registry_);
   const Clock::TimePoint now = clock_.Now();
   json list = json::array();
   for (const MigrationRow& row : *rows) {
@@ -372,7 +372,7 @@ ApiResponse ApiHandler::Summary() const {
   if (!store.ok()) return StatusResponse(store.status());
   Result<std::vector<MigrationRow>> rows = store->Check((*store)->List());
   if (!rows.ok()) return StatusResponse(rows.status());
-  ApplyPrerequisites(*rows, registry_);
+  JudgeReadiness(*rows, registry_);
   return JsonResponse(200, Summarize(*rows, enabled_));
 }
 
@@ -384,7 +384,7 @@ ApiResponse ApiHandler::GetOne(const std::string& name) const {
   if (row->status == MigrationStatus::kPending) {  // blocked, or waiting for a prerequisite?
     Result<std::vector<MigrationRow>> rows = store->Check((*store)->List());
     if (!rows.ok()) return StatusResponse(rows.status());
-    ApplyPrerequisites(*rows, registry_);
+    JudgeReadiness(*rows, registry_);
     for (MigrationRow& judged : *rows) {
       if (judged.name == name) row = std::move(judged);
     }
@@ -406,7 +406,7 @@ ApiResponse ApiHandler::Metrics() const {
   if (!store.ok()) return StatusResponse(store.status());
   Result<std::vector<MigrationRow>> rows = store->Check((*store)->List());
   if (!rows.ok()) return StatusResponse(rows.status());
-  ApplyPrerequisites(*rows, registry_);
+  JudgeReadiness(*rows, registry_);
   std::vector<MigrationMetrics> inputs;
   for (const MigrationRow& row : *rows) {
     Result<std::vector<MigrationEvent>> events =

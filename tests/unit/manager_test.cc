@@ -274,7 +274,7 @@ TEST_F(ManagerTest, UnknownScriptIsLeftAsItIsAndNeverFailed) {
   EXPECT_EQ(row.attempts, 0);
   EXPECT_EQ(db_.Row("20240101_a").status, MigrationStatus::kFinished);
   std::vector<MigrationRow> rows = *store_.List();
-  ApplyPrerequisites(rows, registry);
+  JudgeReadiness(rows, registry);
   EXPECT_EQ(rows[0].status, MigrationStatus::kUnknown);
   EXPECT_EQ(rows[0].unknown_reason,
             "its script 'no_such_script' is neither a built-in nor a migration file of this "
@@ -293,7 +293,7 @@ TEST_F(ManagerTest, AGatedMigrationWaitsForItsVariableAndIsNotWork) {
   ASSERT_TRUE(RunsToIdleExit(*manager));
   EXPECT_EQ(AcquiredOrder(), (std::vector<std::string>{"20240102_b"}));
   std::vector<MigrationRow> rows = *store_.List();
-  ApplyPrerequisites(rows, registry);
+  JudgeReadiness(rows, registry);
   EXPECT_EQ(rows[0].status, MigrationStatus::kGated);
   EXPECT_EQ(rows[0].gate, "LANGFUSE_ENABLE_A");
 
@@ -590,7 +590,7 @@ TEST_F(ManagerTest, FailedPrerequisiteTwoLevelsDownBlocksTheChainAndIdleWorkerEx
   EXPECT_EQ(AcquiredOrder(), (std::vector<std::string>{"20240101_a"}));
 
   std::vector<MigrationRow> rows = *store_.List();
-  ApplyPrerequisites(rows, registry);
+  JudgeReadiness(rows, registry);
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[1].status, MigrationStatus::kBlocked);
   EXPECT_EQ(rows[1].blocked_by, "20240101_a");
@@ -656,7 +656,7 @@ TEST_F(ManagerTest, PendingMigrationNamesThePrerequisiteItWaitsFor) {
   ASSERT_TRUE(store_.TryAcquire("20240101_a", "w1")->has_value());
 
   std::vector<MigrationRow> rows = *store_.List();
-  ApplyPrerequisites(rows, registry);
+  JudgeReadiness(rows, registry);
   EXPECT_EQ(rows[0].status, MigrationStatus::kRunning);
   EXPECT_EQ(rows[1].status, MigrationStatus::kPending);
   EXPECT_EQ(rows[1].waits_for, "20240101_a");
@@ -670,7 +670,7 @@ TEST_F(ManagerTest, PendingMigrationNamesThePrerequisiteItWaitsFor) {
   ASSERT_TRUE(store_.Pause("20240101_a", "test").ok());
   ASSERT_TRUE(store_.Release("20240101_a", "w1", "paused by an operator").ok());
   rows = *store_.List();
-  ApplyPrerequisites(rows, registry);
+  JudgeReadiness(rows, registry);
   EXPECT_EQ(rows[2].status, MigrationStatus::kBlocked);
   EXPECT_EQ(rows[2].blocked_by, "20240101_a");
   EXPECT_EQ(rows[2].blocked_by_status, "paused");

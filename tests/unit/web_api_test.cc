@@ -296,7 +296,7 @@ TEST_F(WebApiTest, StatusIsTheSummaryOfAllRows) {
   ApiResponse r = Call("GET", "/api/background-migrations/status", "", "");
   ASSERT_EQ(r.status, 200);
   std::vector<MigrationRow> rows = *MemoryControlStore(db_).List();
-  ApplyPrerequisites(rows, TestRegistry());  // the orphan row's script is unknown
+  JudgeReadiness(rows, TestRegistry());  // the orphan row's script is unknown
   EXPECT_EQ(Body(r), Summarize(rows, true));
   EXPECT_EQ(Body(r)["counts"]["unknown"], 1);
   EXPECT_EQ(Body(r)["status"], "FAILED");
