@@ -13,6 +13,7 @@
 #include "core/registry.h"
 #include "migrations/backfill_observation_costs.h"
 #include "testing/process.h"
+#include "testing/running_web_server.h"
 #include "testing/test_database.h"
 #include "web/api.h"
 #include "web/server.h"
@@ -30,48 +31,6 @@ constexpr const char* kKey = "integration-admin-key";
 constexpr const char* kBuiltin = kBackfillObservationCosts;
 constexpr const char* kFailed = "20240102_0000_copy_failed";
 constexpr const char* kPending = "20240103_0000_copy_pending";
-
-ControlStoreFactory FactoryFor(const std::string& url) {
-  return [url]() -> Result<std::unique_ptr<ControlStore>> {
-    Result<std::unique_ptr<PgControlStore>> s = PgControlStore::Open(url, seconds(60));
-    if (!s.ok()) return s.status();
-    return std::unique_ptr<ControlStore>(std::move(*s));
-  };
-}
-
-// A web server on an ephemeral port for the length of one test.
-class RunningServer {
- public:
-  explicit RunningServer(WebOptions options) {
-    std::promise<int> port;
-    std::future<int> listening = port.get_future();
-    thread_ = std::jthread([this, options, p = std::move(port)](std::stop_token stop) mutable {
-      bool listened = false;
-      result_ = RunWebServer(options, stop, [&](int real) {
-        listened = true;
-        p.set_value(real);
-      });
-      if (!listened) p.set_value(-1);
-    });
-    if (listening.wait_for(seconds(10)) == std::future_status::ready) port_ = listening.get();
-  }
-  ~RunningServer() { (void)Stop(); }
-
-  // Stops the server and returns what RunWebServer returned.
-  Status Stop() {
-    if (thread_.joinable()) {
-      thread_.request_stop();
-      thread_.join();
-    }
-    return result_;
-  }
-  int port() const { return port_; }
-
- private:
-  int port_ = -1;
-  Status result_;
-  std::jthread thread_;
-};
 
 class WebServerTest : public ::testing::Test {
  protected:
@@ -104,7 +63,7 @@ class WebServerTest : public ::testing::Test {
     o.port = 0;
     o.admin_api_key = key;
     o.enabled = true;
-    o.factory = FactoryFor(db_.url());
+    o.factory = testing::PgStoreFactory(db_.url());
     o.registry = &BuiltinRegistry();
     return o;
   }
@@ -141,7 +100,7 @@ class WebServerTest : public ::testing::Test {
 
   TestDatabase db_;
   std::optional<PgConnection> conn_;
-  std::optional<RunningServer> server_;
+  std::optional<testing::RunningWebServer> server_;
   std::optional<httplib::Client> client_;
 };
 
@@ -372,7 +331,7 @@ TEST_F(WebServerTest, BodiesOverOneMebibyteAre413Json) {
 }
 
 TEST_F(WebServerTest, WithoutAnAdminKeyChangesAre403) {
-  RunningServer keyless(Options(""));
+  testing::RunningWebServer keyless(Options(""));
   ASSERT_GT(keyless.port(), 0);
   httplib::Client client("127.0.0.1", keyless.port());
   const std::string before = Snapshot();
@@ -397,8 +356,8 @@ TEST_F(WebServerTest, APortInUseIsAClearError) {
 
 TEST_F(WebServerTest, ADatabaseThatIsDownIs503) {
   WebOptions options = Options(kKey);
-  options.factory = FactoryFor("host=127.0.0.1 port=1 dbname=nope connect_timeout=2");
-  RunningServer down(options);
+  options.factory = testing::PgStoreFactory("host=127.0.0.1 port=1 dbname=nope connect_timeout=2");
+  testing::RunningWebServer down(options);
   ASSERT_GT(down.port(), 0);
   httplib::Client client("127.0.0.1", down.port());
   httplib::Result health = client.Get("/api/health");

@@ -28,6 +28,7 @@
 #include "migrations/backfill_observation_costs.h"
 #include "migrations/langfuse_copies.h"
 #include "testing/process.h"
+#include "testing/running_web_server.h"
 #include "testing/test_clickhouse.h"
 #include "testing/test_database.h"
 #include "web/api.h"
@@ -47,37 +48,6 @@ constexpr const char* kPending = kBackfillObservationCosts;     // builtin backf
 constexpr const char* kFailed = "20240102_0000_traces_failed";  // traces copy, failed
 constexpr const char* kPaused = "20240103_0000_backfill_paused";
 constexpr const char* kFinished = "20240104_0000_scores_finished";
-
-ControlStoreFactory FactoryFor(const std::string& url) {
-  return [url]() -> Result<std::unique_ptr<ControlStore>> {
-    Result<std::unique_ptr<PgControlStore>> s = PgControlStore::Open(url, seconds(60));
-    if (!s.ok()) return s.status();
-    return std::unique_ptr<ControlStore>(std::move(*s));
-  };
-}
-
-// The web server of `bgmigrate web` on an ephemeral port for the length of one test.
-class RunningServer {
- public:
-  explicit RunningServer(WebOptions options) {
-    std::promise<int> port;
-    std::future<int> listening = port.get_future();
-    thread_ = std::jthread([options, p = std::move(port)](std::stop_token stop) mutable {
-      bool listened = false;
-      (void)RunWebServer(options, stop, [&](int real) {
-        listened = true;
-        p.set_value(real);
-      });
-      if (!listened) p.set_value(-1);
-    });
-    if (listening.wait_for(seconds(10)) == std::future_status::ready) port_ = listening.get();
-  }
-  int port() const { return port_; }
-
- private:
-  int port_ = -1;
-  std::jthread thread_;
-};
 
 // Sends `bytes` on a fresh TCP connection and returns all the server answers until it closes
 // the connection (or 10 s pass). Send "Connection: close" to have it close after one answer.
@@ -194,7 +164,7 @@ class BadApiInputTest : public ::testing::Test {
     o.bind = "127.0.0.1";
     o.port = 0;
     o.admin_api_key = kKey;
-    o.factory = FactoryFor(db_.url());
+    o.factory = testing::PgStoreFactory(db_.url());
     o.registry = &BuiltinRegistry();
     o.request_timeout = seconds(5);  // a body cut short is answered when it passes
     server_.emplace(o);
@@ -251,7 +221,7 @@ class BadApiInputTest : public ::testing::Test {
   const std::string auth_ = std::string("Bearer ") + kKey;
   TestDatabase db_;
   std::optional<PgConnection> conn_;
-  std::optional<RunningServer> server_;
+  std::optional<testing::RunningWebServer> server_;
   std::optional<httplib::Client> client_;
   int requests_ = 0;
 };

@@ -50,22 +50,6 @@ bool WaitFor(F done, milliseconds timeout) {
   return false;
 }
 
-// A loopback port that was free a moment ago.
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 class HangTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(servers_.ok()); }
@@ -264,7 +248,7 @@ TEST_F(HangTest, SigtermStopsAWorkerStuckOnASilentPostgresWithinItsShutdownTimeo
 // Issue 12: `web` answered neither /api/health nor the API while Postgres was silent.
 TEST_F(HangTest, WebAnswers503WhilePostgresIsSilentAnd200Again) {
   ASSERT_EQ(Cli({"migrate"}).exit_code, 0);
-  const int port = FreePort();
+  const int port = testing::FreeLoopbackPort();
   auto env = Env("web", /*proxied=*/true);
   env["BGMIGRATE_PORT"] = std::to_string(port);
   env["BGMIGRATE_PG_READ_TIMEOUT_SECONDS"] = "1";

@@ -16,6 +16,7 @@
 
 #include "core/pg_control_store.h"
 #include "core/registry.h"
+#include "testing/running_web_server.h"
 #include "testing/test_database.h"
 #include "web/server.h"
 
@@ -26,42 +27,6 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using std::chrono::steady_clock;
 using testing::TestDatabase;
-
-ControlStoreFactory FactoryFor(const std::string& url) {
-  return [url]() -> Result<std::unique_ptr<ControlStore>> {
-    Result<std::unique_ptr<PgControlStore>> s = PgControlStore::Open(url, seconds(60));
-    if (!s.ok()) return s.status();
-    return std::unique_ptr<ControlStore>(std::move(*s));
-  };
-}
-
-// The web server of `bgmigrate web` on an ephemeral port for the length of one test.
-class RunningServer {
- public:
-  explicit RunningServer(WebOptions options) {
-    std::promise<int> port;
-    std::future<int> listening = port.get_future();
-    thread_ = std::jthread([options, p = std::move(port)](std::stop_token stop) mutable {
-      bool listened = false;
-      (void)RunWebServer(options, stop, [&](int real) {
-        listened = true;
-        p.set_value(real);
-      });
-      if (!listened) p.set_value(-1);
-    });
-    if (listening.wait_for(seconds(10)) == std::future_status::ready) port_ = listening.get();
-  }
-  int port() const { return port_; }
-  // Stops the server; returns once RunWebServer has returned.
-  void Stop() {
-    thread_.request_stop();
-    thread_.join();
-  }
-
- private:
-  int port_ = -1;
-  std::jthread thread_;
-};
 
 // One TCP connection that sends a request line at once and then one header line per `Dribble`,
 // never the blank line that ends the headers. Owns its socket.
@@ -168,7 +133,7 @@ class SlowClientsTest : public ::testing::Test {
     o.bind = "127.0.0.1";
     o.port = 0;
     o.admin_api_key = "slow-clients-key";
-    o.factory = FactoryFor(db_.url());
+    o.factory = testing::PgStoreFactory(db_.url());
     o.registry = &BuiltinRegistry();
     return o;
   }
@@ -195,7 +160,7 @@ constexpr milliseconds kDribbleEvery = seconds(1);
 TEST_F(SlowClientsTest, EightSlowClientsTookTheWebUiAndApiDown) {
   WebOptions options = Options();
   options.request_timeout = kRequestTimeout;
-  RunningServer server(options);
+  testing::RunningWebServer server(options);
   ASSERT_GT(server.port(), 0);
   ASSERT_EQ(Health(server.port(), seconds(1)).first, 200) << "the server answers before the test";
 
@@ -235,7 +200,7 @@ TEST_F(SlowClientsTest, ConnectionsOverTheCapAreRefusedAtOnceWith503) {
   WebOptions options = Options();
   options.request_timeout = kRequestTimeout;
   options.max_connections = 4;
-  RunningServer server(options);
+  testing::RunningWebServer server(options);
   ASSERT_GT(server.port(), 0);
 
   std::vector<std::unique_ptr<SlowClient>> clients;
@@ -271,7 +236,7 @@ TEST_F(SlowClientsTest, ConnectionsOverTheCapAreRefusedAtOnceWith503) {
 TEST_F(SlowClientsTest, AStopDoesNotWaitForSlowClients) {
   WebOptions options = Options();
   options.request_timeout = seconds(60);
-  RunningServer server(options);
+  testing::RunningWebServer server(options);
   ASSERT_GT(server.port(), 0);
   std::vector<std::unique_ptr<SlowClient>> clients;
   for (int i = 0; i < 3; ++i) {
@@ -281,7 +246,7 @@ TEST_F(SlowClientsTest, AStopDoesNotWaitForSlowClients) {
   Dribbler dribbler(clients, kDribbleEvery, seconds(15));
   std::this_thread::sleep_for(milliseconds(500));  // the server is reading their headers
   const auto start = steady_clock::now();
-  server.Stop();
+  EXPECT_TRUE(server.Stop().ok());
   EXPECT_LT(steady_clock::now() - start, seconds(2)) << "the stop waited for the slow clients";
   dribbler.Join();
   for (const auto& c : clients) {

@@ -15,8 +15,19 @@
 namespace bgm::testing {
 namespace {
 
-// A loopback port that was free a moment ago (the kernel's choice for port 0).
-int FreePort() {
+// The value of `export NAME=value` in services.sh env output.
+std::string Exported(const std::string& text, const std::string& name) {
+  std::istringstream lines(text);
+  const std::string prefix = "export " + name + "=";
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(prefix, 0) == 0) return line.substr(prefix.size());
+  }
+  return "";
+}
+
+}  // namespace
+
+int FreeLoopbackPort() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -31,18 +42,6 @@ int FreePort() {
   return port;
 }
 
-// The value of `export NAME=value` in services.sh env output.
-std::string Exported(const std::string& text, const std::string& name) {
-  std::istringstream lines(text);
-  const std::string prefix = "export " + name + "=";
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind(prefix, 0) == 0) return line.substr(prefix.size());
-  }
-  return "";
-}
-
-}  // namespace
-
 PrivateServers::PrivateServers() {
   char tmpl[] = "/tmp/bgm-private-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) {
@@ -50,9 +49,9 @@ PrivateServers::PrivateServers() {
     return;
   }
   dir_ = tmpl;
-  pg_port_ = FreePort();
-  ch_http_port_ = FreePort();
-  ch_tcp_port_ = FreePort();
+  pg_port_ = FreeLoopbackPort();
+  ch_http_port_ = FreeLoopbackPort();
+  ch_tcp_port_ = FreeLoopbackPort();
   std::string out;
   if (!Services("start", "", &out)) return;
   if (!Services("env", "", &out)) return;

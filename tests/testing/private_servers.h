@@ -8,6 +8,9 @@
 
 namespace bgm::testing {
 
+// A loopback port that was free a moment ago (the kernel's choice for port 0).
+int FreeLoopbackPort();
+
 class PrivateServers {
  public:
   PrivateServers();  // ADD_FAILURE when the servers do not start

@@ -26,8 +26,8 @@ std::string ReadFile(const std::string& path) {
 ChildProcess::ChildProcess(const std::string& binary, const std::vector<std::string>& args,
                            const std::map<std::string, std::string>& env) {
   static std::atomic<int> counter{0};
-  const std::string base = "/tmp/bgm_child_" + std::to_string(getpid()) + "_" +
-                           std::to_string(counter++);
+  const std::string base =
+      "/tmp/bgm_child_" + std::to_string(getpid()) + "_" + std::to_string(counter++);
   out_path_ = base + ".out";
   err_path_ = base + ".err";
   // An embedded ClickHouse data path can be open in one process only: hand it to the child (this
