@@ -60,7 +60,7 @@ std::string ConfigHelp() {
   std::string out = "\nEnvironment:\n";
   for (const SettingDoc& d : SettingDocs()) {
     char line[512];
-    std::snprintf(line, sizeof line, "  %-40s %-16s %s\n", d.name, d.default_value, d.meaning);
+    std::snprintf(line, sizeof line, "  %-44s %-16s %s\n", d.name, d.default_value, d.meaning);
     out += line;
   }
   return out;

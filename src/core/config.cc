@@ -81,9 +81,10 @@ const std::vector<SettingDoc>& SettingDocs() {
        "(the batch in flight is then copied again by the next worker)"},
       {"BGMIGRATE_LOG_FORMAT", "text", "text or json (one JSON object per line)"},
       {"BGMIGRATE_WORKER_ID", "host-pid-random", "this worker's name in leases and events"},
-      {"BGMIGRATE_MIGRATIONS_DIR", "migrations (when that folder exists)",
-       "folders of background-migration files (*.toml), separated by ':'; every file is "
-       "validated at start-up and a bad one stops it; empty: none"},
+      {"BGMIGRATE_MIGRATIONS_DIR", "migrations",
+       "folders of background-migration files (*.toml), separated by ':' (default: migrations "
+       "when that folder exists); every file is validated at start-up and a bad one stops it; "
+       "empty: none"},
       {"BGMIGRATE_CHDB_LIBRARY", "third_party/chdb/libchdb.so",
        "libchdb.so for CLICKHOUSE_URL=embedded:... (scripts/fetch-chdb.sh installs it)"},
   };
