@@ -24,6 +24,7 @@
 #include "core/readiness.h"
 #include "core/registry.h"
 #include "core/summary.h"
+#include "core/upgrade_gate.h"
 #include "migrations/file_check.h"
 #include "migrations/file_registry.h"
 #include "migrations/langfuse_copies.h"
@@ -226,6 +227,29 @@ int CmdList(const Config& config, const Registry& registry, bool json) {
   return kExitOk;
 }
 
+// `gate`: exit 0 only when every named migration (default: all registered) has finished.
+int CmdGate(const Config& config, const Registry& registry, const std::vector<std::string>& names) {
+  Result<std::unique_ptr<PgControlStore>> store = OpenStore(config);
+  if (!store.ok()) return Fail(store.status());
+  Result<std::vector<MigrationRow>> rows = (*store)->List();
+  if (!rows.ok()) return Fail(rows.status());
+  Result<std::vector<GateEntry>> gate = JudgeGate(std::move(*rows), registry, names);
+  if (!gate.ok()) return Fail(gate.status());
+  size_t open = 0;
+  for (const GateEntry& e : *gate) {
+    if (e.finished) continue;
+    ++open;
+    std::printf("%s: %s\n", e.name.c_str(), e.why.c_str());
+  }
+  if (open > 0) {
+    std::printf("gate: closed: %zu of %zu background migrations have not finished\n", open,
+                gate->size());
+    return kExitFailed;
+  }
+  std::printf("gate: open: all %zu background migrations have finished\n", gate->size());
+  return kExitOk;
+}
+
 int CmdStatus(const Config& config, const Registry& registry, bool json) {
   Result<std::unique_ptr<PgControlStore>> store = OpenStore(config);
   if (!store.ok()) return Fail(store.status());
@@ -412,6 +436,10 @@ int RunCli(int argc, char** argv) {
   list->add_flag("--json", json, "JSON output");
   CLI::App* status = app.add_subcommand("status", "FINISHED | ACTIVE | FAILED | DISABLED");
   status->add_flag("--json", json, "JSON output");
+  std::vector<std::string> gate_names;
+  CLI::App* gate = app.add_subcommand(
+      "gate", "Exit 0 only when the named background migrations (default: all) have finished");
+  gate->add_option("names", gate_names, "Migration names");
   CLI::App* retry = app.add_subcommand("retry", "Run a failed migration again");
   retry->add_option("name", name, "Migration name")->required();
   retry->add_flag("--from-start", from_start, "Forget the saved cursor and start over");
@@ -527,6 +555,7 @@ int RunCli(int argc, char** argv) {
     if (migrate->parsed()) return CmdMigrate(*config, *registry);
     if (list->parsed()) return CmdList(*config, *registry, json);
     if (status->parsed()) return CmdStatus(*config, *registry, json);
+    if (gate->parsed()) return CmdGate(*config, *registry, gate_names);
     if (retry->parsed()) return CmdRetry(*config, *registry, name, from_start);
     if (set_args->parsed()) return CmdSetArgs(*config, *registry, name, args_text);
     if (pause->parsed()) return CmdPause(*config, name, true);

@@ -244,5 +244,32 @@ TEST_F(MigrationFilesTest, ARowWhoseFileDisappearedIsShownUnknownAndLeftAlone) {
   EXPECT_EQ(Query("SELECT count(*) FROM items WHERE label IS NOT NULL"), "0");
 }
 
+TEST_F(MigrationFilesTest, TheGateOpensOnlyWhenTheNamedMigrationsHaveFinished) {
+  Write(kFill, kFillFile);
+  MigrateAndPauseBuiltins();
+  ProcessResult closed = Cli({"gate", kFill});
+  EXPECT_EQ(closed.exit_code, 1);
+  EXPECT_EQ(closed.out, std::string(kFill) +
+                            ": pending: no worker has taken it yet\n"
+                            "gate: closed: 1 of 1 background migrations have not finished\n");
+  ProcessResult all = Cli({"gate"});
+  EXPECT_EQ(all.exit_code, 1);
+  EXPECT_NE(all.out.find("20241024_1730_migrate_traces_from_pg_to_ch: paused; `bgmigrate resume "
+                         "20241024_1730_migrate_traces_from_pg_to_ch` lets workers continue\n"),
+            std::string::npos)
+      << all.out;
+
+  ProcessResult run = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w1"));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  ProcessResult open = Cli({"gate", kFill});
+  EXPECT_EQ(open.exit_code, 0) << open.out;
+  EXPECT_EQ(open.out, "gate: open: all 1 background migrations have finished\n");
+  ProcessResult typo = Cli({"gate", "20250601_1200_typo"});
+  EXPECT_EQ(typo.exit_code, 2);
+  EXPECT_EQ(typo.err,
+            "bgmigrate: no background migration named '20250601_1200_typo' is registered; "
+            "`bgmigrate list` shows their names\n");
+}
+
 }  // namespace
 }  // namespace bgm
