@@ -391,7 +391,10 @@ int CmdCheck(const Config& config, const std::vector<std::string>& dirs) {
   std::vector<FileProblem> problems = loaded.problems;
   std::vector<std::string> notes;
   if (problems.empty()) {
-    FileCheckReport report = CheckFilesAgainstDatabases(loaded.files, config.database_url);
+    FileCheckReport report =
+        CheckFilesAgainstDatabases(loaded.files, config.database_url,
+                                   {config.clickhouse_url, config.clickhouse_user,
+                                    config.clickhouse_password, config.clickhouse_db});
     problems = std::move(report.problems);
     notes = std::move(report.notes);
   }

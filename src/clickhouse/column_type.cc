@@ -225,6 +225,7 @@ class TypeParser {
 };
 
 Status EncodeInt(RowBinaryWriter& w, const ColumnType& t, std::string_view text) {
+  if (text == "t" || text == "f") text = text == "t" ? "1" : "0";  // a Postgres boolean
   const char* end = text.data() + text.size();
   if (t.is_signed) {
     int64_t v = 0;

@@ -58,7 +58,8 @@ Result<ColumnType> ParseColumnType(std::string_view text);
 
 // Writes `text` (a Postgres value's text form; std::nullopt for SQL NULL) as `type`:
 //  - String as is; FixedString(N) padded with zero bytes (longer is refused);
-//  - integers, Float32/64 (NaN and Infinity too), Decimal(P, S) (more than P digits or more
+//  - integers (a Postgres boolean's t/f as 1/0), Float32/64 (NaN and Infinity too), Decimal(P, S)
+//  (more than P digits or more
 //    than S decimals refused: round in the SELECT), Bool from t/f/true/false/1/0, UUID;
 //  - Date/Date32/DateTime/DateTime64(p) from a date or timestamp text (no zone = UTC, an
 //    offset honoured), refused outside what the type holds;

@@ -74,6 +74,7 @@ TEST(ColumnTypeTest, StringsAndNullables) {
 
 TEST(ColumnTypeTest, IntegersAtTheirLimitsAndBeyond) {
   EXPECT_EQ(Encoded("UInt8", "255"), "ff");
+  EXPECT_EQ(Encoded("UInt8", "t"), "01");  // a Postgres boolean into a ClickHouse flag
   EXPECT_EQ(Encoded("UInt8", "256"), "error: \"256\" cannot be written as UInt8: out of range");
   EXPECT_EQ(Encoded("UInt32", "-1"), "error: \"-1\" cannot be written as UInt32: negative");
   EXPECT_EQ(Encoded("Int8", "-128"), "80");
