@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Throughput and memory of the traces copy against the baseline pipe, on the same data in the
 # same run:
-#   baseline: psql -c "COPY (SELECT ...) TO STDOUT" | clickhouse-client --query "INSERT ... FORMAT TabSeparated"
+#   baseline: psql -c "COPY (SELECT ...) TO STDOUT" | curl POST "INSERT ... FORMAT TabSeparated"
+#             (streamed over ClickHouse's HTTP interface, faster than clickhouse-client)
 #   bgmigrate: the 20241024_1730_migrate_traces_from_pg_to_ch background migration (one worker)
-# Prints rows/s and peak RSS of each and their ratio. Uses private servers (.bgm-data/bench).
+# Prints rows/s, peak RSS and CPU seconds per million rows of each, and their ratio. Uses
+# private servers (.bgm-data/bench).
 #   BENCH_TRACES=1000000 BENCH_BLOB_BYTES=500 bench/copy_bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,33 +49,37 @@ query="COPY (SELECT id, to_char(\"timestamp\", 'YYYY-MM-DD HH24:MI:SS'), COALESC
   metadata::text, release, version, project_id, public::int, bookmarked::int, input::text,
   output::text, session_id, to_char(created_at, 'YYYY-MM-DD HH24:MI:SS'),
   to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS') FROM traces) TO STDOUT"
-echo "== baseline: psql COPY | clickhouse-client INSERT FORMAT TabSeparated"
+echo "== baseline: psql COPY | curl POST INSERT FORMAT TabSeparated (HTTP, streamed)"
 start=$(date +%s.%N)
-/usr/bin/time -f "%M" -o /tmp/bench_psql_rss psql "$DATABASE_URL" -qc "$query" |
-  /usr/bin/time -f "%M" -o /tmp/bench_ch_rss clickhouse-client --port "$BGMIGRATE_CH_TCP_PORT" \
-    --database bench --max_memory_usage 20000000000 \
-    --query "INSERT INTO traces_pipe FORMAT TabSeparated"
+/usr/bin/time -f "%M %U %S" -o /tmp/bench_psql_rss psql "$DATABASE_URL" -qc "$query" |
+  /usr/bin/time -f "%M %U %S" -o /tmp/bench_ch_rss curl -sSf -X POST -T - \
+    "$CLICKHOUSE_URL/?database=bench&max_memory_usage=0&query=INSERT%20INTO%20traces_pipe%20FORMAT%20TabSeparated"
 pipe_s=$(echo "$(date +%s.%N) - $start" | bc)
 pipe_rows=$(curl -sf "$CLICKHOUSE_URL" --data-binary "SELECT count() FROM bench.traces_pipe")
-pipe_rss=$(( ($(cat /tmp/bench_psql_rss) + $(cat /tmp/bench_ch_rss)) / 1024 ))
+read -r psql_rss psql_u psql_s </tmp/bench_psql_rss
+read -r curl_rss curl_u curl_s </tmp/bench_ch_rss
+pipe_rss=$(( (psql_rss + curl_rss) / 1024 ))
+pipe_cpu=$(echo "$psql_u + $psql_s + $curl_u + $curl_s" | bc)
 
 echo "== bgmigrate: 20241024_1730_migrate_traces_from_pg_to_ch"
 start=$(date +%s.%N)
-/usr/bin/time -f "%M" -o /tmp/bench_bgm_rss env BGMIGRATE_LOG_FORMAT=json \
+/usr/bin/time -f "%M %U %S" -o /tmp/bench_bgm_rss env BGMIGRATE_LOG_FORMAT=json \
   "$BIN" worker --exit-when-idle 2>/tmp/bench_worker.log
 bgm_s=$(echo "$(date +%s.%N) - $start" | bc)
 copy_ms=$(psql "$DATABASE_URL" -Atc "SELECT round(extract(epoch from (max(at) - min(at))) * 1000
   + (array_agg((detail->>'ms')::int ORDER BY id))[1]) FROM background_migration_events
   WHERE migration_name = '20241024_1730_migrate_traces_from_pg_to_ch' AND kind = 'batch'")
 bgm_rows=$(curl -sf "$CLICKHOUSE_URL" --data-binary "SELECT count() FROM bench.traces FINAL")
-bgm_rss=$(( $(cat /tmp/bench_bgm_rss) / 1024 ))
+read -r bgm_rss_kib bgm_u bgm_s_cpu </tmp/bench_bgm_rss
+bgm_rss=$(( bgm_rss_kib / 1024 ))
+bgm_cpu=$(echo "$bgm_u + $bgm_s_cpu" | bc)
 "$BIN" verify 20241024_1730_migrate_traces_from_pg_to_ch | tail -1
 
 pipe_rate=$(echo "$pipe_rows / $pipe_s" | bc)
 bgm_rate=$(echo "$bgm_rows * 1000 / $copy_ms" | bc)
 echo
-printf '%-34s %10s %12s %10s %14s\n' "" "rows" "seconds" "rows/s" "peak RSS MiB"
-printf '%-34s %10s %12.2f %10s %14s\n' "baseline pipe (psql | ch-client)" "$pipe_rows" "$pipe_s" "$pipe_rate" "$pipe_rss"
-printf '%-34s %10s %12.2f %10s %14s\n' "bgmigrate traces copy" "$bgm_rows" "$(echo "$copy_ms / 1000" | bc -l)" "$bgm_rate" "$bgm_rss"
+printf '%-34s %10s %12s %10s %14s %18s\n' "" "rows" "seconds" "rows/s" "peak RSS MiB" "client CPU s/Mrows"
+printf '%-34s %10s %12.2f %10s %14s %18.2f\n' "baseline pipe (psql | curl)" "$pipe_rows" "$pipe_s" "$pipe_rate" "$pipe_rss" "$(echo "$pipe_cpu * 1000000 / $pipe_rows" | bc -l)"
+printf '%-34s %10s %12.2f %10s %14s %18.2f\n' "bgmigrate traces copy" "$bgm_rows" "$(echo "$copy_ms / 1000" | bc -l)" "$bgm_rate" "$bgm_rss" "$(echo "$bgm_cpu * 1000000 / $bgm_rows" | bc -l)"
 printf 'ratio bgmigrate / pipe: %.2fx   (whole worker run incl. start-up and the other copies: %.2f s)\n' \
   "$(echo "$bgm_rate / $pipe_rate" | bc -l)" "$bgm_s"
