@@ -476,18 +476,31 @@ Status EncodeArray(RowBinaryWriter& w, const ColumnType& t, std::string_view tex
   return Status::Ok();
 }
 
-Status EncodeMap(RowBinaryWriter& w, const ColumnType& t, std::string_view text) {
+Result<nlohmann::json> MapObject(const ColumnType& t, std::string_view text) {
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
     return Refused(t, text, "not a JSON object ({\"key\": value, ...})");
   }
-  w.WriteVarUInt(j.size());
-  for (const auto& [key, value] : j.items()) {
+  return j;
+}
+
+// A map value: JSON null is NULL for a Nullable value type and its own text, `null`, for a
+// String one (as any other JSON value that is not a string); other types refuse it.
+Status EncodeMapValue(RowBinaryWriter& w, const ColumnType& t, const nlohmann::json& value) {
+  const ColumnType* inner = &t;
+  while (inner->kind == Kind::kLowCardinality) inner = &inner->args[0];
+  if (value.is_null() && inner->kind == Kind::kString) return Encode(w, t, "null");
+  const std::optional<std::string> v = TextOf(value);
+  return Encode(w, t, v ? std::optional<std::string_view>(*v) : std::nullopt);
+}
+
+Status EncodeMap(RowBinaryWriter& w, const ColumnType& t, std::string_view text) {
+  Result<nlohmann::json> j = MapObject(t, text);
+  if (!j.ok()) return j.status();
+  w.WriteVarUInt(j->size());
+  for (const auto& [key, value] : j->items()) {
     Status s = Encode(w, t.args[0], key);
-    if (s.ok()) {
-      const std::optional<std::string> v = TextOf(value);
-      s = Encode(w, t.args[1], v ? std::optional<std::string_view>(*v) : std::nullopt);
-    }
+    if (s.ok()) s = EncodeMapValue(w, t.args[1], value);
     if (!s.ok()) return s.WithContext("key " + Shown(key) + " of the map");
   }
   return Status::Ok();
@@ -503,6 +516,10 @@ Status Encode(RowBinaryWriter& w, const ColumnType& t, std::optional<std::string
     return Encode(w, t.args[0], text);
   }
   if (t.kind == Kind::kLowCardinality) return Encode(w, t.args[0], text);
+  if (!text && (t.kind == Kind::kArray || t.kind == Kind::kMap)) {
+    w.WriteVarUInt(0);  // ClickHouse has no Nullable(Array) or Nullable(Map): NULL is empty
+    return Status::Ok();
+  }
   if (!text) {
     return InvalidArgument("NULL cannot be written as " + t.name +
                            ", which is not Nullable; give a value in the SELECT (coalesce) or "
@@ -578,6 +595,34 @@ Result<ColumnType> ParseColumnType(std::string_view text) {
 Status EncodeText(RowBinaryWriter& w, const ColumnType& type,
                   std::optional<std::string_view> text) {
   return Encode(w, type, text);
+}
+
+Status EncodeTextAsKeyValueArrays(RowBinaryWriter& w, const ColumnType& keys,
+                                  const ColumnType& values, std::optional<std::string_view> text) {
+  if (keys.kind != Kind::kArray || values.kind != Kind::kArray) {
+    return InvalidArgument("a Nested key/value pair needs two Array columns, got " + keys.name +
+                           " and " + values.name);
+  }
+  if (!text) {  // NULL: the empty map
+    w.WriteVarUInt(0);
+    w.WriteVarUInt(0);
+    return Status::Ok();
+  }
+  ColumnType map;
+  map.kind = Kind::kMap;
+  map.name = "Nested(key " + keys.args[0].name + ", value " + values.args[0].name + ")";
+  Result<nlohmann::json> j = MapObject(map, *text);
+  if (!j.ok()) return j.status();
+  w.WriteVarUInt(j->size());
+  for (const auto& [key, value] : j->items()) {
+    BGM_RETURN_IF_ERROR(Encode(w, keys.args[0], key).WithContext("key " + Shown(key)));
+  }
+  w.WriteVarUInt(j->size());
+  for (const auto& [key, value] : j->items()) {
+    BGM_RETURN_IF_ERROR(
+        EncodeMapValue(w, values.args[0], value).WithContext("value of key " + Shown(key)));
+  }
+  return Status::Ok();
 }
 
 }  // namespace bgm

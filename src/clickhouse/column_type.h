@@ -64,10 +64,19 @@ Result<ColumnType> ParseColumnType(std::string_view text);
 //  - Date/Date32/DateTime/DateTime64(p) from a date or timestamp text (no zone = UTC, an
 //    offset honoured), refused outside what the type holds;
 //  - Enum8/16 by name; Array(T) from a Postgres array ({a,"b c",NULL}) or a JSON array;
-//    Map(K, V) from a JSON object (a string value as is, any other JSON value as compact text);
-//  - NULL only into Nullable(T); LowCardinality(T) as T.
+//    Map(K, V) from a JSON object (a string value as is, any other JSON value as compact text,
+//    JSON null as NULL into a Nullable value type and as the text null into a String one);
+//  - NULL only into Nullable(T), and as the empty value into Array and Map (which ClickHouse
+//    cannot make Nullable); LowCardinality(T) as T.
 // On error (kInvalidArgument, saying what and why) the writer may hold a partial value: the
 // caller discards the row's bytes.
 Status EncodeText(RowBinaryWriter& w, const ColumnType& type, std::optional<std::string_view> text);
+
+// The stand-in for Map(K, V) on servers without Map (ClickHouse 18.16): a Nested column `m`
+// whose `m.key` Array(K) and `m.value` Array(V) are written from one JSON object, as two
+// consecutive columns of the INSERT: all keys, then all values (in the object's key order,
+// which is sorted). NULL writes the empty map. Values as for a Map.
+Status EncodeTextAsKeyValueArrays(RowBinaryWriter& w, const ColumnType& keys,
+                                  const ColumnType& values, std::optional<std::string_view> text);
 
 }  // namespace bgm

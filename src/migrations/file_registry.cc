@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "core/readiness.h"
+#include "migrations/file_copy.h"
 #include "migrations/postgres_batches.h"
 
 namespace bgm {
@@ -12,15 +13,24 @@ std::vector<MigrationSpec> SpecsFromFiles(const std::vector<MigrationFile>& file
                                           std::vector<FileProblem>& problems) {
   std::vector<MigrationSpec> specs;
   for (const MigrationFile& f : files) {
-    if (f.kind != MigrationKind::kPostgres) {
+    MigrationSpec spec{f.name, f.description, f.prerequisites, nullptr};
+    switch (f.kind) {
+      case MigrationKind::kPostgres:
+        spec.create = [f] { return NewPostgresBatches(f); };
+        break;
+      case MigrationKind::kPostgresToClickHouse:
+        spec.create = [f] { return NewFileCopy(f); };
+        break;
+      case MigrationKind::kClickHouse:
+        break;
+    }
+    if (!spec.create) {
       problems.push_back({f.path, 0,
                           std::string("kind ") + MigrationKindName(f.kind) +
-                              " is not supported by this bgmigrate yet (only postgres); remove "
-                              "the file or run a bgmigrate that supports it"});
+                              " is not supported by this bgmigrate yet; remove the file or run a "
+                              "bgmigrate that supports it"});
       continue;
     }
-    MigrationSpec spec{f.name, f.description, f.prerequisites,
-                       [f] { return NewPostgresBatches(f); }};
     spec.source_path = f.path;
     spec.checksum = f.checksum;
     if (f.gate) {

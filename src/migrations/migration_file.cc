@@ -263,6 +263,20 @@ ArgsSchema MigrationFile::Schema() const {
   return schema;
 }
 
+std::vector<ArgSpec> MergeArgSpecs(std::vector<ArgSpec> args, const MigrationFile& file) {
+  for (const ArgSpec& own : file.args) {
+    bool replaced = false;
+    for (ArgSpec& a : args) {
+      if (a.key == own.key) {
+        a = own;
+        replaced = true;
+      }
+    }
+    if (!replaced) args.push_back(own);
+  }
+  return args;
+}
+
 nlohmann::json MigrationFile::Defaults() const {
   nlohmann::json out = nlohmann::json::object();
   for (const ArgSpec& a : args) {

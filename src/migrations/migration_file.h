@@ -63,6 +63,10 @@ struct MigrationFile {
   nlohmann::json Defaults() const;
 };
 
+// A kind's own args (`kind_args`) with the file's declared args replacing those of the same
+// key and added after them.
+std::vector<ArgSpec> MergeArgSpecs(std::vector<ArgSpec> kind_args, const MigrationFile& file);
+
 // "path:line: message"; line 0 when the problem is the file as a whole.
 struct FileProblem {
   std::string path;

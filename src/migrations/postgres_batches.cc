@@ -233,22 +233,13 @@ std::string PostgresBatchStatement(const MigrationFile& file, bool with_lower) {
 }
 
 std::vector<ArgSpec> PostgresBatchArgs(const MigrationFile& file) {
-  std::vector<ArgSpec> args = {
-      {"batchSize", ArgSpec::Type::kInt, 1, 1000000, {}, kDefaultBatchSize},
-      {"pauseMs", ArgSpec::Type::kInt, 0, 60000, {}, 0},
-      {"statementTimeoutMs", ArgSpec::Type::kInt, 100, 3600000, {}, kDefaultStatementTimeoutMs},
-  };
-  for (const ArgSpec& own : file.args) {
-    bool replaced = false;
-    for (ArgSpec& a : args) {
-      if (a.key == own.key) {
-        a = own;
-        replaced = true;
-      }
-    }
-    if (!replaced) args.push_back(own);
-  }
-  return args;
+  return MergeArgSpecs(
+      {
+          {"batchSize", ArgSpec::Type::kInt, 1, 1000000, {}, kDefaultBatchSize},
+          {"pauseMs", ArgSpec::Type::kInt, 0, 60000, {}, 0},
+          {"statementTimeoutMs", ArgSpec::Type::kInt, 100, 3600000, {}, kDefaultStatementTimeoutMs},
+      },
+      file);
 }
 
 std::unique_ptr<BackgroundMigration> NewPostgresBatches(const MigrationFile& file) {

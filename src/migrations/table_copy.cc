@@ -29,12 +29,15 @@ constexpr int64_t kMinAdaptiveRows = 1000;
 constexpr int64_t kMaxBatchRows = 500000;  // well under max_insert_block_size
 constexpr int64_t kDefaultMaxBatchBytes = 64 << 20;
 constexpr double kDefaultTargetSeconds = 2.0;
+constexpr int64_t kCountBelowRows = 100000;  // estimates below are replaced by a count
 
+// The key values of the last row copied, in key order; empty before the first.
 struct Cursor {
-  std::string value = "-infinity";
-  std::string id;
-  nlohmann::json ToJson(const std::string& column) const {
-    return {{"column", column}, {"value", value}, {"id", id}};
+  std::vector<std::string> values;
+  nlohmann::json ToJson(const std::vector<std::string>& names) const {
+    nlohmann::json j = nlohmann::json::object();
+    for (size_t i = 0; i < values.size(); ++i) j[names[i]] = values[i];
+    return j;
   }
 };
 
@@ -63,24 +66,23 @@ class Reader final : public RowSink {
  public:
   struct Options {
     std::string database_url;
-    std::string cursor_column;
     Cursor start;
-    // The window on the cursor column as UTC text ("2024-05-03 05:00:00.000"): the column is a
-    // timestamp without time zone holding UTC, so this compares instants and keeps its index.
+    // The window on the first key column as UTC text ("2024-05-03 05:00:00.000"), compared by
+    // Postgres as that column's type (the session's time zone is UTC), so it keeps its index.
     std::optional<std::string> min_date, max_date;
     int64_t max_batch_bytes = kDefaultMaxBatchBytes;
   };
 
-  Reader(const TableMapping& mapping, const ClickHouseDialect& dialect, Options options,
-         const std::atomic<int64_t>& target_rows, BoundedQueue<Item>& queue, std::stop_token stop)
-      : mapping_(mapping),
-        dialect_(dialect),
+  Reader(const CopyPlan& plan, Options options, const std::atomic<int64_t>& target_rows,
+         BoundedQueue<Item>& queue, std::stop_token stop)
+      : plan_(plan),
         options_(std::move(options)),
         target_rows_(target_rows),
         queue_(queue),
         stop_(std::move(stop)),
         writer_(chunk_),
-        select_width_(static_cast<int>(mapping.select_list.size())) {}
+        select_width_(static_cast<int>(plan.select_list.size())),
+        key_col_(select_width_ + 2 * static_cast<int>(plan.blob_list.size())) {}
 
   void Run() {
     Status s = RunImpl();
@@ -89,44 +91,53 @@ class Reader final : public RowSink {
 
   RowBinaryWriter& writer() override { return writer_; }
 
-  Status WriteBlob(int k) override {
+  Status WriteBlob(int k, bool nullable) override {
     const int inline_col = select_width_ + 2 * k;
     const int length_col = inline_col + 1;
     if (!stream_->IsNull(inline_col)) {
-      writer_.WriteNotNull();
+      if (nullable) writer_.WriteNotNull();
       writer_.WriteString(stream_->Get(inline_col));
       return Status::Ok();
     }
     if (stream_->IsNull(length_col)) {
+      if (!nullable) {
+        return InvalidArgument(
+            "NULL cannot be written as String, which is not Nullable; give a value in the "
+            "SELECT (coalesce) or make the column Nullable");
+      }
       writer_.WriteNull();
       return Status::Ok();
     }
     const int64_t total = ParseInt(stream_->Get(length_col));
-    writer_.WriteNotNull();
+    if (nullable) writer_.WriteNotNull();
     writer_.WriteVarUInt(static_cast<uint64_t>(total));
-    const std::string id(stream_->Get(select_width_ + 2 * static_cast<int>(blobs()) + 1));
     BGM_RETURN_IF_ERROR(OpenBlobConnection());
-    const std::string column = mapping_.blob_columns[static_cast<size_t>(k)];
+    const std::string& blob = plan_.blob_list[static_cast<size_t>(k)];
     // One query serializes the value once and streams it back in pieces, one row each.
     // (MATERIALIZED: without it Postgres re-serializes the value for every piece, 13x slower.)
-    const std::string sql =
-        "WITH t AS MATERIALIZED (SELECT convert_to(s." + column + "::text, 'UTF8') AS b FROM " +
-        mapping_.source_table +
-        " s WHERE s.id = $1) SELECT substring(t.b from o::int + 1 for $2::int) FROM t, "
-        "generate_series(0, octet_length(t.b) - 1, $2::int) o ORDER BY o";
+    std::string sql = "WITH t AS MATERIALIZED (SELECT convert_to((" + blob +
+                      ")::text, 'UTF8') AS b FROM " + plan_.from + " WHERE " + KeyTuple() + " = (";
+    std::vector<PgParam> params = {kBlobPiece};
+    for (size_t i = 0; i < plan_.key_list.size(); ++i) {
+      sql += (i > 0 ? ", $" : "$") + std::to_string(i + 2);
+      params.emplace_back(std::string(stream_->Get(key_col_ + static_cast<int>(i))));
+    }
+    sql +=
+        ")) SELECT substring(t.b from o::int + 1 for $1::int) FROM t, "
+        "generate_series(0, octet_length(t.b) - 1, $1::int) o ORDER BY o";
     PgRowStream pieces(*blob_conn_);
-    BGM_RETURN_IF_ERROR(pieces.Start(sql, {id, kBlobPiece}, /*binary=*/true));
+    BGM_RETURN_IF_ERROR(pieces.Start(sql, params, /*binary=*/true));
     int64_t done = 0;
     while (true) {
       Result<bool> more = pieces.Next();
-      if (!more.ok()) return more.status().WithContext("reading " + column + " of row " + id);
+      if (!more.ok()) return more.status().WithContext("reading " + blob + " of " + RowName());
       if (!*more) break;
       BGM_RETURN_IF_ERROR(FlushChunk());
       chunk_.append(pieces.Get(0));
       done += static_cast<int64_t>(pieces.Get(0).size());
     }
     if (done != total) {
-      return Internal("row " + id + " changed size while its " + column + " was read (" +
+      return Internal(RowName() + " changed size while its " + blob + " was read (" +
                       std::to_string(total) + " bytes announced, " + std::to_string(done) +
                       " read)");
     }
@@ -134,8 +145,6 @@ class Reader final : public RowSink {
   }
 
  private:
-  size_t blobs() const { return mapping_.blob_columns.size(); }
-
   bool Push(Item item) {
     const size_t cost = item.data.size() + 64;
     return queue_.Push(std::move(item), cost);
@@ -153,14 +162,38 @@ class Reader final : public RowSink {
 
   Status EndBatch() {
     BGM_RETURN_IF_ERROR(FlushChunk());
-    BatchInfo info{batch_from_, cursor_.ToJson(options_.cursor_column), batch_rows_, batch_bytes_};
+    BatchInfo info{batch_from_, CursorJson(), batch_rows_, batch_bytes_};
     if (!Push(Item{Item::Kind::kEndOfBatch, {}, std::move(info), {}})) {
       return Cancelled("the inserter stopped");
     }
-    batch_from_ = cursor_.ToJson(options_.cursor_column);
+    batch_from_ = CursorJson();
     batch_rows_ = 0;
     batch_bytes_ = 0;
     return Status::Ok();
+  }
+
+  nlohmann::json CursorJson() const { return cursor_.ToJson(plan_.key_names); }
+
+  // "(k1, k2)"
+  std::string KeyTuple() const {
+    std::string out = "(";
+    for (size_t i = 0; i < plan_.key_list.size(); ++i) {
+      out += (i > 0 ? ", " : "") + plan_.key_list[i];
+    }
+    return out + ")";
+  }
+
+  // The current row for messages: "traces row (created_at, id) = (2024-05-01 ..., t1)".
+  std::string RowName() const {
+    std::string out = plan_.source + " row (";
+    for (size_t i = 0; i < plan_.key_names.size(); ++i) {
+      out += (i > 0 ? ", " : "") + plan_.key_names[i];
+    }
+    out += ") = (";
+    for (size_t i = 0; i < plan_.key_names.size(); ++i) {
+      out += (i > 0 ? ", " : "") + std::string(stream_->Get(key_col_ + static_cast<int>(i)));
+    }
+    return out + ")";
   }
 
   Status OpenBlobConnection() {
@@ -169,6 +202,8 @@ class Reader final : public RowSink {
       Result<PgConnection> c = PgConnection::Connect(options_.database_url);
       if (!c.ok()) return c.status();
       blob_conn_.emplace(std::move(*c));
+      BGM_RETURN_IF_ERROR(blob_conn_->Run("SET DateStyle = 'ISO, YMD'"));
+      BGM_RETURN_IF_ERROR(blob_conn_->Run("SET TimeZone = 'UTC'"));
     }
     BGM_RETURN_IF_ERROR(blob_conn_->Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
     char* quoted = PQescapeLiteral(blob_conn_->get(), snapshot_.data(), snapshot_.size());
@@ -180,35 +215,57 @@ class Reader final : public RowSink {
     return Status::Ok();
   }
 
-  std::string Query() const {
-    const std::string col = "s." + options_.cursor_column;
+  // The read of up to kReadLimit rows after the cursor, and its parameters. Both window bounds
+  // are index conditions, so the read past maxDate stops at it instead of filtering the rest.
+  std::string Query(std::vector<PgParam>& params) const {
+    params.clear();
+    auto param = [&params](PgParam p) {
+      params.push_back(std::move(p));
+      return "$" + std::to_string(params.size());
+    };
     std::string sql = "SELECT ";
-    for (const std::string& e : mapping_.select_list) sql += e + ", ";
-    for (const std::string& b : mapping_.blob_columns) {
-      sql += "CASE WHEN pg_column_size(s." + b + ") <= $6 THEN s." + b + "::text END, ";
-      sql +=
-          "CASE WHEN pg_column_size(s." + b + ") > $6 THEN octet_length(s." + b + "::text) END, ";
+    for (const std::string& e : plan_.select_list) sql += e + ", ";
+    if (!plan_.blob_list.empty()) {
+      const std::string limit = param(kInlineStoredLimit);
+      for (const std::string& b : plan_.blob_list) {
+        sql += "CASE WHEN pg_column_size(" + b + ") <= " + limit + " THEN (" + b + ")::text END, ";
+        sql += "CASE WHEN pg_column_size(" + b + ") > " + limit + " THEN octet_length((" + b +
+               ")::text) END, ";
+      }
     }
-    // Both bounds are index conditions (a NULL bound is +-infinity), so the read past maxDate
-    // stops at it instead of filtering the rest of the index.
-    sql += col + ", s.id FROM " + mapping_.from_clause + " WHERE (" + col +
-           ", s.id) > ($1::timestamp, $2::text) AND " + col +
-           " >= COALESCE($3::timestamp, '-infinity') AND " + col +
-           " < COALESCE($4::timestamp, 'infinity') ORDER BY " + col + ", s.id LIMIT $5";
-    return sql;
+    for (size_t i = 0; i < plan_.key_list.size(); ++i) {
+      sql += (i > 0 ? ", " : "") + plan_.key_list[i];
+    }
+    sql += " FROM " + plan_.from + " WHERE true";
+    if (!cursor_.values.empty()) {
+      // >=: the cursor's own row is read again and skipped, so that a second row with its
+      // key (a key that is not unique) is seen here too, not skipped by a strict >.
+      sql += " AND " + KeyTuple() + " >= (";
+      for (size_t i = 0; i < cursor_.values.size(); ++i) {
+        sql += (i > 0 ? ", " : "") + param(cursor_.values[i]);
+      }
+      sql += ")";
+    }
+    const std::string& first = plan_.key_list.front();
+    if (options_.min_date) sql += " AND " + first + " >= " + param(*options_.min_date);
+    if (options_.max_date) sql += " AND " + first + " < " + param(*options_.max_date);
+    sql += " ORDER BY ";
+    for (size_t i = 0; i < plan_.key_list.size(); ++i) {
+      sql += (i > 0 ? ", " : "") + plan_.key_list[i];
+    }
+    return sql + " LIMIT " + param(kReadLimit);
   }
 
   Status RunImpl() {
     Result<PgConnection> conn = PgConnection::Connect(options_.database_url);
     if (!conn.ok()) return conn.status();
-    // Timestamps are read as text in ISO form (and the cursor round-trips through it).
+    // Timestamps are read as text in ISO form, timestamptz in UTC (the cursor round-trips).
     BGM_RETURN_IF_ERROR(conn->Run("SET DateStyle = 'ISO, YMD'"));
+    BGM_RETURN_IF_ERROR(conn->Run("SET TimeZone = 'UTC'"));
     cursor_ = options_.start;
-    if (cursor_.value == "-infinity" && options_.min_date) cursor_.value = *options_.min_date;
-    batch_from_ = cursor_.ToJson(options_.cursor_column);
+    batch_from_ = CursorJson();
     chunk_.reserve(kChunkBytes + (kChunkBytes >> 2));
-    const std::string sql = Query();
-    const int cursor_col = select_width_ + 2 * static_cast<int>(blobs());
+    const size_t keys = plan_.key_list.size();
     while (true) {
       BGM_RETURN_IF_ERROR(conn->Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
       Result<PgResult> snap = conn->Exec("SELECT pg_export_snapshot()");
@@ -216,12 +273,12 @@ class Reader final : public RowSink {
       snapshot_ = std::string(snap->Get(0, 0));
       int64_t rows = 0;
       bool stopped = false;
+      const bool from_cursor = !cursor_.values.empty();
       {
         PgRowStream stream(*conn);
         stream_ = &stream;
-        std::vector<PgParam> params = {cursor_.value, cursor_.id, options_.min_date,
-                                       options_.max_date, kReadLimit};
-        if (blobs() > 0) params.emplace_back(kInlineStoredLimit);  // $6
+        std::vector<PgParam> params;
+        const std::string sql = Query(params);
         BGM_RETURN_IF_ERROR(stream.Start(sql, params));
         while (true) {
           if (stop_.stop_requested()) {
@@ -229,16 +286,25 @@ class Reader final : public RowSink {
             break;
           }
           Result<bool> more = stream.Next();
-          if (!more.ok()) return more.status().WithContext("reading " + mapping_.source_table);
+          if (!more.ok()) return more.status().WithContext("reading " + plan_.source);
           if (!*more) break;
           ++rows;
-          const std::string_view id = stream.Get(cursor_col + 1);
-          Status s = mapping_.encode(SourceRow(stream, mapping_.select_list), dialect_, *this);
-          if (!s.ok()) {
-            return s.WithContext("encoding " + mapping_.source_table + " row " + std::string(id));
+          bool same_key = !cursor_.values.empty();
+          for (size_t i = 0; same_key && i < keys; ++i) {
+            same_key = cursor_.values[i] == stream.Get(key_col_ + static_cast<int>(i));
           }
-          cursor_.value = std::string(stream.Get(cursor_col));
-          cursor_.id = std::string(id);
+          if (same_key && rows == 1 && from_cursor) continue;  // copied already
+          if (same_key) {
+            return InvalidArgument("the key is not unique: two rows of " + RowName() +
+                                   "; a keyset copy would skip one of them, so nothing more is "
+                                   "copied. Add a column that makes the key unique (e.g. id)");
+          }
+          Status s = plan_.encode(SourceRow(stream, plan_.select_list), *this);
+          if (!s.ok()) return s.WithContext("encoding " + RowName());
+          cursor_.values.resize(keys);
+          for (size_t i = 0; i < keys; ++i) {
+            cursor_.values[i] = std::string(stream.Get(key_col_ + static_cast<int>(i)));
+          }
           ++batch_rows_;
           if (chunk_.size() >= kChunkBytes) BGM_RETURN_IF_ERROR(FlushChunk());
           const int64_t bytes = batch_bytes_ + static_cast<int64_t>(chunk_.size());
@@ -261,8 +327,7 @@ class Reader final : public RowSink {
     }
   }
 
-  const TableMapping& mapping_;
-  const ClickHouseDialect& dialect_;
+  const CopyPlan& plan_;
   const Options options_;
   const std::atomic<int64_t>& target_rows_;
   BoundedQueue<Item>& queue_;
@@ -271,6 +336,7 @@ class Reader final : public RowSink {
   std::string chunk_;
   RowBinaryWriter writer_;
   const int select_width_;
+  const int key_col_;  // the first key column of the read
   PgRowStream* stream_ = nullptr;
   std::optional<PgConnection> blob_conn_;
   bool blob_in_txn_ = false;
@@ -347,29 +413,48 @@ Result<DateBounds> DateBoundsOf(const nlohmann::json& args) {
   return DateBounds{*min, *max};
 }
 
-Result<Cursor> CursorFromState(const nlohmann::json& state, const std::string& column) {
+// The saved cursor, in the key's order. Also reads the form bgmigrate wrote before keys had
+// names ({"column": "created_at", "value": ..., "id": ...}) for a key (column, id).
+Result<Cursor> CursorFromState(const nlohmann::json& state, const std::vector<std::string>& names) {
   Cursor c;
   if (!state.contains("cursor")) return c;
   const nlohmann::json& j = state["cursor"];
-  if (!j.is_object() || !j.contains("column") || !j["column"].is_string() || !j.contains("value") ||
-      !j["value"].is_string() || !j.contains("id") || !j["id"].is_string()) {
+  auto key_text = [&names] {
+    std::string out;
+    for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+    return "(" + out + ")";
+  };
+  if (j.is_object() && j.contains("column") && j["column"].is_string() && j.contains("value") &&
+      j["value"].is_string() && j.contains("id") && j["id"].is_string() && j.size() == 3) {
+    const std::string column = j["column"].get<std::string>();
+    if (names.size() != 2 || names[0] != column || names[1] != "id") {
+      return InvalidArgument("the saved cursor is on (" + column + ", id) but the key is " +
+                             key_text() + "; set cursorColumn back, or retry with --from-start");
+    }
+    c.values = {j["value"].get<std::string>(), j["id"].get<std::string>()};
+    return c;
+  }
+  if (!j.is_object()) {
     return InvalidArgument("state.cursor is malformed (" + j.dump() +
                            "); retry with --from-start to copy from the beginning");
   }
-  if (j["column"].get<std::string>() != column) {
-    return InvalidArgument("the saved cursor is on " + j["column"].get<std::string>() +
-                           " but cursorColumn is " + column +
-                           "; set cursorColumn back, or retry with --from-start");
+  std::string saved;
+  for (const auto& [k, v] : j.items()) saved += (saved.empty() ? "" : ", ") + k;
+  for (const std::string& n : names) {
+    if (!j.contains(n) || !j[n].is_string() || j.size() != names.size()) {
+      return InvalidArgument("the saved cursor is on (" + saved + ") but the key is " + key_text() +
+                             "; set cursorColumn back, or retry with --from-start to copy from "
+                             "the beginning");
+    }
+    c.values.push_back(j[n].get<std::string>());
   }
-  c.value = j["value"].get<std::string>();
-  c.id = j["id"].get<std::string>();
   return c;
 }
 
-class TableCopy final : public BackgroundMigration {
+class PlannedCopy final : public BackgroundMigration {
  public:
-  explicit TableCopy(TableMapping mapping)
-      : mapping_(std::move(mapping)), schema_(CopyArgsSchema(mapping_)) {}
+  PlannedCopy(ArgsSchema schema, CopyPlanner planner)
+      : schema_(std::move(schema)), planner_(std::move(planner)) {}
 
   Status Validate(const nlohmann::json& args) const override {
     BGM_RETURN_IF_ERROR(schema_.Validate(args));
@@ -378,9 +463,6 @@ class TableCopy final : public BackgroundMigration {
 
   Status Run(MigrationContext& ctx) override {
     const nlohmann::json& args = ctx.args();
-    const std::string column = StringArg(args, "cursorColumn", mapping_.cursor_columns.front());
-    Result<Cursor> start = CursorFromState(ctx.state(), column);
-    if (!start.ok()) return start.status();
     const bool pinned = args.contains("batchSize");
     std::atomic<int64_t> target_rows(IntArg(args, "batchSize", kInitialBatchRows));
     const double target_seconds = NumberArg(args, "targetBatchSeconds", kDefaultTargetSeconds);
@@ -394,55 +476,68 @@ class TableCopy final : public BackgroundMigration {
     if (!client.ok()) return client.status();
     Result<ClickHouseDialect> dialect = DetectDialect(**client, ClickHouseCluster{});
     if (!dialect.ok()) return dialect.status().WithContext("connecting to ClickHouse");
+    Result<CopyPlan> plan = planner_(**client, *dialect, args);
+    if (!plan.ok()) return plan.status();
 
+    Result<Cursor> start = CursorFromState(ctx.state(), plan->key_names);
+    if (!start.ok()) return start.status();
     Result<DateBounds> bounds = DateBoundsOf(args);
     if (!bounds.ok()) return bounds.status();
 
-    BGM_RETURN_IF_ERROR(ReportEstimate(ctx));
+    BGM_RETURN_IF_ERROR(ReportEstimate(ctx, *plan));
 
     auto utc_text = [](std::optional<int64_t> ms) {
       return ms ? std::optional(FormatPostgresTimestamp(*ms)) : std::nullopt;
     };
-    Reader::Options options{env.database_url,
-                            column,
-                            *start,
-                            utc_text(bounds->min_ms),
+    Reader::Options options{env.database_url, *start, utc_text(bounds->min_ms),
                             utc_text(bounds->max_ms),
                             IntArg(args, "maxBatchBytes", kDefaultMaxBatchBytes)};
     BoundedQueue<Item> queue(kQueueBytes);
-    Reader reader(mapping_, *dialect, std::move(options), target_rows, queue, ctx.stop_token());
+    Reader reader(*plan, std::move(options), target_rows, queue, ctx.stop_token());
     std::jthread reader_thread([&reader] { reader.Run(); });
     const std::chrono::milliseconds pause(IntArg(args, "pauseMs", 0));
     Status result =
-        InsertLoop(ctx, **client, *dialect, queue, target_rows, pinned, target_seconds, pause);
+        InsertLoop(ctx, **client, *plan, queue, target_rows, pinned, target_seconds, pause);
     queue.Close();
     reader_thread.join();
     return result;
   }
 
  private:
-  Status ReportEstimate(MigrationContext& ctx) {
+  static Status ReportEstimate(MigrationContext& ctx, const CopyPlan& plan) {
     Result<PgConnection> conn = PgConnection::Connect(ctx.env().database_url);
     if (!conn.ok()) return conn.status();
-    Result<PgResult> r =
-        conn->Exec("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass($1)",
-                   {mapping_.source_table});
-    if (!r.ok()) return r.status();
-    int64_t estimate = r->rows() > 0 ? r->GetInt(0, 0) : -1;
-    if (estimate <= 0) {
-      Result<PgResult> c = conn->Exec("SELECT count(*) FROM " + mapping_.source_table);
-      if (!c.ok()) return c.status().WithContext("counting " + mapping_.source_table);
+    int64_t estimate = -1;
+    if (!plan.estimate_table.empty()) {
+      Result<PgResult> r =
+          conn->Exec("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass($1)",
+                     {plan.estimate_table});
+      if (!r.ok()) return r.status();
+      if (r->rows() > 0) estimate = r->GetInt(0, 0);
+    }
+    if (estimate <= 0 && plan.estimate_table.empty()) {
+      // The planner's estimate of the whole read.
+      Result<PgResult> e = conn->Exec("EXPLAIN (FORMAT JSON) SELECT 1 FROM " + plan.from);
+      if (!e.ok()) return e.status().WithContext("estimating the rows of " + plan.source);
+      nlohmann::json j = nlohmann::json::parse(e->Get(0, 0), nullptr, false);
+      if (j.is_array() && !j.empty() && j[0].contains("Plan")) {
+        estimate = j[0]["Plan"].value("Plan Rows", int64_t{-1});
+      }
+    }
+    // Unknown (a table never analyzed) or small: counted exactly.
+    if (estimate < (plan.estimate_table.empty() ? kCountBelowRows : 1)) {
+      Result<PgResult> c = conn->Exec("SELECT count(*) FROM " + plan.from);
+      if (!c.ok()) return c.status().WithContext("counting " + plan.source);
       estimate = c->GetInt(0, 0);
     }
     return ctx.ReportTotalEstimate(estimate);
   }
 
-  Status InsertLoop(MigrationContext& ctx, ClickHouseClient& client,
-                    const ClickHouseDialect& dialect, BoundedQueue<Item>& queue,
-                    std::atomic<int64_t>& target_rows, bool pinned, double target_seconds,
-                    std::chrono::milliseconds pause) {
-    const std::string insert = "INSERT INTO " + mapping_.target_table + " (" +
-                               mapping_.insert_columns(dialect) + ") FORMAT RowBinary";
+  static Status InsertLoop(MigrationContext& ctx, ClickHouseClient& client, const CopyPlan& plan,
+                           BoundedQueue<Item>& queue, std::atomic<int64_t>& target_rows,
+                           bool pinned, double target_seconds, std::chrono::milliseconds pause) {
+    const std::string insert =
+        "INSERT INTO " + plan.target_table + " (" + plan.insert_columns + ") FORMAT RowBinary";
     while (true) {
       const auto started = std::chrono::steady_clock::now();
       std::optional<Item> first = queue.Pop();
@@ -463,7 +558,7 @@ class TableCopy final : public BackgroundMigration {
       Status s = client.Insert(insert, source);
       if (!source.reader_error().ok()) return source.reader_error();
       if (!s.ok()) {
-        return s.WithContext("inserting a batch into ClickHouse table " + mapping_.target_table);
+        return s.WithContext("inserting a batch into ClickHouse table " + plan.target_table);
       }
       if (!source.complete()) return Internal("copy protocol error: insert ended early");
       const BatchInfo& batch = source.batch();
@@ -476,6 +571,8 @@ class TableCopy final : public BackgroundMigration {
       record.to = batch.to;
       record.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
       BGM_RETURN_IF_ERROR(ctx.Checkpoint(record));
+      // The reader may be far ahead (it stops at its next row); the stop holds here.
+      if (ctx.stop_requested()) return Cancelled("stop requested");
       if (pause.count() > 0 && !SystemClock().SleepFor(pause, ctx.stop_token())) {
         return Cancelled("stop requested");
       }
@@ -490,11 +587,42 @@ class TableCopy final : public BackgroundMigration {
     }
   }
 
-  TableMapping mapping_;
   ArgsSchema schema_;
+  CopyPlanner planner_;
 };
 
+// The plan of a built-in mapping for the cursorColumn in `args`.
+CopyPlan PlanOf(const TableMapping& m, const ClickHouseDialect& dialect,
+                const nlohmann::json& args) {
+  const std::string column = StringArg(args, "cursorColumn", m.cursor_columns.front());
+  CopyPlan plan;
+  plan.source = m.source_table;
+  plan.estimate_table = m.source_table;
+  plan.from = m.from_clause;
+  plan.select_list = m.select_list;
+  for (const std::string& b : m.blob_columns) plan.blob_list.push_back("s." + b);
+  plan.key_list = {"s." + column, "s.id"};
+  plan.key_names = {column, "id"};
+  plan.target_table = m.target_table;
+  plan.insert_columns = m.insert_columns(dialect);
+  plan.encode = [encode = m.encode, dialect](const SourceRow& row, RowSink& sink) {
+    return encode(row, dialect, sink);
+  };
+  return plan;
+}
+
 }  // namespace
+
+ArgsSchema BaseCopyArgsSchema() {
+  ArgsSchema schema;
+  schema.Int("batchSize", 1, kMaxBatchRows)
+      .Int("maxBatchBytes", 1 << 20, int64_t{1} << 30)
+      .Number("targetBatchSeconds", 0.1, 60)
+      .Int("pauseMs", 0, 60000)
+      .Timestamp("minDate")
+      .Timestamp("maxDate");
+  return schema;
+}
 
 ArgsSchema CopyArgsSchema(const TableMapping& mapping) {
   ArgsSchema schema;
@@ -509,7 +637,16 @@ ArgsSchema CopyArgsSchema(const TableMapping& mapping) {
 }
 
 std::unique_ptr<BackgroundMigration> NewTableCopy(TableMapping mapping) {
-  return std::make_unique<TableCopy>(std::move(mapping));
+  ArgsSchema schema = CopyArgsSchema(mapping);
+  return NewPlannedCopy(std::move(schema),
+                        [m = std::move(mapping)](ClickHouseClient&, const ClickHouseDialect& d,
+                                                 const nlohmann::json& args) -> Result<CopyPlan> {
+                          return PlanOf(m, d, args);
+                        });
+}
+
+std::unique_ptr<BackgroundMigration> NewPlannedCopy(ArgsSchema schema, CopyPlanner planner) {
+  return std::make_unique<PlannedCopy>(std::move(schema), std::move(planner));
 }
 
 std::string_view SourceRow::Name(int col) const {

@@ -1,6 +1,7 @@
-// TableCopy: the engine of the Postgres -> ClickHouse copies. A reader thread streams the
-// source rows in keyset order on (cursorColumn, id) with a strict comparison (so any number
-// of rows sharing one timestamp pass), encodes each to RowBinary as it arrives into ~1 MiB
+// The engine of the Postgres -> ClickHouse copies (built-in mappings and `postgres_to_clickhouse`
+// files alike). A reader thread streams the source rows in keyset order on a unique key (e.g.
+// (created_at, id)) with a strict row comparison (so any number of rows sharing one timestamp
+// pass), encodes each to RowBinary as it arrives into ~1 MiB
 // chunks, and hands them through a bounded queue to the migration's thread, which streams them
 // into one INSERT per batch. A batch ends at `batchSize` rows or `maxBatchBytes`, whichever comes
 // first (a row larger than the budget goes alone). The checkpoint of a batch is written only
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "clickhouse/clickhouse_client.h"
 #include "clickhouse/dialect.h"
 #include "clickhouse/row_binary.h"
 #include "core/args.h"
@@ -47,12 +49,12 @@ class RowSink {
  public:
   virtual ~RowSink() = default;
   virtual RowBinaryWriter& writer() = 0;
-  // Writes blob column `k` (the k-th of TableMapping::blob_columns) as Nullable(String),
-  // reading it in pieces when it is large.
-  virtual Status WriteBlob(int k) = 0;
+  // Writes blob `k` (the k-th of CopyPlan::blob_list) as Nullable(String), or as String when
+  // not `nullable` (NULL is then refused), reading it in pieces when it is large.
+  virtual Status WriteBlob(int k, bool nullable = true) = 0;
 };
 
-// How one Langfuse table maps from Postgres to ClickHouse.
+// How one Langfuse table maps from Postgres to ClickHouse (the C++ built-ins).
 struct TableMapping {
   std::string source_table;  // e.g. "traces"
   std::string target_table;  // e.g. "traces"
@@ -68,11 +70,38 @@ struct TableMapping {
   std::function<Status(const SourceRow&, const ClickHouseDialect&, RowSink&)> encode;
 };
 
+// One run of a copy, resolved once ClickHouse is connected: what to read, in which key order,
+// and how each row becomes RowBinary for which INSERT.
+struct CopyPlan {
+  std::string source;          // names the source in messages ("traces", a file's name)
+  std::string estimate_table;  // its reltuples estimate the rows; empty: EXPLAIN of the read
+  std::string from;            // "traces s LEFT JOIN prompts p ON ...", "(SELECT ...) q"
+  std::vector<std::string> select_list;  // expressions read by index by `encode`
+  std::vector<std::string> blob_list;    // text values that may be huge: RowSink::WriteBlob(k)
+  // The unique ordered key: expressions, and their names in the checkpointed cursor
+  // ({"created_at": "...", "id": "..."}). minDate/maxDate bound key_list[0].
+  std::vector<std::string> key_list;
+  std::vector<std::string> key_names;
+  std::string target_table;
+  std::string insert_columns;
+  std::function<Status(const SourceRow&, RowSink&)> encode;
+};
+
+// Builds a run's plan from the migration's args once ClickHouse is connected.
+using CopyPlanner = std::function<Result<CopyPlan>(ClickHouseClient&, const ClickHouseDialect&,
+                                                   const nlohmann::json& args)>;
+
 // The arguments every copy accepts (see ValidateCopyArgs).
 ArgsSchema CopyArgsSchema(const TableMapping& mapping);
+// Those of every copy, without cursorColumn.
+ArgsSchema BaseCopyArgsSchema();
 
 // A BackgroundMigration that copies `mapping` with the engine above.
 std::unique_ptr<BackgroundMigration> NewTableCopy(TableMapping mapping);
+
+// A BackgroundMigration that copies what `planner` plans, with args validated by `schema`
+// (which must accept minDate and maxDate).
+std::unique_ptr<BackgroundMigration> NewPlannedCopy(ArgsSchema schema, CopyPlanner planner);
 
 // Writes `millis` as the dialect's timestamp type: DateTime64(3) or, on servers without it,
 // DateTime. kInvalidArgument when that type cannot hold it (see TimestampRange), naming

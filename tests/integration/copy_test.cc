@@ -511,9 +511,10 @@ TEST_F(CopyTest, CursorColumnAndDateBoundsAreHonoured) {
                        "toDateTime('2024-03-01 00:00:00', 'UTC')"),
             "0")
       << "no row outside the window";
-  EXPECT_EQ(PgScalar("SELECT state->'cursor'->>'column' FROM background_migrations WHERE name = '" +
+  EXPECT_EQ(PgScalar("SELECT state->'cursor' ? 'timestamp' FROM background_migrations WHERE "
+                     "name = '" +
                      std::string(kCopyTraces) + "'"),
-            "timestamp");
+            "t");
   // Changing the cursor column under a saved cursor is refused with advice.
   ASSERT_TRUE(conn_
                   ->Run("UPDATE background_migrations SET finished_at = NULL, args = "
@@ -523,8 +524,8 @@ TEST_F(CopyTest, CursorColumnAndDateBoundsAreHonoured) {
   ProcessResult r = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w2"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(FailedReason(kCopyTraces),
-            "the saved cursor is on timestamp but cursorColumn is created_at; set cursorColumn "
-            "back, or retry with --from-start");
+            "the saved cursor is on (id, timestamp) but the key is (created_at, id); set "
+            "cursorColumn back, or retry with --from-start to copy from the beginning");
 }
 
 // Traces at fixed UTC times of 2024-05-03 (timestamp without time zone holds UTC), for the
@@ -603,8 +604,9 @@ TEST_F(CopyTest, TimestampOutsideTheTargetTypeFailsTheBatchNamingRowColumnAndVal
   const std::string range = dt64 ? "1900-01-01 00:00:00.000 to 2299-12-31 23:59:59.999 UTC"
                                  : "1970-01-01 00:00:00 to 2106-02-07 06:28:15 UTC";
   EXPECT_EQ(FailedReason(kCopyTraces),
-            "encoding traces row old: column timestamp = \"" + bad +
-                "\" is outside what ClickHouse " + (dt64 ? "DateTime64(3)" : "DateTime") +
+            "encoding traces row (created_at, id) = (2024-05-03 10:01:00, old): column "
+            "timestamp = \"" +
+                bad + "\" is outside what ClickHouse " + (dt64 ? "DateTime64(3)" : "DateTime") +
                 " holds (" + range + "); correct or delete the row in Postgres, then retry");
   EXPECT_EQ(ch_.Scalar("SELECT count() FROM traces WHERE id = 'old'"), "0");
   EXPECT_EQ(ChCount("traces", false), 0) << "the failed batch wrote nothing";

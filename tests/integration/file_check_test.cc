@@ -60,17 +60,18 @@ TEST_F(FileCheckTest, ColumnsWithoutATargetTypesThatCannotConvertAndMissingKeysA
                           {"created_at", "id"})),
             (std::vector<std::string>{
                 "m/20250602_copy.toml: [postgres_to_clickhouse] key column created_at is not an "
-                "output column of select",
+                "output column of select; name it in the select list",
                 "m/20250602_copy.toml: [postgres_to_clickhouse] column n is text in Postgres and "
                 "UInt32 in ClickHouse: a number needs a numeric source; cast it in the SELECT",
                 "m/20250602_copy.toml: [postgres_to_clickhouse] select column extra has no column "
-                "of that name in tgt"}));
+                "of that name in tgt; rename it (AS <target column>) or leave it out"}));
   MigrationFile missing = Copy("SELECT id, at FROM src");
   missing.target = "nope";
   EXPECT_EQ(Problems(missing),
             (std::vector<std::string>{
                 "m/20250602_copy.toml: [postgres_to_clickhouse] target table nope does not exist "
-                "in ClickHouse (CLICKHOUSE_DB)"}));
+                "in ClickHouse (CLICKHOUSE_DB); create it with a fast migration first, or fix the "
+                "name"}));
 }
 
 }  // namespace

@@ -5,48 +5,14 @@
 #include <gtest/gtest.h>
 
 #include "migrations/file_check.h"
+#include "testing/recording_context.h"
 #include "testing/test_database.h"
 
 namespace bgm {
 namespace {
 
+using testing::RecordingContext;
 using testing::TestDatabase;
-
-// A context that keeps checkpoints in memory and requests a stop after `stop_after` of them.
-class RecordingContext final : public MigrationContext {
- public:
-  RecordingContext(std::string url, nlohmann::json args, nlohmann::json state = {})
-      : args_(std::move(args)),
-        state_(state.is_object() ? std::move(state) : nlohmann::json::object()) {
-    env_.database_url = std::move(url);
-  }
-  const std::string& name() const override { return name_; }
-  const nlohmann::json& args() const override { return args_; }
-  const nlohmann::json& state() const override { return state_; }
-  const MigrationEnv& env() const override { return env_; }
-  std::stop_token stop_token() const override { return stop_.get_token(); }
-  Status Checkpoint(const BatchRecord& batch) override {
-    batches.push_back(batch);
-    state_ = batch.state;
-    if (static_cast<int>(batches.size()) == stop_after) stop_.request_stop();
-    return Status::Ok();
-  }
-  Status ReportTotalEstimate(int64_t rows) override {
-    estimate = rows;
-    return Status::Ok();
-  }
-
-  std::vector<BatchRecord> batches;
-  int64_t estimate = -1;
-  int stop_after = -1;
-
- private:
-  std::string name_ = "20250601_1200_backfill";
-  nlohmann::json args_;
-  nlohmann::json state_;
-  MigrationEnv env_;
-  std::stop_source stop_;
-};
 
 MigrationFile File(const std::string& table, std::vector<std::string> key,
                    const std::string& statement) {

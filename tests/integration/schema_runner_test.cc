@@ -65,8 +65,9 @@ TEST(SchemaRunnerTest, ConcurrentRunnersApplyEachVersionOnce) {
   ASSERT_TRUE(db.ok());
   PgConnection conn = db.Connect();
   std::vector<EmbeddedFile> files = PostgresSchemaFiles();
-  files.push_back({"0998_counter.sql",
-                   "CREATE TABLE applied_counter (n int); INSERT INTO applied_counter VALUES (1);"});
+  files.push_back(
+      {"0998_counter.sql",
+       "CREATE TABLE applied_counter (n int); INSERT INTO applied_counter VALUES (1);"});
   std::vector<int> applied(3, -1);
   {
     std::vector<std::jthread> runners;

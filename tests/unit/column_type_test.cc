@@ -185,5 +185,61 @@ TEST(ColumnTypeTest, EnumsArraysAndMaps) {
             "({\"key\": value, ...})");
 }
 
+TEST(ColumnTypeTest, NullIsTheEmptyArrayOrMapWhichClickHouseCannotMakeNullable) {
+  EXPECT_EQ(Encoded("Array(String)", std::nullopt), "00");
+  EXPECT_EQ(Encoded("Map(String, String)", std::nullopt), "00");
+  // A JSON null value is NULL into a Nullable value type, its text `null` into a String, and
+  // refused by any other type.
+  EXPECT_EQ(Encoded("Map(String, String)", R"({"a": null})"),
+            "01"
+            "0161"
+            "046e756c6c");
+  EXPECT_EQ(Encoded("Map(String, LowCardinality(String))", R"({"a": null})"),
+            "01"
+            "0161"
+            "046e756c6c");
+  EXPECT_EQ(Encoded("Map(String, UInt8)", R"({"a": null})"),
+            "error: key \"a\" of the map: NULL cannot be written as UInt8, which is not Nullable; "
+            "give a value in the SELECT (coalesce) or make the column Nullable");
+}
+
+std::string KeyValueArrays(const std::string& keys, const std::string& values,
+                           std::optional<std::string_view> text) {
+  Result<ColumnType> k = ParseColumnType(keys);
+  Result<ColumnType> v = ParseColumnType(values);
+  if (!k.ok() || !v.ok()) return "type error";
+  std::string out;
+  RowBinaryWriter w(out);
+  Status s = EncodeTextAsKeyValueArrays(w, *k, *v, text);
+  return s.ok() ? Hex(out) : "error: " + s.message();
+}
+
+TEST(ColumnTypeTest, NestedKeyValueStandInWritesAllKeysThenAllValues) {
+  // Keys in the object's sorted order, then the values in the same order.
+  EXPECT_EQ(KeyValueArrays("Array(String)", "Array(UInt64)", R"({"out": 2, "in": 10})"),
+            "02"
+            "02696e"
+            "036f7574"
+            "02"
+            "0a00000000000000"
+            "0200000000000000");
+  EXPECT_EQ(KeyValueArrays("Array(String)", "Array(String)", std::nullopt), "0000");
+  EXPECT_EQ(KeyValueArrays("Array(String)", "Array(String)", R"({"a": {"b": [1]}, "n": null})"),
+            "02"
+            "0161"
+            "016e"
+            "02"
+            "097b2262223a5b315d7d"
+            "046e756c6c");
+  EXPECT_EQ(KeyValueArrays("Array(String)", "Array(UInt8)", R"({"a": 300})"),
+            "error: value of key \"a\": \"300\" cannot be written as UInt8: out of range");
+  EXPECT_EQ(KeyValueArrays("Array(String)", "Array(String)", "[1]"),
+            "error: \"[1]\" cannot be written as Nested(key String, value String): not a JSON "
+            "object ({\"key\": value, ...})");
+  EXPECT_EQ(KeyValueArrays("String", "Array(String)", "{}"),
+            "error: a Nested key/value pair needs two Array columns, got String and "
+            "Array(String)");
+}
+
 }  // namespace
 }  // namespace bgm

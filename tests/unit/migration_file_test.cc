@@ -283,8 +283,8 @@ TEST_F(MigrationDirTest, TheRegistryAddsFilesToTheBuiltInsAndRefusesAnyProblemWh
                 "/20240101_builtin.toml: the name 20240101_builtin is a built-in migration of "
                 "bgmigrate; rename the file\n  " +
                 a +
-                "/20250604_d.toml: kind clickhouse is not supported by this bgmigrate yet (only "
-                "postgres); remove the file or run a bgmigrate that supports it\n  " +
+                "/20250604_d.toml: kind clickhouse is not supported by this bgmigrate yet; remove "
+                "the file or run a bgmigrate that supports it\n  " +
                 a +
                 "/20250603_c.toml: background migration 20250603_c has the prerequisite "
                 "'20250101_missing', which is not a known background migration (known: "
