@@ -51,16 +51,17 @@ FileCheckReport CheckFilesAgainstDatabases(const std::vector<MigrationFile>& fil
   for (const MigrationFile& f : files) {
     if (f.kind == MigrationKind::kPostgres) {
       if (Status s = CheckPostgresBatchTable(*conn, f); !s.ok()) {
-        report.problems.push_back({f.path, 0, s.message()});
+        const bool about_table = s.message().starts_with("[postgres] table ");
+        report.problems.push_back({f.path, f.LineOf(about_table ? "table" : "key"), s.message()});
         continue;
       }
       if (Status s = Prepares(*conn, PostgresBatchStatement(f, true)); !s.ok()) {
-        report.problems.push_back(
-            {f.path, 0, "[postgres] statement does not prepare: " + s.message()});
+        report.problems.push_back({f.path, f.LineOf("statement"),
+                                   "[postgres] statement does not prepare: " + s.message()});
       }
     } else if (f.kind == MigrationKind::kPostgresToClickHouse) {
-      for (std::string& p : MatchFileCopy(f, *conn, ch.get()).problems) {
-        report.problems.push_back({f.path, 0, std::move(p)});
+      for (FileProblem& p : MatchFileCopy(f, *conn, ch.get()).problems) {
+        report.problems.push_back(std::move(p));
       }
     }
   }

@@ -161,9 +161,10 @@ class FileCopy final : public BackgroundMigration {
                                  if (!pg.ok()) return pg.status();
                                  FileCopyMatch match = MatchFileCopy(file_, *pg, &ch);
                                  if (match.problems.empty()) return std::move(match.plan);
-                                 std::string message =
-                                     file_.path + " does not match the databases:";
-                                 for (const std::string& p : match.problems) message += "\n  " + p;
+                                 std::string message = "the file does not match the databases:";
+                                 for (const FileProblem& p : match.problems) {
+                                   message += "\n  " + p.ToString();
+                                 }
                                  return InvalidArgument(message);
                                });
     defaults_ = with_kind_args.Defaults();
@@ -215,31 +216,32 @@ class FileCopy final : public BackgroundMigration {
 
 FileCopyMatch MatchFileCopy(const MigrationFile& f, PgConnection& pg, ClickHouseClient* ch) {
   FileCopyMatch m;
+  auto problem = [&m, &f](const char* field, const std::string& message) {
+    m.problems.push_back({f.path, f.LineOf(field), std::string(kWhere) + message});
+  };
   Result<Columns> select = SelectColumns(pg, f.select);
   if (!select.ok()) {
-    m.problems.push_back(std::string(kWhere) +
-                         "select does not prepare: " + select.status().message());
+    problem("select", "select does not prepare: " + select.status().message());
     return m;
   }
   for (const std::string& k : f.key) {
     bool found = false;
     for (const auto& [name, type] : *select) found = found || name == k;
     if (!found) {
-      m.problems.push_back(std::string(kWhere) + "key column " + k +
-                           " is not an output column of select; name it in the select list");
+      problem("key",
+              "key column " + k + " is not an output column of select; name it in the select list");
     }
   }
   if (ch == nullptr) return m;
   Result<std::vector<TargetColumn>> target = TargetColumns(*ch, f.target);
   if (!target.ok()) {
-    m.problems.push_back(std::string(kWhere) +
-                         "reading the target's columns failed: " + target.status().message());
+    problem("target", "reading the target's columns failed: " + target.status().message());
     return m;
   }
   if (target->empty()) {
-    m.problems.push_back(std::string(kWhere) + "target table " + f.target +
-                         " does not exist in ClickHouse (CLICKHOUSE_DB); create it with a fast "
-                         "migration first, or fix the name");
+    problem("target", "target table " + f.target +
+                          " does not exist in ClickHouse (CLICKHOUSE_DB); create it with a fast "
+                          "migration first, or fix the name");
     return m;
   }
   auto find = [&target](const std::string& name) -> const TargetColumn* {
@@ -248,11 +250,10 @@ FileCopyMatch MatchFileCopy(const MigrationFile& f, PgConnection& pg, ClickHouse
     }
     return nullptr;
   };
-  auto parse = [&m](const TargetColumn& t) -> std::optional<ColumnType> {
+  auto parse = [&problem](const TargetColumn& t) -> std::optional<ColumnType> {
     Result<ColumnType> parsed = ParseColumnType(t.type);
     if (parsed.ok()) return std::move(*parsed);
-    m.problems.push_back(std::string(kWhere) + "column " + t.name + ": " +
-                         parsed.status().message());
+    problem("select", "column " + t.name + ": " + parsed.status().message());
     return std::nullopt;
   };
   std::vector<OutColumn> columns;
@@ -266,29 +267,28 @@ FileCopyMatch MatchFileCopy(const MigrationFile& f, PgConnection& pg, ClickHouse
     const TargetColumn* keys = t ? nullptr : find(name + ".key");
     const TargetColumn* values = t ? nullptr : find(name + ".value");
     if (t == nullptr && (keys == nullptr || values == nullptr)) {
-      m.problems.push_back(std::string(kWhere) + "select column " + name +
-                           " has no column of that name in " + f.target +
-                           "; rename it (AS <target column>) or leave it out");
+      problem("select", "select column " + name + " has no column of that name in " + f.target +
+                            "; rename it (AS <target column>) or leave it out");
       continue;
     }
     if (t != nullptr && (t->default_kind == "MATERIALIZED" || t->default_kind == "ALIAS")) {
-      m.problems.push_back(std::string(kWhere) + "column " + name + " of " + f.target + " is " +
-                           t->default_kind + ", which ClickHouse computes itself; leave it out");
+      problem("select", "column " + name + " of " + f.target + " is " + t->default_kind +
+                            ", which ClickHouse computes itself; leave it out");
       continue;
     }
     if (t == nullptr) {  // the Nested stand-in of a Map
       std::optional<ColumnType> kt = parse(*keys), vt = parse(*values);
       if (!kt || !vt) continue;
       if (kt->kind != ColumnType::Kind::kArray || vt->kind != ColumnType::Kind::kArray) {
-        m.problems.push_back(std::string(kWhere) + "select column " + name + " would fill " +
-                             keys->name + " and " + values->name + " of " + f.target +
-                             ", which are not arrays (" + keys->type + ", " + vt->name + ")");
+        problem("select", "select column " + name + " would fill " + keys->name + " and " +
+                              values->name + " of " + f.target + ", which are not arrays (" +
+                              keys->type + ", " + vt->name + ")");
         continue;
       }
       if (pg_type != "json" && pg_type != "jsonb") {
-        m.problems.push_back(std::string(kWhere) + "column " + name + " is " + pg_type +
-                             " in Postgres and fills " + keys->name + "/" + values->name + " in " +
-                             f.target + ": a map needs a json or jsonb object source");
+        problem("select", "column " + name + " is " + pg_type + " in Postgres and fills " +
+                              keys->name + "/" + values->name + " in " + f.target +
+                              ": a map needs a json or jsonb object source");
         continue;
       }
       c.how = OutColumn::How::kKeyValueArrays;
@@ -303,8 +303,8 @@ FileCopyMatch MatchFileCopy(const MigrationFile& f, PgConnection& pg, ClickHouse
     std::optional<ColumnType> type = parse(*t);
     if (!type) continue;
     if (const std::string why = Incompatible(pg_type, *type); !why.empty()) {
-      m.problems.push_back(std::string(kWhere) + "column " + name + " is " + pg_type +
-                           " in Postgres and " + t->type + " in ClickHouse: " + why);
+      problem("select", "column " + name + " is " + pg_type + " in Postgres and " + t->type +
+                            " in ClickHouse: " + why);
       continue;
     }
     const ColumnType& inner = type->nullable() ? type->args[0] : *type;

@@ -27,7 +27,8 @@ namespace bgm {
 // is only usable when there is none). `ch` null: only the Postgres side is checked.
 struct FileCopyMatch {
   CopyPlan plan;
-  std::vector<std::string> problems;  // "[postgres_to_clickhouse] column x is ..."
+  // "[postgres_to_clickhouse] column x is ...", at the line of the field concerned.
+  std::vector<FileProblem> problems;
 };
 FileCopyMatch MatchFileCopy(const MigrationFile& file, PgConnection& pg, ClickHouseClient* ch);
 

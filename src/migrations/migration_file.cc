@@ -263,6 +263,11 @@ ArgsSchema MigrationFile::Schema() const {
   return schema;
 }
 
+int MigrationFile::LineOf(const std::string& field) const {
+  const auto it = field_lines.find(field);
+  return it != field_lines.end() ? it->second : section_line;
+}
+
 std::vector<ArgSpec> MergeArgSpecs(std::vector<ArgSpec> args, const MigrationFile& file) {
   for (const ArgSpec& own : file.args) {
     bool replaced = false;
@@ -374,6 +379,10 @@ std::optional<MigrationFile> ParseMigrationFile(const std::string& path, std::st
         r.Problem(doc.get(other), "a migration of kind " + section + " has no [" + other +
                                       "] section; move its fields to " + where);
       }
+    }
+    if (t != nullptr) {
+      f.section_line = LineOf(t);
+      for (const auto& [key, value] : *t) f.field_lines[std::string(key.str())] = LineOf(&value);
     }
     if (t == nullptr) {
       r.Problem(node ? node : &doc, "kind " + section + " needs a " + where + " section");

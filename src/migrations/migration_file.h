@@ -8,6 +8,7 @@
 //   for (const FileProblem& p : loaded.problems) std::cerr << p.ToString() << "\n";
 #pragma once
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -57,6 +58,11 @@ struct MigrationFile {
   std::string statement;
   std::string select;
   std::optional<std::string> before;
+  // Where the kind's section and each of its fields begin, for problems found later against
+  // the databases ("select" -> 12); 0 when unknown.
+  int section_line = 0;
+  std::map<std::string, int> field_lines;
+  int LineOf(const std::string& field) const;
 
   // The args schema and the defaults object ({"batchSize": 1000, ...}).
   ArgsSchema Schema() const;

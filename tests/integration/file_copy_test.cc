@@ -227,10 +227,15 @@ TEST_F(FileCopyTest, ASelectThatDoesNotFitItsTargetIsRefusedNamingColumnsAndType
   Pg("CREATE TABLE src (id int PRIMARY KEY, label text, n int, extra text)");
   Ch("CREATE TABLE dest (id Int32, label UInt8, n Int32, total Int64 MATERIALIZED n * 2) "
      "ENGINE = MergeTree ORDER BY id");
+  auto messages = [](const FileCopyMatch& match) {
+    std::vector<std::string> out;
+    for (const FileProblem& p : match.problems) out.push_back(p.message);
+    return out;
+  };
   FileCopyMatch m =
       MatchFileCopy(CopyFile("SELECT id, label, n, extra, n AS total FROM src", {"id", "missing"}),
                     *conn_, &ch_.client());
-  EXPECT_EQ(m.problems,
+  EXPECT_EQ(messages(m),
             (std::vector<std::string>{
                 "[postgres_to_clickhouse] key column missing is not an output column of select; "
                 "name it in the select list",
@@ -240,16 +245,29 @@ TEST_F(FileCopyTest, ASelectThatDoesNotFitItsTargetIsRefusedNamingColumnsAndType
                 "dest; rename it (AS <target column>) or leave it out",
                 "[postgres_to_clickhouse] column total of dest is MATERIALIZED, which ClickHouse "
                 "computes itself; leave it out"}));
-  EXPECT_EQ(MatchFileCopy(CopyFile("SELECT id FROM src", {"id"}, "nowhere"), *conn_, &ch_.client())
-                .problems,
+  EXPECT_EQ(messages(MatchFileCopy(CopyFile("SELECT id FROM src", {"id"}, "nowhere"), *conn_,
+                                   &ch_.client())),
             (std::vector<std::string>{
                 "[postgres_to_clickhouse] target table nowhere does not exist in ClickHouse "
                 "(CLICKHOUSE_DB); create it with a fast migration first, or fix the name"}));
   EXPECT_EQ(
-      MatchFileCopy(CopyFile("SELECT id FROM src WHERE", {"id"}), *conn_, &ch_.client()).problems,
+      messages(MatchFileCopy(CopyFile("SELECT id FROM src WHERE", {"id"}), *conn_, &ch_.client())),
       (std::vector<std::string>{
           "[postgres_to_clickhouse] select does not prepare: Postgres query failed "
           "(SQLSTATE 42601): ERROR:  syntax error at end of input"}));
+  // A file read from disk names the line of the field concerned.
+  std::vector<FileProblem> parse_problems;
+  std::optional<MigrationFile> parsed = ParseMigrationFile(
+      "m/20250601_1200_copy.toml",
+      "description = \"d\"\nkind = \"postgres_to_clickhouse\"\n\n[postgres_to_clickhouse]\n"
+      "target = \"dest\"\nkey = [\"id\"]\nselect = \"SELECT id, extra FROM src\"\n",
+      parse_problems);
+  ASSERT_TRUE(parsed.has_value());
+  FileCopyMatch from_file = MatchFileCopy(*parsed, *conn_, &ch_.client());
+  ASSERT_EQ(from_file.problems.size(), 1u);
+  EXPECT_EQ(from_file.problems[0].ToString(),
+            "m/20250601_1200_copy.toml:7: [postgres_to_clickhouse] select column extra has no "
+            "column of that name in dest; rename it (AS <target column>) or leave it out");
   // Nothing ran: the target is still empty.
   EXPECT_EQ(ChText("SELECT count() FROM dest"), "0\n");
 }

@@ -171,11 +171,11 @@ TEST_F(MigrationFilesTest, CheckListsEveryProblemAndRunsNothing) {
   const std::string d = dir_.string();
   EXPECT_EQ(bad.err,
             d +
-                "/20250601_1300_typo.toml: [postgres] statement does not prepare: Postgres query "
+                "/20250601_1300_typo.toml:6: [postgres] statement does not prepare: Postgres query "
                 "failed (SQLSTATE 42703): ERROR:  column \"lable\" of relation \"items\" does "
                 "not exist\n" +
                 d +
-                "/20250601_1400_nokey.toml: [postgres] key (created_at) is not unique in "
+                "/20250601_1400_nokey.toml:5: [postgres] key (created_at) is not unique in "
                 "items: no unique index lies within these columns, so rows sharing a key could "
                 "be skipped; add the primary key's columns (e.g. id) to key\n"
                 "check: 2 problems in " +
