@@ -30,6 +30,11 @@ Result<ApplicationSchema> ApplicationSchema::Load(const std::string& dir) {
   }
   for (const fs::directory_entry& entry : fs::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
+    if (!entry.is_directory(ec) && name.ends_with(".sql")) {
+      return InvalidArgument("schema file " + entry.path().string() +
+                             " is directly in the schema folder; move it into " + dir +
+                             "/postgres or " + dir + "/clickhouse");
+    }
     if (entry.is_directory(ec) && name != "postgres" && name != "clickhouse" && !Skipped(name)) {
       return InvalidArgument("schema folder " + entry.path().string() +
                              " is neither postgres/ nor clickhouse/; move its files into one of "

@@ -23,8 +23,8 @@ class ApplicationSchema {
   // Reads every file of `dir`/postgres and `dir`/clickhouse (either may be missing; "" reads
   // nothing) and checks their names and versions (ParseSchemaFiles). Hidden files and README*
   // are skipped. kInvalidArgument naming the path for: `dir` not a folder, a subfolder other than
-  // postgres/ and clickhouse/, a file not named NNNN_name.sql, two files with one version, a
-  // file that cannot be read.
+  // postgres/ and clickhouse/, a .sql file beside them, a file not named NNNN_name.sql, two files
+  // with one version, a file that cannot be read.
   static Result<ApplicationSchema> Load(const std::string& dir);
 
   const std::string& dir() const { return dir_; }

@@ -230,6 +230,15 @@ TEST(ApplicationSchemaTest, BadFileNameIsRefusedNamingItAndMigrateWritesNothing)
                                          "/postgress is neither postgres/ nor clickhouse/"),
             std::string::npos)
       << typo.status().message();
+  TempSchemaDir flat;
+  flat.Write("0001_a.sql", "SELECT 1;");
+  Result<ApplicationSchema> beside = ApplicationSchema::Load(flat.path());
+  ASSERT_FALSE(beside.ok());
+  EXPECT_EQ(beside.status().message(), "schema file " + flat.path() +
+                                           "/0001_a.sql is directly in the schema folder; move "
+                                           "it into " +
+                                           flat.path() + "/postgres or " + flat.path() +
+                                           "/clickhouse");
 }
 
 TEST(ApplicationSchemaTest, TwoRunnersRacingApplyTheApplicationFolderOnce) {
