@@ -384,6 +384,18 @@ int CmdSeed(const Config& config, SeedOptions opts) {
   if (Status s = ApplySchema(config, /*with_clickhouse=*/false); !s.ok()) return Fail(s);
   Result<PgConnection> conn = PgConnection::Connect(config.database_url);
   if (!conn.ok()) return Fail(conn.status());
+  // The seeder writes the example application's tables, which bgmigrate itself never creates.
+  Result<PgResult> missing = conn->Exec(
+      "SELECT string_agg(t, ', ') FROM unnest(ARRAY['traces', 'observations', 'scores']) t "
+      "WHERE to_regclass(t) IS NULL");
+  if (!missing.ok()) return Fail(missing.status());
+  if (!missing->IsNull(0, 0)) {
+    return Fail(FailedPrecondition(
+        "bgmigrate seed writes the example application's tables, and this database has no " +
+        std::string(missing->Get(0, 0)) +
+        ": set BGMIGRATE_SCHEMA_DIR=examples/langfuse/schema (where the example's schema "
+        "files are) and run it again"));
+  }
   opts.progress = [](const SeedProgress& p) {
     std::fprintf(stderr, "seed: %-12.*s %12lld / %lld rows (%.0f rows/s)\n",
                  static_cast<int>(p.table.size()), p.table.data(),

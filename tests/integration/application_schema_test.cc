@@ -135,6 +135,22 @@ TEST(ApplicationSchemaTest, MigrateWithAnEmptyOrNoFolderCreatesOnlyControlTables
   }
 }
 
+TEST(ApplicationSchemaTest, SeedWithoutTheExampleTablesSaysWhichSettingCreatesThem) {
+  TestDatabase db(/*apply_schema=*/false);
+  ASSERT_TRUE(db.ok());
+  ProcessResult r = RunProcess(BGM_BINARY, {"seed", "--traces", "1"},
+                               {{"DATABASE_URL", db.url()}, {"BGMIGRATE_SCHEMA_DIR", ""}});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("bgmigrate seed writes the example application's tables, and this "
+                       "database has no traces, observations, scores: set "
+                       "BGMIGRATE_SCHEMA_DIR=examples/langfuse/schema"),
+            std::string::npos)
+      << r.err;
+  ProcessResult seeded =
+      RunProcess(BGM_BINARY, {"seed", "--traces", "1"}, {{"DATABASE_URL", db.url()}});
+  EXPECT_EQ(seeded.exit_code, 0) << seeded.err;
+}
+
 TEST(ApplicationSchemaTest, ApplicationVersionsAreRecordedApartFromControlVersions) {
   TestDatabase db(/*apply_schema=*/false);
   ASSERT_TRUE(db.ok());
