@@ -10,6 +10,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "common/sha256.h"
@@ -207,6 +208,37 @@ TEST(ApplicationSchemaTest, ChangedAppliedApplicationFileIsRefusedWithBothChecks
                 Sha256Hex(original) + " recorded, " + Sha256Hex(edited) +
                 " now); restore the original file and add the change as a new numbered file");
   EXPECT_EQ(Snapshot(conn), before) << "nothing may be written when a check fails";
+}
+
+TEST(ApplicationSchemaTest, ChangedAppliedClickHouseFileStopsMigrateBeforePostgresIsWritten) {
+  TestDatabase db(/*apply_schema=*/false);
+  testing::TestClickHouse ch;
+  ASSERT_TRUE(db.ok());
+  ASSERT_TRUE(ch.ok());
+  TempSchemaDir dir;
+  const std::string original =
+      "CREATE TABLE IF NOT EXISTS app_events (id String) ENGINE = MergeTree ORDER BY id;\n";
+  dir.Write("clickhouse/0001_app_events.sql", original);
+  const std::map<std::string, std::string> env = {{"DATABASE_URL", db.url()},
+                                                  {"CLICKHOUSE_URL", ch.url()},
+                                                  {"CLICKHOUSE_DB", ch.database()},
+                                                  {"BGMIGRATE_SCHEMA_DIR", dir.path()}};
+  ProcessResult first = RunProcess(BGM_BINARY, {"migrate"}, env);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+
+  const std::string edited = original + "-- edited\n";
+  dir.Write("clickhouse/0001_app_events.sql", edited);
+  dir.Write("postgres/0001_app_one.sql", "CREATE TABLE app_one (id int);");
+  PgConnection conn = db.Connect();
+  const std::string before = Snapshot(conn);
+  ProcessResult second = RunProcess(BGM_BINARY, {"migrate"}, env);
+  EXPECT_EQ(second.exit_code, 2) << second.err;
+  EXPECT_NE(second.err.find("applied clickhouse schema file 0001_app_events.sql was changed after "
+                            "it was applied (checksum " +
+                            Sha256Hex(original) + " recorded, " + Sha256Hex(edited) + " now)"),
+            std::string::npos)
+      << second.err;
+  EXPECT_EQ(Snapshot(conn), before) << "the new Postgres file must not run";
 }
 
 TEST(ApplicationSchemaTest, BadFileNameIsRefusedNamingItAndMigrateWritesNothing) {
