@@ -18,6 +18,8 @@ export CCACHE_DIR="${CCACHE_DIR:-$PWD/.ccache}"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DBGM_BUILD_TESTS=OFF >/dev/null
 cmake --build build/release -j"$(nproc)" --target bgmigrate >/dev/null
 BIN=$PWD/build/release/bgmigrate
+# The example application's tables (traces, observations, scores) come from its schema folder.
+export BGMIGRATE_SCHEMA_DIR=${BGMIGRATE_SCHEMA_DIR-examples/langfuse/schema}
 
 export BGMIGRATE_DATA_DIR="$PWD/.bgm-data/bench" BGMIGRATE_PG_PORT=55632 \
        BGMIGRATE_CH_HTTP_PORT=58323 BGMIGRATE_CH_TCP_PORT=59200

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on one machine: installs what is missing, builds bgmigrate (Release), starts the
 # local Postgres and ClickHouse (data in .bgm-data/, kept between runs), applies the fast
-# migrations, seeds a demo data set the first time, and runs `bgmigrate up` (web UI + worker).
+# migrations (bgmigrate's control tables and the example application's examples/langfuse/schema),
+# seeds a demo data set the first time, and runs `bgmigrate up` (web UI + worker).
 # Ctrl-C stops everything cleanly; running it again resumes where it stopped.
 #   BGM_DEMO_TRACES=200000 scripts/run.sh     size of the demo data set (observations 3x, scores 1x)
 #   BGMIGRATE_CLICKHOUSE=embedded scripts/run.sh   ClickHouse 26.7 embedded in bgmigrate (chDB,
@@ -35,6 +36,8 @@ scripts/services.sh start
 eval "$(scripts/services.sh env)"
 
 step "Applying fast migrations"
+# bgmigrate's control tables, and the example application's tables from its schema folder.
+export BGMIGRATE_SCHEMA_DIR=${BGMIGRATE_SCHEMA_DIR-examples/langfuse/schema}
 "$BIN" migrate
 
 if [[ ! -e .bgm-data/demo-seeded ]]; then

@@ -8,7 +8,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stop_token>
 #include <thread>
 
@@ -29,6 +31,7 @@
 #include "migrations/file_registry.h"
 #include "migrations/langfuse_copies.h"
 #include "migrations/verify.h"
+#include "schema/application_schema.h"
 #include "schema/clickhouse_schema.h"
 #include "schema/schema_runner.h"
 #include "seed/seeder.h"
@@ -81,29 +84,46 @@ Result<std::unique_ptr<ClickHouseClient>> OpenClickHouse(const Config& config,
                                .database = database});
 }
 
-// Applies the Postgres fast migrations (the control tables are needed by every command) and,
-// when ClickHouse is configured and `with_clickhouse`, the ClickHouse ones.
+// The fast migrations: bgmigrate's control tables (the control tables are needed by every
+// command) and the application's files from BGMIGRATE_SCHEMA_DIR, Postgres then ClickHouse
+// (when configured, `with_clickhouse` and the application has ClickHouse files). Everything is
+// checked before anything is written: the files' names and versions, the ClickHouse files'
+// placeholders and applied checksums, then (in ApplyPostgresSchema) the Postgres checksums and
+// the control tables' shape. One advisory lock is held throughout.
 Status ApplySchema(const Config& config, bool with_clickhouse = true) {
+  Result<ApplicationSchema> app = ApplicationSchema::Load(config.schema_dir);
+  if (!app.ok()) return app.status();
   Result<PgConnection> conn = PgConnection::Connect(config.database_url);
   if (!conn.ok()) return conn.status();
+  Result<PgAdvisoryLock> lock = PgAdvisoryLock::Acquire(*conn, kSchemaLockKey);
+  if (!lock.ok()) return lock.status();
+
+  const bool clickhouse = with_clickhouse && config.auto_clickhouse_migration &&
+                          !config.clickhouse_url.empty() && !app->clickhouse().empty();
+  std::unique_ptr<ClickHouseClient> admin;
+  std::optional<ClickHouseDialect> dialect;
+  if (clickhouse) {
+    Result<std::unique_ptr<ClickHouseClient>> opened = OpenClickHouse(config, "");
+    if (!opened.ok()) return opened.status();
+    admin = std::move(*opened);
+    const ClickHouseCluster cluster{config.clickhouse_cluster_enabled,
+                                    config.clickhouse_cluster_name};
+    Result<ClickHouseDialect> detected = DetectDialect(*admin, cluster);
+    if (!detected.ok()) return detected.status().WithContext("connecting to ClickHouse");
+    dialect = std::move(*detected);
+    BGM_RETURN_IF_ERROR(
+        CheckClickHouseSchema(*admin, *dialect, config.clickhouse_db, app->clickhouse()));
+  }
   if (config.auto_postgres_migration) {
-    Result<int> applied = ApplyPostgresSchema(*conn, PostgresSchemaFiles());
+    Result<int> applied = ApplyPostgresSchema(*conn, PostgresSchemaFiles(), app->postgres());
     if (!applied.ok()) return applied.status();
   }
-  if (!with_clickhouse || !config.auto_clickhouse_migration || config.clickhouse_url.empty()) {
-    return Status::Ok();
-  }
-  Result<std::unique_ptr<ClickHouseClient>> admin = OpenClickHouse(config, "");
-  if (!admin.ok()) return admin.status();
-  const ClickHouseCluster cluster{config.clickhouse_cluster_enabled,
-                                  config.clickhouse_cluster_name};
-  Result<ClickHouseDialect> dialect = DetectDialect(**admin, cluster);
-  if (!dialect.ok()) return dialect.status().WithContext("connecting to ClickHouse");
-  BGM_RETURN_IF_ERROR(EnsureClickHouseDatabase(**admin, *dialect, config.clickhouse_db));
+  if (!clickhouse) return Status::Ok();
+  BGM_RETURN_IF_ERROR(EnsureClickHouseDatabase(*admin, *dialect, config.clickhouse_db));
   Result<std::unique_ptr<ClickHouseClient>> client = OpenClickHouse(config, config.clickhouse_db);
   if (!client.ok()) return client.status();
-  Result<int> applied = ApplyClickHouseSchema(*conn, **client, *dialect, config.clickhouse_db,
-                                              ClickHouseSchemaFiles());
+  Result<int> applied =
+      ApplyClickHouseSchema(*conn, **client, *dialect, config.clickhouse_db, app->clickhouse());
   return applied.ok() ? Status::Ok() : applied.status();
 }
 
@@ -364,6 +384,18 @@ int CmdSeed(const Config& config, SeedOptions opts) {
   if (Status s = ApplySchema(config, /*with_clickhouse=*/false); !s.ok()) return Fail(s);
   Result<PgConnection> conn = PgConnection::Connect(config.database_url);
   if (!conn.ok()) return Fail(conn.status());
+  // The seeder writes the example application's tables, which bgmigrate itself never creates.
+  Result<PgResult> missing = conn->Exec(
+      "SELECT string_agg(t, ', ') FROM unnest(ARRAY['traces', 'observations', 'scores']) t "
+      "WHERE to_regclass(t) IS NULL");
+  if (!missing.ok()) return Fail(missing.status());
+  if (!missing->IsNull(0, 0)) {
+    return Fail(FailedPrecondition(
+        "bgmigrate seed writes the example application's tables, and this database has no " +
+        std::string(missing->Get(0, 0)) +
+        ": set BGMIGRATE_SCHEMA_DIR=examples/langfuse/schema (where the example's schema "
+        "files are) and run it again"));
+  }
   opts.progress = [](const SeedProgress& p) {
     std::fprintf(stderr, "seed: %-12.*s %12lld / %lld rows (%.0f rows/s)\n",
                  static_cast<int>(p.table.size()), p.table.data(),

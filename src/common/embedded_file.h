@@ -12,8 +12,8 @@ struct EmbeddedFile {
   std::string_view contents;
 };
 
-// The files of sql/postgres and sql/clickhouse, sorted by name.
+// bgmigrate's own fast migrations, the files of sql/postgres (its control tables only), sorted
+// by name. The application's schema files are read at run time (schema/application_schema.h).
 const std::vector<EmbeddedFile>& PostgresSchemaFiles();
-const std::vector<EmbeddedFile>& ClickHouseSchemaFiles();
 
 }  // namespace bgm

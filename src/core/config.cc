@@ -85,6 +85,10 @@ const std::vector<SettingDoc>& SettingDocs() {
        "folders of background-migration files (*.toml), separated by ':' (default: migrations "
        "when that folder exists); every file is validated at start-up and a bad one stops it; "
        "empty: none"},
+      {"BGMIGRATE_SCHEMA_DIR", "schema",
+       "the application's fast migrations: a folder with postgres/ and clickhouse/ subfolders of "
+       "NNNN_name.sql files, applied in order at start-up (default: schema when that folder "
+       "exists; empty: none, only bgmigrate's control tables)"},
       {"BGMIGRATE_CHDB_LIBRARY", "third_party/chdb/libchdb.so",
        "libchdb.so for CLICKHOUSE_URL=embedded:... (scripts/fetch-chdb.sh installs it)"},
   };
@@ -178,6 +182,11 @@ Result<Config> LoadConfig(const std::function<const char*(const char*)>& getenv)
     }
   } else if (std::error_code ec; std::filesystem::is_directory("migrations", ec)) {
     c.migrations_dirs = {"migrations"};
+  }
+  if (const char* v = getenv("BGMIGRATE_SCHEMA_DIR")) {
+    c.schema_dir = v;  // set empty: none
+  } else if (std::error_code ec; std::filesystem::is_directory("schema", ec)) {
+    c.schema_dir = "schema";
   }
   return c;
 }

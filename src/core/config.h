@@ -43,6 +43,9 @@ struct Config {
   std::string worker_id;                    // BGMIGRATE_WORKER_ID (default host-pid-random)
   // BGMIGRATE_MIGRATIONS_DIR (':'-separated); unset: "migrations" when that folder exists.
   std::vector<std::string> migrations_dirs;
+  // BGMIGRATE_SCHEMA_DIR: the application's fast migrations (postgres/, clickhouse/); unset:
+  // "schema" when that folder exists; set empty, or no folder: none ("").
+  std::string schema_dir;
 };
 
 // One documented setting, for --help and the README table.

@@ -50,7 +50,54 @@ bool ValidDatabaseName(const std::string& name) {
   return true;
 }
 
+// version -> checksum of `table` (a bgmigrate_schema_versions table, maybe database-qualified).
+Result<std::map<int, std::string>> ReadVersions(ClickHouseClient& client,
+                                                const std::string& table) {
+  Result<std::string> applied =
+      client.Query("SELECT version, name, checksum FROM " + table + " FINAL FORMAT TabSeparated");
+  if (!applied.ok()) return applied.status().WithContext("reading applied ClickHouse versions");
+  std::map<int, std::string> done;
+  size_t pos = 0;
+  const std::string& body = *applied;
+  while (pos < body.size()) {
+    size_t end = body.find('\n', pos);
+    if (end == std::string::npos) end = body.size();
+    std::string_view line(body.data() + pos, end - pos);
+    pos = end + 1;
+    const size_t t1 = line.find('\t');
+    const size_t t2 = line.rfind('\t');
+    if (t1 == std::string_view::npos || t2 == t1) continue;
+    int version = 0;
+    std::from_chars(line.data(), line.data() + t1, version);
+    done[version] = std::string(line.substr(t2 + 1));
+  }
+  return done;
+}
+
 }  // namespace
+
+Status CheckClickHouseSchema(ClickHouseClient& admin, const ClickHouseDialect& dialect,
+                             const std::string& database, const std::vector<EmbeddedFile>& files) {
+  if (!ValidDatabaseName(database)) {
+    return InvalidArgument("CLICKHOUSE_DB='" + database +
+                           "' is not a plain database name (letters, digits, _)");
+  }
+  Result<std::vector<SchemaFile>> parsed = ParseSchemaFiles(files);
+  if (!parsed.ok()) return parsed.status().WithContext("application clickhouse schema");
+  for (const SchemaFile& file : *parsed) {
+    Result<std::string> resolved = dialect.Resolve(file.contents, database);
+    if (!resolved.ok()) return resolved.status().WithContext("clickhouse schema file " + file.name);
+  }
+  Result<std::string> exists =
+      admin.Query("SELECT count() FROM system.tables WHERE database = '" + database +
+                  "' AND name = 'bgmigrate_schema_versions' FORMAT TabSeparated");
+  if (!exists.ok()) return exists.status().WithContext("reading ClickHouse's system.tables");
+  if (exists->starts_with("0")) return Status::Ok();
+  Result<std::map<int, std::string>> done =
+      ReadVersions(admin, "`" + database + "`.bgmigrate_schema_versions");
+  if (!done.ok()) return done.status();
+  return CheckAppliedChecksums(*parsed, *done, "clickhouse schema");
+}
 
 Status EnsureClickHouseDatabase(ClickHouseClient& client, const ClickHouseDialect& dialect,
                                 const std::string& database) {
@@ -80,38 +127,14 @@ Result<int> ApplyClickHouseSchema(PgConnection& lock_conn, ClickHouseClient& cli
   if (!create.ok()) return create.status();
   BGM_RETURN_IF_ERROR(client.Execute(*create).WithContext("creating bgmigrate_schema_versions"));
 
-  Result<std::string> applied = client.Query(
-      "SELECT version, name, checksum FROM bgmigrate_schema_versions FINAL FORMAT TabSeparated");
-  if (!applied.ok()) return applied.status().WithContext("reading applied ClickHouse versions");
-  std::map<int, std::string> done;  // version -> checksum
-  size_t pos = 0;
-  const std::string& body = *applied;
-  while (pos < body.size()) {
-    size_t end = body.find('\n', pos);
-    if (end == std::string::npos) end = body.size();
-    std::string_view line(body.data() + pos, end - pos);
-    pos = end + 1;
-    const size_t t1 = line.find('\t');
-    const size_t t2 = line.rfind('\t');
-    if (t1 == std::string_view::npos || t2 == t1) continue;
-    int version = 0;
-    std::from_chars(line.data(), line.data() + t1, version);
-    done[version] = std::string(line.substr(t2 + 1));
-  }
+  Result<std::map<int, std::string>> done = ReadVersions(client, "bgmigrate_schema_versions");
+  if (!done.ok()) return done.status();
+  BGM_RETURN_IF_ERROR(CheckAppliedChecksums(*parsed, *done, "clickhouse schema"));
 
   int count = 0;
   for (const SchemaFile& file : *parsed) {
+    if (done->contains(file.version)) continue;
     const std::string checksum = Sha256Hex(file.contents);
-    auto it = done.find(file.version);
-    if (it != done.end()) {
-      if (it->second != checksum) {
-        return FailedPrecondition(
-            "applied clickhouse schema file " + file.name +
-            " was changed after it was applied (checksum " + it->second + " recorded, " + checksum +
-            " now); restore the original file and add the change as a new numbered file");
-      }
-      continue;
-    }
     Result<std::string> resolved = dialect.Resolve(file.contents, database);
     if (!resolved.ok()) return resolved.status().WithContext("clickhouse schema file " + file.name);
     for (const std::string& statement : SplitStatements(*resolved)) {

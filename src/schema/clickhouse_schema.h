@@ -1,5 +1,6 @@
-// Fast migrations for ClickHouse: the files of sql/clickhouse/, with their placeholders resolved
-// for the connected server (see ClickHouseDialect), applied in order under the same
+// Fast migrations for ClickHouse: the application's files (BGMIGRATE_SCHEMA_DIR/clickhouse/, see
+// ApplicationSchema; bgmigrate itself keeps nothing in ClickHouse), with their placeholders
+// resolved for the connected server (see ClickHouseDialect), applied in order under the same
 // pg_advisory_lock as the Postgres files, since ClickHouse has no lock of its own. Each applied
 // file is recorded with its checksum in ClickHouse's bgmigrate_schema_versions table. Every
 // statement in the files is re-runnable (IF NOT EXISTS), so a run killed in the middle of a file
@@ -20,6 +21,13 @@ namespace bgm {
 
 // Splits a schema file into statements at ';' that end a line (comments dropped).
 std::vector<std::string> SplitStatements(std::string_view sql);
+
+// Read-only, before anything is changed anywhere: every file's name, version and placeholders
+// resolve for this server, and each file recorded in `database`.bgmigrate_schema_versions (when
+// that table exists) still has its recorded checksum. `admin` is bound to no database.
+// kInvalidArgument for a bad name or placeholder, kFailedPrecondition for a changed file.
+Status CheckClickHouseSchema(ClickHouseClient& admin, const ClickHouseDialect& dialect,
+                             const std::string& database, const std::vector<EmbeddedFile>& files);
 
 // Applies the files not yet recorded. Returns how many were applied. kFailedPrecondition when an
 // applied file's checksum changed (names the file and both checksums); the server's error with

@@ -1,11 +1,13 @@
 // Fast migrations: versioned schema files applied in order, each exactly once, under one
-// cross-process lock (pg_advisory_lock), so several replicas may start together.
-// Not thread-safe; uses the connection it is given.
+// cross-process lock (pg_advisory_lock), so several replicas may start together. Two sets:
+// bgmigrate's control tables (compiled in) and the application's files (BGMIGRATE_SCHEMA_DIR),
+// with separate version records. Not thread-safe; uses the connection it is given.
 //
-//   Result<int> applied = ApplyPostgresSchema(conn, PostgresSchemaFiles());
+//   Result<int> applied = ApplyPostgresSchema(conn, PostgresSchemaFiles(), app.postgres());
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,10 +30,27 @@ struct SchemaFile {
 // repeated version.
 Result<std::vector<SchemaFile>> ParseSchemaFiles(const std::vector<EmbeddedFile>& files);
 
-// Applies the files not yet recorded in bgmigrate_schema_versions for `store` ("postgres"),
-// each in its own transaction with its record. Returns how many were applied.
-// kFailedPrecondition when an applied file's checksum changed (names the file and both
-// checksums); the server's error (with the file name) when a statement fails.
-Result<int> ApplyPostgresSchema(PgConnection& conn, const std::vector<EmbeddedFile>& files);
+// The `store` values of bgmigrate_schema_versions: bgmigrate's own control-table files keep
+// "postgres" (the value every earlier release recorded), the application's Postgres files
+// "application", so the two numberings never collide.
+inline constexpr std::string_view kInternalStore = "postgres";
+inline constexpr std::string_view kApplicationStore = "application";
+
+// kFailedPrecondition when a file of `files` has a version in `applied` (version -> checksum)
+// with another checksum: names `what` and the file, both checksums and what to do.
+Status CheckAppliedChecksums(const std::vector<SchemaFile>& files,
+                             const std::map<int, std::string>& applied, std::string_view what);
+
+// Checks everything first, then applies. Under the lock: every file's name and version, the
+// checksum of each applied file (both sets), and the shape of existing control tables
+// (CheckControlTables); any problem returns before anything is written. Then applies the
+// `internal` files not yet recorded under kInternalStore, then the `application` files not yet
+// recorded under kApplicationStore, each in its own transaction with its record. Returns how
+// many were applied. A recorded version with no file (bgmigrate's old 0002, which held the
+// example application's tables) is kept and ignored. kFailedPrecondition for a changed file or
+// a foreign control table; kInvalidArgument for a bad file name; the server's error (with the
+// file name) when a statement fails (earlier files stay applied).
+Result<int> ApplyPostgresSchema(PgConnection& conn, const std::vector<EmbeddedFile>& internal,
+                                const std::vector<EmbeddedFile>& application = {});
 
 }  // namespace bgm

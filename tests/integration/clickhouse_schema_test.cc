@@ -7,6 +7,7 @@
 
 #include <thread>
 
+#include "testing/example_app.h"
 #include "testing/process.h"
 #include "testing/test_clickhouse.h"
 #include "testing/test_database.h"
@@ -14,6 +15,7 @@
 namespace bgm {
 namespace {
 
+using testing::ExampleSchema;
 using testing::TestClickHouse;
 using testing::TestDatabase;
 
@@ -33,9 +35,9 @@ class ClickHouseSchemaTest : public ::testing::Test {
 };
 
 TEST_F(ClickHouseSchemaTest, CreatesTheTablesWithTheServersTypesAndRerunsAsNoOp) {
-  Result<int> applied = Apply(ClickHouseSchemaFiles());
+  Result<int> applied = Apply(ExampleSchema().clickhouse());
   ASSERT_TRUE(applied.ok()) << applied.status().ToString();
-  EXPECT_EQ(*applied, static_cast<int>(ClickHouseSchemaFiles().size()));
+  EXPECT_EQ(*applied, static_cast<int>(ExampleSchema().clickhouse().size()));
   const std::string db = ch_.database();
   auto type = [&](const std::string& table, const std::string& column) {
     return ch_.Scalar("SELECT type FROM system.columns WHERE database = '" + db +
@@ -58,11 +60,11 @@ TEST_F(ClickHouseSchemaTest, CreatesTheTablesWithTheServersTypesAndRerunsAsNoOp)
                        "' AND name = 'traces'"),
             "ReplacingMergeTree");
 
-  Result<int> again = Apply(ClickHouseSchemaFiles());
+  Result<int> again = Apply(ExampleSchema().clickhouse());
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, 0);
   EXPECT_EQ(ch_.Scalar("SELECT count() FROM bgmigrate_schema_versions"),
-            std::to_string(ClickHouseSchemaFiles().size()));
+            std::to_string(ExampleSchema().clickhouse().size()));
 }
 
 TEST_F(ClickHouseSchemaTest, ConcurrentRunnersRecordEachVersionOnce) {
@@ -74,19 +76,20 @@ TEST_F(ClickHouseSchemaTest, ConcurrentRunnersRecordEachVersionOnce) {
         PgConnection conn = pg_.Connect();
         std::unique_ptr<ClickHouseClient> client = ch_.NewClient();
         Result<int> r = ApplyClickHouseSchema(conn, *client, ch_.dialect(), ch_.database(),
-                                              ClickHouseSchemaFiles());
+                                              ExampleSchema().clickhouse());
         applied[static_cast<size_t>(i)] = r.ok() ? *r : -100;
       });
     }
   }
-  EXPECT_EQ(applied[0] + applied[1] + applied[2], static_cast<int>(ClickHouseSchemaFiles().size()));
+  EXPECT_EQ(applied[0] + applied[1] + applied[2],
+            static_cast<int>(ExampleSchema().clickhouse().size()));
   EXPECT_EQ(ch_.Scalar("SELECT count() FROM bgmigrate_schema_versions"),
-            std::to_string(ClickHouseSchemaFiles().size()));
+            std::to_string(ExampleSchema().clickhouse().size()));
 }
 
 TEST_F(ClickHouseSchemaTest, EditedAppliedFileIsRefusedNamingIt) {
-  ASSERT_TRUE(Apply(ClickHouseSchemaFiles()).ok());
-  std::vector<EmbeddedFile> files = ClickHouseSchemaFiles();
+  ASSERT_TRUE(Apply(ExampleSchema().clickhouse()).ok());
+  std::vector<EmbeddedFile> files = ExampleSchema().clickhouse();
   const std::string edited = std::string(files[1].contents) + "\n-- edited\n";
   files[1].contents = edited;
   Result<int> r = Apply(files);
@@ -102,7 +105,7 @@ TEST_F(ClickHouseSchemaTest, FileInterruptedHalfwayCompletesOnTheNextRun) {
   const std::string half =
       "CREATE TABLE IF NOT EXISTS extra_a (id String) ENGINE = MergeTree ORDER BY id;\n"
       "CREATE TABLE extra_b (id String) ENGINE = NoSuchEngine ORDER BY id;\n";
-  std::vector<EmbeddedFile> files = ClickHouseSchemaFiles();
+  std::vector<EmbeddedFile> files = ExampleSchema().clickhouse();
   files.push_back({"0900_extra.sql", half});
   Result<int> first = Apply(files);
   ASSERT_FALSE(first.ok());
@@ -155,12 +158,12 @@ TEST(MigrateCommandTest, ThreeConcurrentMigratesOnEmptyDatabasesRecordEachVersio
       applied_lines++;
     }
   }
-  EXPECT_EQ(applied_lines, static_cast<int>(ClickHouseSchemaFiles().size()));
+  EXPECT_EQ(applied_lines, static_cast<int>(ExampleSchema().clickhouse().size()));
   PgConnection conn = pg.Connect();
   EXPECT_EQ(conn.Exec("SELECT count(*) FROM bgmigrate_schema_versions")->GetInt(0, 0),
-            static_cast<int64_t>(PostgresSchemaFiles().size()));
+            static_cast<int64_t>(PostgresSchemaFiles().size() + ExampleSchema().postgres().size()));
   EXPECT_EQ(ch.Scalar("SELECT count() FROM " + db + ".bgmigrate_schema_versions"),
-            std::to_string(ClickHouseSchemaFiles().size()));
+            std::to_string(ExampleSchema().clickhouse().size()));
   EXPECT_EQ(ch.Scalar("SELECT count() FROM system.tables WHERE database = '" + db +
                       "' AND name IN ('traces', 'observations', 'scores')"),
             "3");

@@ -5,6 +5,7 @@
 
 #include <thread>
 
+#include "testing/example_app.h"
 #include "testing/test_database.h"
 
 namespace bgm {
@@ -16,13 +17,15 @@ TEST(SchemaRunnerTest, FreshDatabaseGetsEveryFileOnceAndRerunAppliesNothing) {
   TestDatabase db;  // applies the files once
   ASSERT_TRUE(db.ok());
   PgConnection conn = db.Connect();
-  Result<PgResult> versions =
-      conn.Exec("SELECT version, name FROM bgmigrate_schema_versions ORDER BY version");
+  Result<PgResult> versions = conn.Exec(
+      "SELECT version, name FROM bgmigrate_schema_versions WHERE store = 'postgres' "
+      "ORDER BY version");
   ASSERT_TRUE(versions.ok());
   ASSERT_EQ(versions->rows(), static_cast<int>(PostgresSchemaFiles().size()));
   EXPECT_EQ(versions->Get(0, 1), "0001_background_migrations.sql");
 
-  Result<int> again = ApplyPostgresSchema(conn, PostgresSchemaFiles());
+  Result<int> again =
+      ApplyPostgresSchema(conn, PostgresSchemaFiles(), testing::ExampleSchema().postgres());
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(*again, 0);
 }

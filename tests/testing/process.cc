@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "clickhouse/embedded_client.h"
+#include "testing/example_app.h"
 
 namespace bgm::testing {
 namespace {
@@ -33,8 +34,11 @@ ChildProcess::ChildProcess(const std::string& binary, const std::vector<std::str
   // An embedded ClickHouse data path can be open in one process only: hand it to the child (this
   // process's clients open it again on their next call, after the child is gone).
   ReleaseEmbeddedClickHouse();
+  const std::string schema_dir = ExampleSchemaDir();
   pid_ = fork();
   if (pid_ == 0) {
+    // The example application's schema, unless the test (or its caller) names another.
+    setenv("BGMIGRATE_SCHEMA_DIR", schema_dir.c_str(), 0);
     for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
     if (!freopen(out_path_.c_str(), "w", stdout) || !freopen(err_path_.c_str(), "w", stderr)) {
       _exit(127);

@@ -20,7 +20,8 @@ struct ProcessResult {
 
 class ChildProcess {
  public:
-  // Starts `binary args...` with the current environment plus `env` (which wins). Output goes
+  // Starts `binary args...` with the current environment plus `env` (which wins), and
+  // BGMIGRATE_SCHEMA_DIR=ExampleSchemaDir() when neither names it. Output goes
   // to files under /tmp, readable with Output(). Closes this process's embedded ClickHouse
   // engine first, so a child may open the same data path (see ReleaseEmbeddedClickHouse); do not
   // use ClickHouse from the test while an embedded child runs.

@@ -9,6 +9,7 @@
 
 #include "common/embedded_file.h"
 #include "schema/schema_runner.h"
+#include "testing/example_app.h"
 
 namespace bgm::testing {
 
@@ -67,7 +68,7 @@ TestDatabase::TestDatabase(bool apply_schema) {
     ADD_FAILURE() << db.status().ToString();
     return;
   }
-  Result<int> applied = ApplyPostgresSchema(*db, PostgresSchemaFiles());
+  Result<int> applied = ApplyPostgresSchema(*db, PostgresSchemaFiles(), ExampleSchema().postgres());
   if (!applied.ok()) {
     ADD_FAILURE() << applied.status().ToString();
     return;

@@ -1,6 +1,8 @@
 // TestDatabase: a fresh Postgres database for one test, created on the server that
 // BGM_TEST_DATABASE_URL points to (scripts/services.sh starts one) and dropped afterwards.
-// The fast migrations are applied, so the control and application tables exist.
+// The fast migrations are applied (bgmigrate's control tables and the example application's
+// Postgres files, examples/langfuse/schema/postgres), so the control and application tables
+// exist.
 #pragma once
 
 #include <string>

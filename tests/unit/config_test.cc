@@ -1,7 +1,9 @@
 #include "core/config.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <map>
 
 #include "core/summary.h"
@@ -81,6 +83,31 @@ TEST(SummaryTest, StatusWordFollowsThePriorities) {
 TEST(StatusTest, WithContextPrefixesTheMessage) {
   EXPECT_EQ(Unavailable("down").WithContext("copying traces").ToString(),
             "UNAVAILABLE: copying traces: down");
+}
+
+TEST(ConfigTest, SchemaDirIsTheNamedFolderNoneWhenEmptyElseSchemaWhenItExists) {
+  Result<Config> named = Load({{"BGMIGRATE_SCHEMA_DIR", "examples/langfuse/schema"}});
+  ASSERT_TRUE(named.ok());
+  EXPECT_EQ(named->schema_dir, "examples/langfuse/schema");
+  Result<Config> none = Load({{"BGMIGRATE_SCHEMA_DIR", ""}});
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->schema_dir, "");
+
+  const std::filesystem::path old_cwd = std::filesystem::current_path();
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("bgm_config_cwd_" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::filesystem::current_path(dir);
+  Result<Config> without = Load({});
+  std::filesystem::create_directories(dir / "schema");
+  Result<Config> with = Load({});
+  Result<Config> emptied = Load({{"BGMIGRATE_SCHEMA_DIR", ""}});
+  std::filesystem::current_path(old_cwd);
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(without.ok() && with.ok() && emptied.ok());
+  EXPECT_EQ(without->schema_dir, "");
+  EXPECT_EQ(with->schema_dir, "schema");
+  EXPECT_EQ(emptied->schema_dir, "") << "set empty means none, even when schema/ exists";
 }
 
 }  // namespace
