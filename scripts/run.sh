@@ -38,6 +38,8 @@ eval "$(scripts/services.sh env)"
 step "Applying fast migrations"
 # bgmigrate's control tables, and the example application's tables from its schema folder.
 export BGMIGRATE_SCHEMA_DIR=${BGMIGRATE_SCHEMA_DIR-examples/langfuse/schema}
+# Its background migrations (the copies to ClickHouse and the cost backfill) are files.
+export BGMIGRATE_MIGRATIONS_DIR=${BGMIGRATE_MIGRATIONS_DIR-examples/langfuse/migrations}
 "$BIN" migrate
 
 if [[ ! -e .bgm-data/demo-seeded ]]; then

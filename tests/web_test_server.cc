@@ -16,6 +16,7 @@
 #include "core/config.h"
 #include "core/pg_control_store.h"
 #include "core/registry.h"
+#include "migrations/file_registry.h"
 #include "schema/schema_runner.h"
 #include "web/server.h"
 
@@ -68,10 +69,14 @@ int main() {
     if (!s.ok()) return s.status();
     return std::unique_ptr<bgm::ControlStore>(std::move(*s));
   };
+  // The migrations of BGMIGRATE_MIGRATIONS_DIR (the example application's, as the tests set it).
+  bgm::Result<bgm::Registry> registry =
+      bgm::LoadRegistry(c.migrations_dirs, bgm::BuiltinRegistry());
+  if (!registry.ok()) return Fail(registry.status());
   {
     bgm::Result<std::unique_ptr<bgm::ControlStore>> store = factory();
     if (!store.ok()) return Fail(store.status());
-    for (const bgm::MigrationSpec& spec : bgm::BuiltinRegistry().specs()) {
+    for (const bgm::MigrationSpec& spec : registry->specs()) {
       bgm::Result<bool> r = (*store)->Register(spec.name, spec.name);
       if (!r.ok()) return Fail(r.status());
     }
@@ -83,7 +88,7 @@ int main() {
   options.admin_api_key = c.admin_api_key;
   options.enabled = c.background_migrations_enabled;
   options.factory = factory;
-  options.registry = &bgm::BuiltinRegistry();
+  options.registry = &*registry;
   bgm::Status s = bgm::RunWebServer(options, stop.get_token(), [](int port) {
     std::printf("listening on %d\n", port);
     std::fflush(stdout);

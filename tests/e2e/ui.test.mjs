@@ -87,6 +87,9 @@ function startServer() {
         BGMIGRATE_PORT: '0',
         BGMIGRATE_LEASE_SECONDS: '3600',  // a row marked running stays running during the test
         LANGFUSE_ENABLE_BACKGROUND_MIGRATIONS: 'true',
+        // The example application's background migrations (files).
+        BGMIGRATE_MIGRATIONS_DIR: new URL('../../examples/langfuse/migrations', import.meta.url)
+          .pathname,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -9,8 +9,8 @@
 #include <random>
 #include <thread>
 
-#include "migrations/langfuse_copies.h"
 #include "seed/seeder.h"
+#include "testing/example_app.h"
 #include "testing/process.h"
 #include "testing/test_clickhouse.h"
 #include "testing/test_database.h"
@@ -305,7 +305,8 @@ TEST_F(CopyTest, SeededRowsArriveMappedRowForRow) {
 TEST_F(CopyTest, VerifyReportsMatchesAndNamesTheMonthThatDiffers) {
   Seed(300, 900, 300);
   RunWorker();
-  for (const char* name : {kCopyTraces, kCopyObservations, kCopyScores}) {
+  for (const char* name :
+       {testing::kCopyTraces, testing::kCopyObservations, testing::kCopyScores}) {
     ProcessResult r = RunProcess(BGM_BINARY, {"verify", name, "--json"}, Env("cli"));
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
     nlohmann::json report = nlohmann::json::parse(r.out);
@@ -322,7 +323,7 @@ TEST_F(CopyTest, VerifyReportsMatchesAndNamesTheMonthThatDiffers) {
     std::this_thread::sleep_for(milliseconds(50));  // mutations run in the background
   }
   ASSERT_EQ(ChCount("traces", false), 299) << "the ALTER ... DELETE did not finish within 5 s";
-  ProcessResult r = RunProcess(BGM_BINARY, {"verify", kCopyTraces}, Env("cli"));
+  ProcessResult r = RunProcess(BGM_BINARY, {"verify", testing::kCopyTraces}, Env("cli"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.out.find(lost_month + ": source "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("traces: DIFFERENT"), std::string::npos) << r.out;
@@ -348,7 +349,8 @@ TEST_F(CopyTest, VerifyReportedAFalseDifferenceForAnIdWithANewline) {
   }
   RunWorker();
   ASSERT_EQ(ChCount("traces", true), static_cast<int64_t>(ids.size()));
-  ProcessResult same = RunProcess(BGM_BINARY, {"verify", kCopyTraces, "--json"}, Env("cli"));
+  ProcessResult same =
+      RunProcess(BGM_BINARY, {"verify", testing::kCopyTraces, "--json"}, Env("cli"));
   EXPECT_EQ(same.exit_code, 0) << same.out << same.err;
   const nlohmann::json report = nlohmann::json::parse(same.out, nullptr, false);
   ASSERT_TRUE(report.is_object()) << same.out;
@@ -362,7 +364,7 @@ TEST_F(CopyTest, VerifyReportedAFalseDifferenceForAnIdWithANewline) {
                         "VALUES ($1, timestamp '2024-05-20 10:00:00', 'n', 'p1', now())",
                         {"line"})
                   .ok());
-  ProcessResult missing = RunProcess(BGM_BINARY, {"verify", kCopyTraces}, Env("cli"));
+  ProcessResult missing = RunProcess(BGM_BINARY, {"verify", testing::kCopyTraces}, Env("cli"));
   EXPECT_EQ(missing.exit_code, 1) << missing.out << missing.err;
   EXPECT_NE(missing.out.find("2024-05: source 8 rows, target 7 rows"), std::string::npos)
       << missing.out;
@@ -378,7 +380,7 @@ TEST_F(CopyTest, TwentyThousandTracesWithOneCreatedAtFinishWithEveryRowOnce) {
     FROM generate_series(1, 20000) g;
   )sql")
                   .ok());
-  SetArgs(kCopyTraces, {{"batchSize", 1000}});
+  SetArgs(testing::kCopyTraces, {{"batchSize", 1000}});
   RunWorker();
   EXPECT_EQ(ChCount("traces", true), 20000);
   EXPECT_EQ(ChCount("traces", false), 20000) << "no batch was sent twice";
@@ -387,11 +389,11 @@ TEST_F(CopyTest, TwentyThousandTracesWithOneCreatedAtFinishWithEveryRowOnce) {
       "0");
   EXPECT_EQ(PgScalar(std::string("SELECT count(*) FROM background_migration_events WHERE kind = "
                                  "'batch' AND migration_name = '") +
-                     kCopyTraces + "'"),
+                     testing::kCopyTraces + "'"),
             "20");
   EXPECT_EQ(
       PgScalar(std::string("SELECT rows_processed FROM background_migrations WHERE name = '") +
-               kCopyTraces + "'"),
+               testing::kCopyTraces + "'"),
       "20000");
 }
 
@@ -439,12 +441,12 @@ TEST_F(CopyTest, SixtyFourMegabyteInputsAndOutputsStayUnderThreeHundredMegabytes
 
 TEST_F(CopyTest, KilledWorkerRestartedRepeatedlyLosesAndDuplicatesNothing) {
   Seed(300000, 0, 0, 100, 0.1);
-  SetArgs(kCopyTraces, {{"batchSize", 5000}});
+  SetArgs(testing::kCopyTraces, {{"batchSize", 5000}});
   std::mt19937 rng(42);
   auto rows_done = [&] {
     return std::stoll(
         PgScalar("SELECT coalesce(rows_processed, 0) FROM background_migrations WHERE name = '" +
-                 std::string(kCopyTraces) + "'"));
+                 std::string(testing::kCopyTraces) + "'"));
   };
   // Regression (issue 12): each worker was killed after a fixed 0.7-2.2 s and the test counted
   // the kills it made itself; on a loaded machine no worker had checkpointed a batch by then
@@ -476,7 +478,7 @@ TEST_F(CopyTest, KilledWorkerRestartedRepeatedlyLosesAndDuplicatesNothing) {
                        "HAVING count() > 1)"),
             "0");
   EXPECT_EQ(ch_.Scalar("SELECT uniqExact(id) FROM traces"), "300000");
-  ProcessResult verify = RunProcess(BGM_BINARY, {"verify", kCopyTraces}, Env("cli"));
+  ProcessResult verify = RunProcess(BGM_BINARY, {"verify", testing::kCopyTraces}, Env("cli"));
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
   std::printf("[ measure  ] rows stored before merges (replayed batches included): %lld\n",
               static_cast<long long>(ChCount("traces", false)));
@@ -493,10 +495,10 @@ TEST_F(CopyTest, CursorColumnAndDateBoundsAreHonoured) {
       ('on-max', '2024-03-01 00:00:00', 'n', 'p1');
   )sql")
                   .ok());
-  SetArgs(kCopyTraces, {{"cursorColumn", "timestamp"},
-                        {"minDate", "2024-01-01"},
-                        {"maxDate", "2024-03-01T00:00:00Z"},
-                        {"batchSize", 100}});
+  SetArgs(testing::kCopyTraces, {{"cursorColumn", "timestamp"},
+                                 {"minDate", "2024-01-01"},
+                                 {"maxDate", "2024-03-01T00:00:00Z"},
+                                 {"batchSize", 100}});
   RunWorker();
   const std::vector<std::string> expected = PgIds(
       "SELECT id FROM traces WHERE \"timestamp\" >= '2024-01-01' AND \"timestamp\" < "
@@ -513,17 +515,17 @@ TEST_F(CopyTest, CursorColumnAndDateBoundsAreHonoured) {
       << "no row outside the window";
   EXPECT_EQ(PgScalar("SELECT state->'cursor' ? 'timestamp' FROM background_migrations WHERE "
                      "name = '" +
-                     std::string(kCopyTraces) + "'"),
+                     std::string(testing::kCopyTraces) + "'"),
             "t");
   // Changing the cursor column under a saved cursor is refused with advice.
   ASSERT_TRUE(conn_
                   ->Run("UPDATE background_migrations SET finished_at = NULL, args = "
                         "'{\"cursorColumn\": \"created_at\"}' WHERE name = $1",
-                        {kCopyTraces})
+                        {testing::kCopyTraces})
                   .ok());
   ProcessResult r = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w2"));
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(FailedReason(kCopyTraces),
+  EXPECT_EQ(FailedReason(testing::kCopyTraces),
             "the saved cursor is on (id, timestamp) but the key is (created_at, id); set "
             "cursorColumn back, or retry with --from-start to copy from the beginning");
 }
@@ -548,7 +550,7 @@ class CopyDateBoundsTest : public CopyTest {
 
   // Runs the traces copy on "timestamp" between the bounds; the ids ClickHouse then holds.
   std::vector<std::string> CopyBetween(const std::string& min_date, const std::string& max_date) {
-    SetArgs(kCopyTraces,
+    SetArgs(testing::kCopyTraces,
             {{"cursorColumn", "timestamp"}, {"minDate", min_date}, {"maxDate", max_date}});
     RunWorker();
     return ChIds("traces");
@@ -560,7 +562,7 @@ class CopyDateBoundsTest : public CopyTest {
 TEST_F(CopyDateBoundsTest, MixedFormsOfAValidHourCopyThatHour) {
   EXPECT_EQ(CopyBetween("2024-05-03T10:00:00Z", "2024-05-03 11:00:00"),
             (std::vector<std::string>{"at-1000", "at-1030"}));
-  EXPECT_EQ(FailedReason(kCopyTraces), "");
+  EXPECT_EQ(FailedReason(testing::kCopyTraces), "");
 }
 
 // Regression (issue 12): an offset was dropped by the ::timestamp cast, so 10:00+05:00 meant
@@ -573,12 +575,12 @@ TEST_F(CopyDateBoundsTest, OffsetsMeanWhatTheySay) {
 // Regression (issue 12): an inverted pair in mixed forms passed the text comparison and the
 // copy finished having copied nothing.
 TEST_F(CopyDateBoundsTest, InvertedMixedPairIsRefusedNamingBothBounds) {
-  SetArgs(kCopyTraces, {{"cursorColumn", "timestamp"},
-                        {"minDate", "2024-05-03 11:00:00"},
-                        {"maxDate", "2024-05-03T10:00:00Z"}});
+  SetArgs(testing::kCopyTraces, {{"cursorColumn", "timestamp"},
+                                 {"minDate", "2024-05-03 11:00:00"},
+                                 {"maxDate", "2024-05-03T10:00:00Z"}});
   ProcessResult r = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w1"));
   EXPECT_EQ(r.exit_code, 1) << r.err;
-  EXPECT_EQ(FailedReason(kCopyTraces),
+  EXPECT_EQ(FailedReason(testing::kCopyTraces),
             "invalid args: minDate must be before maxDate, got \"2024-05-03 11:00:00\" and "
             "\"2024-05-03T10:00:00Z\" (as UTC: 2024-05-03T11:00:00.000Z and "
             "2024-05-03T10:00:00.000Z)");
@@ -603,7 +605,7 @@ TEST_F(CopyTest, TimestampOutsideTheTargetTypeFailsTheBatchNamingRowColumnAndVal
   EXPECT_EQ(r.exit_code, 1) << r.err;
   const std::string range = dt64 ? "1900-01-01 00:00:00.000 to 2299-12-31 23:59:59.999 UTC"
                                  : "1970-01-01 00:00:00 to 2106-02-07 06:28:15 UTC";
-  EXPECT_EQ(FailedReason(kCopyTraces),
+  EXPECT_EQ(FailedReason(testing::kCopyTraces),
             "encoding traces row (created_at, id) = (2024-05-03 10:01:00, old): column "
             "timestamp = \"" +
                 bad + "\" is outside what ClickHouse " + (dt64 ? "DateTime64(3)" : "DateTime") +

@@ -10,8 +10,8 @@
 
 #include "clickhouse/client_factory.h"
 #include "clickhouse/row_binary.h"
-#include "migrations/langfuse_copies.h"
 #include "seed/seeder.h"
+#include "testing/example_app.h"
 #include "testing/process.h"
 #include "testing/test_clickhouse.h"
 #include "testing/test_database.h"
@@ -50,7 +50,7 @@ TEST(EmbeddedClickHouseTest, ASecondProcessIsRefusedNamingThePathAndSigtermStops
   ASSERT_EQ(testing::RunProcess(BGM_BINARY, {"migrate"}, env).exit_code, 0);
   ASSERT_TRUE(conn.Run("UPDATE background_migrations SET args = '{\"batchSize\": 1000}' WHERE "
                        "name = $1",
-                       {kCopyTraces})
+                       {testing::kCopyTraces})
                   .ok());
   const std::string path = ch.url().substr(std::string("embedded://").size());
 
@@ -60,7 +60,7 @@ TEST(EmbeddedClickHouseTest, ASecondProcessIsRefusedNamingThePathAndSigtermStops
   const auto deadline = std::chrono::steady_clock::now() + seconds(60);
   while (std::chrono::steady_clock::now() < deadline) {
     Result<PgResult> r = conn.Exec(
-        "SELECT rows_processed FROM background_migrations WHERE name = $1", {kCopyTraces});
+        "SELECT rows_processed FROM background_migrations WHERE name = $1", {testing::kCopyTraces});
     if (ReadFile(path + "/bgmigrate.lock") == pid + "\n" && r.ok() && r->GetInt(0, 0) >= 3000) {
       break;
     }
@@ -69,7 +69,8 @@ TEST(EmbeddedClickHouseTest, ASecondProcessIsRefusedNamingThePathAndSigtermStops
   ASSERT_EQ(ReadFile(path + "/bgmigrate.lock"), pid + "\n") << holder.Stderr();
 
   // Another process: a clear refusal naming the path and the holder, exit code 2.
-  testing::ProcessResult verify = testing::RunProcess(BGM_BINARY, {"verify", kCopyTraces}, env);
+  testing::ProcessResult verify =
+      testing::RunProcess(BGM_BINARY, {"verify", testing::kCopyTraces}, env);
   EXPECT_EQ(verify.exit_code, 2) << verify.err;
   EXPECT_NE(verify.err.find("the embedded ClickHouse data at " + path +
                             " is held by another process (pid " + pid + ")"),
@@ -94,7 +95,7 @@ TEST(EmbeddedClickHouseTest, ASecondProcessIsRefusedNamingThePathAndSigtermStops
   EXPECT_NE(holder.Stderr().find("Received SIGTERM"), std::string::npos);
   Result<PgResult> state = conn.Exec(
       "SELECT worker_id IS NULL, rows_processed FROM background_migrations WHERE name = $1",
-      {kCopyTraces});
+      {testing::kCopyTraces});
   ASSERT_TRUE(state.ok());
   EXPECT_TRUE(state->GetBool(0, 0)) << "lease released";
   const int64_t done = state->GetInt(0, 1);
@@ -110,7 +111,8 @@ TEST(EmbeddedClickHouseTest, ASecondProcessIsRefusedNamingThePathAndSigtermStops
       testing::RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, env2, seconds(300));
   ASSERT_EQ(finish.exit_code, 0) << finish.err;
   EXPECT_EQ(ch.Scalar("SELECT count() FROM traces FINAL"), "60000");
-  testing::ProcessResult ok = testing::RunProcess(BGM_BINARY, {"verify", kCopyTraces}, env);
+  testing::ProcessResult ok =
+      testing::RunProcess(BGM_BINARY, {"verify", testing::kCopyTraces}, env);
   EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
 }
 

@@ -11,7 +11,7 @@
 
 #include "core/pg_control_store.h"
 #include "core/registry.h"
-#include "migrations/backfill_observation_costs.h"
+#include "testing/example_app.h"
 #include "testing/process.h"
 #include "testing/running_web_server.h"
 #include "testing/test_database.h"
@@ -28,7 +28,7 @@ using testing::ChildProcess;
 using testing::TestDatabase;
 
 constexpr const char* kKey = "integration-admin-key";
-constexpr const char* kBuiltin = kBackfillObservationCosts;
+constexpr const char* kBuiltin = testing::kBackfillObservationCosts;
 constexpr const char* kFailed = "20240102_0000_copy_failed";
 constexpr const char* kPending = "20240103_0000_copy_pending";
 
@@ -64,7 +64,7 @@ class WebServerTest : public ::testing::Test {
     o.admin_api_key = key;
     o.enabled = true;
     o.factory = testing::PgStoreFactory(db_.url());
-    o.registry = &BuiltinRegistry();
+    o.registry = &testing::ExampleRegistry();
     return o;
   }
 
@@ -119,7 +119,8 @@ TEST_F(WebServerTest, ListGetAndStatusAnswerFromTheDatabase) {
   EXPECT_EQ(body["migrations"][1]["name"], kPending);
   EXPECT_EQ(body["migrations"][1]["status"], "pending");
   EXPECT_EQ(body["migrations"][2]["name"], kBuiltin);
-  EXPECT_EQ(body["migrations"][2]["description"], BuiltinRegistry().Find(kBuiltin)->description);
+  EXPECT_EQ(body["migrations"][2]["description"],
+            testing::ExampleRegistry().Find(kBuiltin)->description);
   EXPECT_EQ(body["summary"]["status"], "FAILED");
 
   httplib::Result one = client_->Get(Path(kFailed).c_str());

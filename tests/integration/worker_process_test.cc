@@ -9,7 +9,7 @@
 #include <sstream>
 #include <thread>
 
-#include "migrations/backfill_observation_costs.h"
+#include "testing/example_app.h"
 #include "testing/process.h"
 #include "testing/test_database.h"
 
@@ -22,7 +22,7 @@ using testing::ChildProcess;
 using testing::RunProcess;
 using testing::TestDatabase;
 
-constexpr const char* kName = kBackfillObservationCosts;
+constexpr const char* kName = testing::kBackfillObservationCosts;
 constexpr int kRows = 20000;
 
 class WorkerProcessTest : public ::testing::Test {

@@ -25,8 +25,7 @@
 
 #include "core/pg_control_store.h"
 #include "core/registry.h"
-#include "migrations/backfill_observation_costs.h"
-#include "migrations/langfuse_copies.h"
+#include "testing/example_app.h"
 #include "testing/process.h"
 #include "testing/running_web_server.h"
 #include "testing/test_clickhouse.h"
@@ -44,8 +43,8 @@ using testing::TestClickHouse;
 using testing::TestDatabase;
 
 constexpr const char* kKey = "reliability-admin-key";
-constexpr const char* kPending = kBackfillObservationCosts;     // builtin backfill, pending
-constexpr const char* kFailed = "20240102_0000_traces_failed";  // traces copy, failed
+constexpr const char* kPending = testing::kBackfillObservationCosts;  // builtin backfill, pending
+constexpr const char* kFailed = "20240102_0000_traces_failed";        // traces copy, failed
 constexpr const char* kPaused = "20240103_0000_backfill_paused";
 constexpr const char* kFinished = "20240104_0000_scores_finished";
 
@@ -139,13 +138,13 @@ class BadApiInputTest : public ::testing::Test {
                     ->RunScript(std::string(R"sql(
       INSERT INTO background_migrations (name, script) VALUES
         (')sql") + kPending + "', '" +
-                                kBackfillObservationCosts + R"sql('),
+                                testing::kBackfillObservationCosts + R"sql('),
         (')sql" + kFailed + "', '" +
-                                kCopyTraces + R"sql('),
+                                testing::kCopyTraces + R"sql('),
         (')sql" + kPaused + "', '" +
-                                kBackfillObservationCosts + R"sql('),
+                                testing::kBackfillObservationCosts + R"sql('),
         (')sql" + kFinished + "', '" +
-                                kCopyScores + R"sql(');
+                                testing::kCopyScores + R"sql(');
       UPDATE background_migrations SET args = '{"batchSize": 10}',
         state = '{"cursor": {"column": "created_at", "value": "2024-05-03 00:00:00", "id": "t9"}}',
         rows_processed = 500, failed_at = now(), failed_reason = 'source went away', attempts = 1
@@ -165,7 +164,7 @@ class BadApiInputTest : public ::testing::Test {
     o.port = 0;
     o.admin_api_key = kKey;
     o.factory = testing::PgStoreFactory(db_.url());
-    o.registry = &BuiltinRegistry();
+    o.registry = &testing::ExampleRegistry();
     o.request_timeout = seconds(5);  // a body cut short is answered when it passes
     server_.emplace(o);
     ASSERT_GT(server_->port(), 0);
@@ -774,10 +773,10 @@ struct Script {
   bool copy;
 };
 const Script kScripts[] = {
-    {kCopyTraces, "created_at, timestamp", true},
-    {kCopyObservations, "created_at, start_time", true},
-    {kCopyScores, "created_at, timestamp", true},
-    {kBackfillObservationCosts, "", false},
+    {testing::kCopyTraces, "created_at, timestamp", true},
+    {testing::kCopyObservations, "created_at, start_time", true},
+    {testing::kCopyScores, "created_at, timestamp", true},
+    {testing::kBackfillObservationCosts, "", false},
 };
 
 // A realistic saved cursor for `script`, kept through a failure.
@@ -837,7 +836,7 @@ TEST_P(ArgsInTheTableTest, TheMigrationFailsNamingTheKeyAndValueAndKeepsItsCurso
   ASSERT_TRUE(conn_
                   ->Run("INSERT INTO background_migrations (name, script, finished_at) "
                         "VALUES ($1, $1, now())",
-                        {kBackfillObservationCosts})
+                        {testing::kBackfillObservationCosts})
                   .ok());
   for (const Script& s : kScripts) {
     ASSERT_TRUE(conn_
@@ -887,7 +886,7 @@ TEST_P(ArgsInTheTableTest, TheMigrationFailsNamingTheKeyAndValueAndKeepsItsCurso
   ASSERT_EQ(rows.size(), 5u);
   for (const json& row : rows) {
     EXPECT_EQ(row.value("status", ""),
-              row["name"] == kBackfillObservationCosts ? "finished" : "failed")
+              row["name"] == testing::kBackfillObservationCosts ? "finished" : "failed")
         << row.dump();
   }
 }
@@ -935,8 +934,8 @@ TEST_P(OneBadMigrationTest, OthersRunToTheEndAndAFixPlusRetryFinishesIt) {
     if (s.name == bad.name) continue;
     SCOPED_TRACE(s.name);
     // The observations copy waits for the backfill (its prerequisite): pending, not failed.
-    const bool blocked = bad.name == std::string(kBackfillObservationCosts) &&
-                         s.name == std::string(kCopyObservations);
+    const bool blocked = bad.name == std::string(testing::kBackfillObservationCosts) &&
+                         s.name == std::string(testing::kCopyObservations);
     EXPECT_EQ(query("SELECT CASE WHEN finished_at IS NOT NULL THEN 'finished' "
                     "WHEN failed_at IS NOT NULL THEN 'failed' ELSE 'pending' END "
                     "FROM background_migrations WHERE name = $1",

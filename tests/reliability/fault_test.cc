@@ -16,9 +16,8 @@
 #include <thread>
 
 #include "clickhouse/clickhouse_client.h"
-#include "migrations/backfill_observation_costs.h"
-#include "migrations/langfuse_copies.h"
 #include "postgres/pg_connection.h"
+#include "testing/example_app.h"
 #include "testing/private_servers.h"
 #include "testing/process.h"
 
@@ -37,8 +36,9 @@ struct CopyTable {
   const char* migration;
   const char* table;
 };
-constexpr CopyTable kCopies[] = {
-    {kCopyTraces, "traces"}, {kCopyObservations, "observations"}, {kCopyScores, "scores"}};
+constexpr CopyTable kCopies[] = {{testing::kCopyTraces, "traces"},
+                                 {testing::kCopyObservations, "observations"},
+                                 {testing::kCopyScores, "scores"}};
 
 double SecondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -190,19 +190,19 @@ class FaultTest : public ::testing::Test {
 // reports `waiting` (list, events, log) and finishes on its own once the server is back.
 TEST_F(FaultTest, ClickHouseOutageMidCopyIsWaitedOutAndTheCopyFinishes) {
   Seed(30000, 0, 0);
-  PauseAllBut({kCopyTraces});
-  SetArgs(kCopyTraces, {{"batchSize", 500}, {"pauseMs", 200}});
+  PauseAllBut({testing::kCopyTraces});
+  SetArgs(testing::kCopyTraces, {{"batchSize", 500}, {"pauseMs", 200}});
   auto worker = Worker("w-outage");
-  ASSERT_TRUE(WaitFor([&] { return RowsProcessed(kCopyTraces) >= 3000; }, seconds(60)));
+  ASSERT_TRUE(WaitFor([&] { return RowsProcessed(testing::kCopyTraces) >= 3000; }, seconds(60)));
   ASSERT_TRUE(servers_.Kill("clickhouse"));
   const auto down = Clock::now();
-  const int64_t rows_at_stop = RowsProcessed(kCopyTraces);
+  const int64_t rows_at_stop = RowsProcessed(testing::kCopyTraces);
   ASSERT_LT(rows_at_stop, 30000) << "the copy finished before ClickHouse stopped";
 
   nlohmann::json waiting;
   ASSERT_TRUE(WaitFor(
       [&] {
-        waiting = Listed(kCopyTraces);
+        waiting = Listed(testing::kCopyTraces);
         return waiting.is_object() && waiting["status"] == "waiting";
       },
       seconds(15)));
@@ -218,21 +218,21 @@ TEST_F(FaultTest, ClickHouseOutageMidCopyIsWaitedOutAndTheCopyFinishes) {
   ASSERT_TRUE(servers_.Start("clickhouse"));
   const auto up = Clock::now();
   ASSERT_TRUE(worker->Wait(seconds(120)).has_value()) << "the copy did not finish";
-  EXPECT_EQ(Listed(kCopyTraces)["status"], "finished");
-  EXPECT_GE(CountEvents(kCopyTraces, "waiting"), 3);  // backoff 1, 2, 4, 8 ... s
-  EXPECT_EQ(CountEvents(kCopyTraces, "recovered"), 1);
-  EXPECT_EQ(CountEvents(kCopyTraces, "acquired"), 1);  // one lease throughout
+  EXPECT_EQ(Listed(testing::kCopyTraces)["status"], "finished");
+  EXPECT_GE(CountEvents(testing::kCopyTraces, "waiting"), 3);  // backoff 1, 2, 4, 8 ... s
+  EXPECT_EQ(CountEvents(testing::kCopyTraces, "recovered"), 1);
+  EXPECT_EQ(CountEvents(testing::kCopyTraces, "acquired"), 1);  // one lease throughout
   EXPECT_NE(worker->Stderr().find("is waiting: "), std::string::npos);
   const double recovered_after =
       std::stod(PgScalar("SELECT extract(epoch FROM at) - extract(epoch FROM now()) FROM "
                          "background_migration_events "
                          "WHERE migration_name = $1 AND kind = 'recovered'",
-                         {kCopyTraces})) +
+                         {testing::kCopyTraces})) +
       SecondsSince(up);
   EXPECT_LE(recovered_after, 15.0);  // the backoff is capped at 10 s
   std::cout << "figure: ClickHouse down " << outage_s << " s at row " << rows_at_stop
             << "; first batch " << recovered_after << " s after it answered again; "
-            << CountEvents(kCopyTraces, "waiting") << " waits" << std::endl;
+            << CountEvents(testing::kCopyTraces, "waiting") << " waits" << std::endl;
   ExpectExactCopy(kCopies[0]);
 }
 
@@ -240,13 +240,13 @@ TEST_F(FaultTest, ClickHouseOutageMidCopyIsWaitedOutAndTheCopyFinishes) {
 // names ClickHouse; `retry` after the server is back resumes from the saved cursor.
 TEST_F(FaultTest, OutageBeyondTheBudgetFailsNamingClickHouseAndRetryResumes) {
   Seed(20000, 0, 0);
-  PauseAllBut({kCopyTraces});
-  SetArgs(kCopyTraces, {{"batchSize", 500}, {"pauseMs", 200}});
+  PauseAllBut({testing::kCopyTraces});
+  SetArgs(testing::kCopyTraces, {{"batchSize", 500}, {"pauseMs", 200}});
   auto worker = Worker("w-budget", {{"BGMIGRATE_OUTAGE_BUDGET_SECONDS", "4"}});
-  ASSERT_TRUE(WaitFor([&] { return RowsProcessed(kCopyTraces) >= 3000; }, seconds(60)));
+  ASSERT_TRUE(WaitFor([&] { return RowsProcessed(testing::kCopyTraces) >= 3000; }, seconds(60)));
   ASSERT_TRUE(servers_.Kill("clickhouse"));
   ASSERT_TRUE(worker->Wait(seconds(60)).has_value()) << "the worker did not give up";
-  const nlohmann::json failed = Listed(kCopyTraces);
+  const nlohmann::json failed = Listed(testing::kCopyTraces);
   ASSERT_EQ(failed["status"], "failed") << failed.dump();
   const std::string reason = failed["failed_reason"];
   EXPECT_EQ(reason.rfind("gave up after waiting ", 0), 0u) << reason;
@@ -257,17 +257,18 @@ TEST_F(FaultTest, OutageBeyondTheBudgetFailsNamingClickHouseAndRetryResumes) {
   ASSERT_TRUE(cursor.is_object()) << failed.dump();
 
   ASSERT_TRUE(servers_.Start("clickhouse"));
-  ASSERT_EQ(Cli({"retry", kCopyTraces}).exit_code, 0);
+  ASSERT_EQ(Cli({"retry", testing::kCopyTraces}).exit_code, 0);
   auto again = Worker("w-retry");
   ASSERT_TRUE(again->Wait(seconds(120)).has_value());
-  EXPECT_EQ(Listed(kCopyTraces)["status"], "finished");
+  EXPECT_EQ(Listed(testing::kCopyTraces)["status"], "finished");
   // The first batch after the retry starts at the cursor the failure kept.
   const nlohmann::json first = nlohmann::json::parse(
       PgScalar("SELECT detail::text FROM background_migration_events WHERE migration_name = $1 AND "
                "kind = 'batch' AND worker_id = 'w-retry' ORDER BY id LIMIT 1",
-               {kCopyTraces}));
+               {testing::kCopyTraces}));
   EXPECT_EQ(first["from"], cursor);
-  EXPECT_EQ(RowsProcessed(kCopyTraces), 20000) << "rows before the failure: " << rows_before;
+  EXPECT_EQ(RowsProcessed(testing::kCopyTraces), 20000)
+      << "rows before the failure: " << rows_before;
   ExpectExactCopy(kCopies[0]);
 }
 
@@ -275,10 +276,10 @@ TEST_F(FaultTest, OutageBeyondTheBudgetFailsNamingClickHouseAndRetryResumes) {
 // out and finishes without an operator.
 TEST_F(FaultTest, PostgresRestartMidCopyIsWaitedOutAndTheCopyFinishes) {
   Seed(30000, 0, 0);
-  PauseAllBut({kCopyTraces});
-  SetArgs(kCopyTraces, {{"batchSize", 500}, {"pauseMs", 200}});
+  PauseAllBut({testing::kCopyTraces});
+  SetArgs(testing::kCopyTraces, {{"batchSize", 500}, {"pauseMs", 200}});
   auto worker = Worker("w-pg");
-  ASSERT_TRUE(WaitFor([&] { return RowsProcessed(kCopyTraces) >= 3000; }, seconds(60)));
+  ASSERT_TRUE(WaitFor([&] { return RowsProcessed(testing::kCopyTraces) >= 3000; }, seconds(60)));
   pg_.reset();
   ASSERT_TRUE(servers_.Stop("postgres"));
   const auto down = Clock::now();
@@ -286,10 +287,10 @@ TEST_F(FaultTest, PostgresRestartMidCopyIsWaitedOutAndTheCopyFinishes) {
   ASSERT_TRUE(servers_.Start("postgres"));
   const double outage_s = SecondsSince(down);
   ASSERT_TRUE(worker->Wait(seconds(120)).has_value()) << "the copy did not finish";
-  EXPECT_EQ(Listed(kCopyTraces)["status"], "finished");
+  EXPECT_EQ(Listed(testing::kCopyTraces)["status"], "finished");
   EXPECT_NE(worker->Stderr().find("is waiting: "), std::string::npos) << worker->Stderr();
   EXPECT_NE(worker->Stderr().find("Postgres"), std::string::npos);
-  EXPECT_EQ(RowsProcessed(kCopyTraces), 30000);
+  EXPECT_EQ(RowsProcessed(testing::kCopyTraces), 30000);
   std::cout << "figure: Postgres down " << outage_s << " s; finished " << SecondsSince(down)
             << " s after it stopped" << std::endl;
   ExpectExactCopy(kCopies[0]);
@@ -382,34 +383,34 @@ TEST_F(FaultTest, FourWorkersFourMigrationsNeverRunOneTwice) {
 // SIGCONT, it notices, writes nothing more to the migration and leaves it to the new holder.
 TEST_F(FaultTest, WorkerFrozenPastItsLeaseNoticesAndWritesNothingMore) {
   Seed(30000, 0, 0);
-  PauseAllBut({kCopyTraces});
-  SetArgs(kCopyTraces, {{"batchSize", 500}, {"pauseMs", 200}});
+  PauseAllBut({testing::kCopyTraces});
+  SetArgs(testing::kCopyTraces, {{"batchSize", 500}, {"pauseMs", 200}});
   auto frozen = Worker("w-frozen");
-  ASSERT_TRUE(WaitFor([&] { return RowsProcessed(kCopyTraces) >= 3000; }, seconds(60)));
+  ASSERT_TRUE(WaitFor([&] { return RowsProcessed(testing::kCopyTraces) >= 3000; }, seconds(60)));
   frozen->Signal(SIGSTOP);
   std::this_thread::sleep_for(seconds(3));  // the 2 s lease runs out
   auto taker = Worker("w-taker");
-  ASSERT_TRUE(
-      WaitFor([&] { return CountEvents(kCopyTraces, "lease_taken_over") == 1; }, seconds(30)));
+  ASSERT_TRUE(WaitFor([&] { return CountEvents(testing::kCopyTraces, "lease_taken_over") == 1; },
+                      seconds(30)));
   const std::string takeover_id = PgScalar(
       "SELECT id FROM background_migration_events WHERE migration_name = $1 AND "
       "kind = 'lease_taken_over'",
-      {kCopyTraces});
+      {testing::kCopyTraces});
   frozen->Signal(SIGCONT);
   ASSERT_TRUE(frozen->Wait(seconds(60)).has_value()) << "the frozen worker did not stop";
   ASSERT_TRUE(taker->Wait(seconds(120)).has_value());
-  EXPECT_NE(frozen->Stderr().find("Lost the lease of " + std::string(kCopyTraces)),
+  EXPECT_NE(frozen->Stderr().find("Lost the lease of " + std::string(testing::kCopyTraces)),
             std::string::npos)
       << frozen->Stderr();
   // Nothing from the frozen worker after the takeover but its own lease_lost note.
   EXPECT_EQ(PgScalar("SELECT string_agg(kind, ',') FROM background_migration_events WHERE "
                      "migration_name = $1 AND worker_id = 'w-frozen' AND id > $2",
-                     {kCopyTraces, takeover_id}),
+                     {testing::kCopyTraces, takeover_id}),
             "lease_lost");
-  EXPECT_EQ(Listed(kCopyTraces)["status"], "finished");
+  EXPECT_EQ(Listed(testing::kCopyTraces)["status"], "finished");
   EXPECT_EQ(PgScalar("SELECT worker_id FROM background_migration_events WHERE "
                      "migration_name = $1 AND kind = 'finished'",
-                     {kCopyTraces}),
+                     {testing::kCopyTraces}),
             "w-taker");
   ExpectExactCopy(kCopies[0]);
 }

@@ -16,8 +16,8 @@
 #include <thread>
 
 #include "clickhouse/clickhouse_client.h"
-#include "migrations/langfuse_copies.h"
 #include "postgres/pg_connection.h"
+#include "testing/example_app.h"
 #include "testing/freezable_proxy.h"
 #include "testing/private_servers.h"
 #include "testing/process.h"
@@ -93,9 +93,10 @@ class HangTest : public ::testing::Test {
     ProcessResult s = Cli({"seed", "--traces", std::to_string(traces), "--observations", "0",
                            "--scores", "0", "--blob-bytes", "300", "--random-seed", "7"});
     ASSERT_EQ(s.exit_code, 0) << s.err;
-    PgRun("UPDATE background_migrations SET paused_at = now() WHERE name <> $1", {kCopyTraces});
+    PgRun("UPDATE background_migrations SET paused_at = now() WHERE name <> $1",
+          {testing::kCopyTraces});
     PgRun("UPDATE background_migrations SET args = $1::jsonb WHERE name = $2",
-          {nlohmann::json{{"batchSize", 500}, {"pauseMs", 200}}.dump(), kCopyTraces});
+          {nlohmann::json{{"batchSize", 500}, {"pauseMs", 200}}.dump(), testing::kCopyTraces});
   }
 
   PgConnection& Pg() {
@@ -116,15 +117,15 @@ class HangTest : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << sql << ": " << s.ToString();
   }
   int64_t RowsProcessed() {
-    const std::string v =
-        PgScalar("SELECT rows_processed FROM background_migrations WHERE name = $1", {kCopyTraces});
+    const std::string v = PgScalar(
+        "SELECT rows_processed FROM background_migrations WHERE name = $1", {testing::kCopyTraces});
     return v.empty() ? 0 : std::stoll(v);
   }
   nlohmann::json Listed() {
     ProcessResult r = Cli({"list", "--json"});
     if (r.exit_code != 0) return nullptr;
     for (const nlohmann::json& row : nlohmann::json::parse(r.out)) {
-      if (row["name"] == kCopyTraces) return row;
+      if (row["name"] == testing::kCopyTraces) return row;
     }
     return nullptr;
   }

@@ -16,6 +16,7 @@
 
 #include "core/pg_control_store.h"
 #include "core/registry.h"
+#include "testing/example_app.h"
 #include "testing/running_web_server.h"
 #include "testing/test_database.h"
 #include "web/server.h"
@@ -134,7 +135,7 @@ class SlowClientsTest : public ::testing::Test {
     o.port = 0;
     o.admin_api_key = "slow-clients-key";
     o.factory = testing::PgStoreFactory(db_.url());
-    o.registry = &BuiltinRegistry();
+    o.registry = &testing::ExampleRegistry();
     return o;
   }
 

@@ -35,10 +35,12 @@ ChildProcess::ChildProcess(const std::string& binary, const std::vector<std::str
   // process's clients open it again on their next call, after the child is gone).
   ReleaseEmbeddedClickHouse();
   const std::string schema_dir = ExampleSchemaDir();
+  const std::string migrations_dir = ExampleMigrationsDir();
   pid_ = fork();
   if (pid_ == 0) {
     // The example application's schema, unless the test (or its caller) names another.
     setenv("BGMIGRATE_SCHEMA_DIR", schema_dir.c_str(), 0);
+    setenv("BGMIGRATE_MIGRATIONS_DIR", migrations_dir.c_str(), 0);
     for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
     if (!freopen(out_path_.c_str(), "w", stdout) || !freopen(err_path_.c_str(), "w", stderr)) {
       _exit(127);
