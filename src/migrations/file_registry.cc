@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "core/readiness.h"
+#include "migrations/clickhouse_partitions.h"
 #include "migrations/postgres_batches.h"
 
 namespace bgm {
@@ -12,7 +13,7 @@ std::vector<MigrationSpec> SpecsFromFiles(const std::vector<MigrationFile>& file
                                           std::vector<FileProblem>& problems) {
   std::vector<MigrationSpec> specs;
   for (const MigrationFile& f : files) {
-    if (f.kind != MigrationKind::kPostgres) {
+    if (f.kind != MigrationKind::kPostgres && f.kind != MigrationKind::kClickHouse) {
       problems.push_back({f.path, 0,
                           std::string("kind ") + MigrationKindName(f.kind) +
                               " is not supported by this bgmigrate yet (only postgres); remove "
@@ -20,7 +21,11 @@ std::vector<MigrationSpec> SpecsFromFiles(const std::vector<MigrationFile>& file
       continue;
     }
     MigrationSpec spec{f.name, f.description, f.prerequisites,
-                       [f] { return NewPostgresBatches(f); }};
+                       [f]() -> std::unique_ptr<BackgroundMigration> {
+                         if (f.kind == MigrationKind::kClickHouse)
+                           return NewClickHousePartitions(f);
+                         return NewPostgresBatches(f);
+                       }};
     spec.source_path = f.path;
     spec.checksum = f.checksum;
     if (f.gate) {
