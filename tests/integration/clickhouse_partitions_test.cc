@@ -10,7 +10,9 @@
 #include <thread>
 
 #include "clickhouse/client_factory.h"
+#include "migrations/file_check.h"
 #include "testing/test_clickhouse.h"
+#include "testing/test_database.h"
 
 namespace bgm {
 namespace {
@@ -286,6 +288,48 @@ TEST_F(ClickHousePartitionsTest, PartitionIdsAreBoundAsQuotedLiterals) {
   RecordingContext ctx(ch_, nlohmann::json::object());
   ASSERT_TRUE(m->Run(ctx).ok());
   EXPECT_EQ(ch_.Scalar("SELECT p FROM tries"), id);
+}
+
+TEST_F(ClickHousePartitionsTest, CheckNamesAMissingTableAndAStatementThatDoesNotParse) {
+  testing::TestDatabase db;
+  ASSERT_TRUE(db.ok());
+  MigrationFile good = File("events",
+                            "INSERT INTO events_by_kind SELECT * FROM events WHERE "
+                            "toString(toYYYYMM(ts)) = {partition}",
+                            "ALTER TABLE events_by_kind DROP PARTITION ID {partition}");
+  MigrationFile missing = File("nope", "SELECT {partition}");
+  missing.path = "m/missing.toml";
+  MigrationFile bad = File("events",
+                           "INSERT INTO events_by_kind SELEC * FROM events WHERE "
+                           "toString(toYYYYMM(ts)) = {partition}");
+  bad.path = "m/bad.toml";
+  FileCheckReport r =
+      CheckFilesAgainstDatabases({good, missing, bad}, db.url(),
+                                 {testing::TestClickHouseUrl(), "default", "", ch_.database()});
+  std::vector<std::string> problems;
+  for (const FileProblem& p : r.problems) problems.push_back(p.ToString());
+  ASSERT_GE(problems.size(), 1u);
+  EXPECT_EQ(problems[0],
+            "m/missing.toml: [clickhouse] table nope does not exist in ClickHouse "
+            "database " +
+                ch_.database() + " (CLICKHOUSE_DB); fix the table name or create the table first");
+  if (ch_.client().Query("EXPLAIN AST SELECT 1").ok()) {
+    EXPECT_TRUE(r.notes.empty()) << r.notes[0];
+    ASSERT_EQ(problems.size(), 2u);
+    EXPECT_TRUE(problems[1].starts_with(
+        "m/bad.toml: [clickhouse] statement does not parse: ClickHouse error 62: "))
+        << problems[1];
+  } else {  // 18.16: only the table is checked, and the notes say so
+    EXPECT_EQ(problems.size(), 1u);
+    EXPECT_EQ(r.notes,
+              (std::vector<std::string>{
+                  good.path + ": before and statement not parsed: this ClickHouse has no EXPLAIN "
+                              "(added in 20.6); the server parses them when the migration runs",
+                  "m/bad.toml: before and statement not parsed: this ClickHouse has no "
+                  "EXPLAIN (added in 20.6); the server parses them when the migration "
+                  "runs"}));
+  }
+  EXPECT_EQ(ch_.Scalar("SELECT count() FROM events_by_kind"), "0");  // nothing ran
 }
 
 // A worker killed while its partition's INSERT ... SELECT still ran on the server: the next
