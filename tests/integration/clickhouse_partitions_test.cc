@@ -5,18 +5,26 @@
 #include "migrations/clickhouse_partitions.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "clickhouse/client_factory.h"
 #include "migrations/file_check.h"
+#include "testing/process.h"
 #include "testing/test_clickhouse.h"
 #include "testing/test_database.h"
 
 namespace bgm {
 namespace {
 
+using testing::ChildProcess;
+using testing::ProcessResult;
+using testing::RunProcess;
 using testing::TestClickHouse;
 
 constexpr const char* kName = "20250601_1200_rebuild_events";
@@ -366,6 +374,117 @@ TEST_F(ClickHousePartitionsTest, ATryStillRunningOnTheServerIsAwaitedNotSentAgai
   EXPECT_EQ(Months("events_by_kind"), Months("events"));  // January once, not twice
   ASSERT_EQ(ctx.batches.size(), 3u);
   EXPECT_EQ(ctx.batches[0].to, "202401");
+}
+
+// The same file run by real worker processes: one is killed with SIGKILL while its partition's
+// INSERT ... SELECT runs on the server; the next waits for that query instead of sending it
+// again, and the target ends with every row exactly once.
+class ClickHousePartitionsWorkerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(db_.ok());
+    ASSERT_TRUE(ch_.ok());
+    if (testing::TestClickHouseIsEmbedded()) {
+      GTEST_SKIP() << "one embedded data directory belongs to one process: the test and its "
+                      "workers cannot share it";
+    }
+    conn_.emplace(db_.Connect());
+    dir_ = std::filesystem::temp_directory_path() /
+           ("bgm-chparts-" + std::to_string(::getpid()) + "-" + db_.name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::map<std::string, std::string> Env(const std::string& worker) {
+    return {{"DATABASE_URL", db_.url()},       {"CLICKHOUSE_URL", ch_.url()},
+            {"CLICKHOUSE_USER", "default"},    {"CLICKHOUSE_PASSWORD", ""},
+            {"CLICKHOUSE_DB", ch_.database()}, {"BGMIGRATE_MIGRATIONS_DIR", dir_.string()},
+            {"BGMIGRATE_LEASE_SECONDS", "2"},  {"BGMIGRATE_POLL_SECONDS", "0.2"},
+            {"BGMIGRATE_WORKER_ID", worker}};
+  }
+  std::string Pg(const std::string& sql) {
+    Result<PgResult> r = conn_->Exec(sql);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() && r->rows() > 0 && !r->IsNull(0, 0) ? std::string(r->Get(0, 0)) : "NULL";
+  }
+
+  testing::TestDatabase db_;
+  TestClickHouse ch_;
+  std::optional<PgConnection> conn_;
+  std::filesystem::path dir_;
+};
+
+TEST_F(ClickHousePartitionsWorkerTest, AKillNineMidPartitionIsAwaitedAndEveryRowArrivesOnce) {
+  const char* columns = "(ts DateTime, id UInt64, kind String)";
+  ASSERT_TRUE(ch_.client()
+                  .Execute(std::string("CREATE TABLE events ") + columns +
+                           " ENGINE = MergeTree PARTITION BY toYYYYMM(ts) ORDER BY id")
+                  .ok());
+  ASSERT_TRUE(ch_.client()
+                  .Execute(std::string("CREATE TABLE events_v2 ") + columns +
+                           " ENGINE = MergeTree PARTITION BY toYYYYMM(ts) ORDER BY (kind, id)")
+                  .ok());
+  // Three months of two parts each: 2,000 rows a month, read in two blocks.
+  for (int part = 0; part < 6; ++part) {
+    const std::string month = "2024-0" + std::to_string(1 + part / 2) + "-01 00:00:00";
+    ASSERT_TRUE(ch_.client()
+                    .Execute("INSERT INTO events SELECT toDateTime('" + month + "') + number, " +
+                             std::to_string(part * 1000) +
+                             " + number, concat('k', toString(number % 3)) FROM numbers(1000)")
+                    .ok());
+  }
+  // Each partition takes about 5.6 s (2.8 s per block of 1,000 rows).
+  std::ofstream(dir_ / (std::string(kName) + ".toml")) << R"(description = "events into events_v2"
+kind = "clickhouse"
+
+[clickhouse]
+table = "events"
+before = "ALTER TABLE events_v2 DROP PARTITION ID {partition}"
+statement = '''
+INSERT INTO events_v2 SELECT * FROM events
+WHERE toString(toYYYYMM(ts)) = {partition} AND sleepEachRow(0.0028) = 0
+'''
+)";
+  ProcessResult m = RunProcess(BGM_BINARY, {"migrate"}, Env("cli"));
+  ASSERT_EQ(m.exit_code, 0) << m.out << m.err;
+  ASSERT_TRUE(
+      conn_->Run("UPDATE background_migrations SET paused_at = now() WHERE name <> $1", {kName})
+          .ok());
+
+  const std::string prefix = ClickHousePartitionQueryIdPrefix(kName, "202402");
+  const std::string running =
+      "SELECT count() FROM system.processes WHERE query_id = '" + prefix + "1'";
+  {
+    ChildProcess w(BGM_BINARY, {"worker"}, Env("w1"));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (ch_.Scalar(running) != "1") {  // February's statement runs
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "February never started";
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    w.Signal(SIGKILL);
+    ASSERT_TRUE(w.Wait(std::chrono::seconds(10)).has_value());
+  }
+  EXPECT_EQ(Pg(std::string("SELECT rows_processed FROM background_migrations WHERE name = '") +
+               kName + "'"),
+            "2000");  // January only
+
+  ChildProcess w2(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w2"));
+  const std::optional<int> exit = w2.Wait(std::chrono::seconds(90));
+  ASSERT_TRUE(exit.has_value()) << "the second worker did not finish";
+  EXPECT_EQ(*exit, 0) << w2.Stderr();
+  EXPECT_NE(w2.Stderr().find("query " + prefix + "1 of an earlier worker still runs"),
+            std::string::npos)
+      << w2.Stderr();
+  EXPECT_EQ(ch_.Scalar("SELECT concat(toString(count()), ' ', toString(uniqExact(id)), ' ', "
+                       "toString(sum(id))) FROM events_v2"),
+            "6000 6000 17997000");
+  EXPECT_EQ(Pg(std::string("SELECT rows_processed FROM background_migrations WHERE name = '") +
+               kName + "'"),
+            "6000");
+  EXPECT_NE(
+      Pg(std::string("SELECT finished_at FROM background_migrations WHERE name = '") + kName + "'"),
+      "NULL");
 }
 
 }  // namespace
