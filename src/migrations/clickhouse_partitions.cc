@@ -284,6 +284,7 @@ class ClickHousePartitions final : public BackgroundMigration {
       if (last.code() == StatusCode::kCancelled && ctx.stop_requested()) return last;
       if (IsTransient(last)) return last.WithContext(where);
       if (!IsWorthAnotherTry(last) || attempt == attempts) break;
+      if (ctx.stop_requested()) return Cancelled("stop requested");
       spdlog::warn("{}: {} failed on try {} of {} ({}); trying again with {}", ctx.name(), where,
                    attempt, attempts, last.message(), SettingsText(TrySettings(attempt + 1)));
     }
@@ -321,23 +322,42 @@ class ClickHousePartitions final : public BackgroundMigration {
       settings.emplace_back("query_id", query_id);
       if (settings_.contains("log_queries")) settings.emplace_back("log_queries", "1");
     }
-    BGM_RETURN_IF_ERROR(ch_->Execute(ClickHousePartitionStatement(sql, id), settings));
+    if (Status s = ch_->Execute(ClickHousePartitionStatement(sql, id), settings); !s.ok()) {
+      // An engine that waits for mutations itself (mutations_sync, chDB) fails the ALTER when
+      // its mutation fails, and keeps retrying the mutation: kill it.
+      KillFailedMutations(sql);
+      return s;
+    }
     return AwaitMutations(ctx, sql);
+  }
+
+  // The system.mutations condition for the table an ALTER TABLE statement changes; nullopt for
+  // other statements.
+  static std::optional<std::string> MutationsOf(const std::string& sql) {
+    const std::optional<std::pair<std::string, std::string>> altered = AlteredTable(sql);
+    if (!altered) return std::nullopt;
+    return "database = " +
+           (altered->first.empty() ? std::string("currentDatabase()")
+                                   : ClickHouseStringLiteral(altered->first)) +
+           " AND table = " + ClickHouseStringLiteral(altered->second);
+  }
+
+  void KillFailedMutations(const std::string& sql) {
+    const std::optional<std::string> where = MutationsOf(sql);
+    if (!where || !mutation_fail_reason_) return;
+    (void)ch_->Execute("KILL MUTATION WHERE " + *where +
+                       " AND NOT is_done AND latest_fail_reason != '' SYNC");
   }
 
   // For an ALTER TABLE statement: waits until the table has no unfinished mutation (ours
   // included). A mutation that reports a failure is killed and fails the try. On 18.16, which
   // reports no failure, a failing mutation is waited for until the worker is stopped.
   Status AwaitMutations(MigrationContext& ctx, const std::string& sql) {
-    const std::optional<std::pair<std::string, std::string>> altered = AlteredTable(sql);
-    if (!altered) return Status::Ok();
-    const std::string where = "database = " +
-                              (altered->first.empty() ? std::string("currentDatabase()")
-                                                      : ClickHouseStringLiteral(altered->first)) +
-                              " AND table = " + ClickHouseStringLiteral(altered->second);
+    const std::optional<std::string> of = MutationsOf(sql);
+    if (!of) return Status::Ok();
     const std::string query =
         "SELECT mutation_id, " + std::string(mutation_fail_reason_ ? "latest_fail_reason" : "''") +
-        " FROM system.mutations WHERE " + where + " AND NOT is_done FORMAT TabSeparated";
+        " FROM system.mutations WHERE " + *of + " AND NOT is_done FORMAT TabSeparated";
     SystemClock clock;
     auto poll = kFirstPoll;
     for (;;) {
@@ -347,10 +367,8 @@ class ClickHousePartitions final : public BackgroundMigration {
       if (rows.empty()) return Status::Ok();
       for (const Row& r : rows) {
         if (r.size() == 2 && !r[1].empty()) {
-          (void)ch_->Execute("KILL MUTATION WHERE " + where +
-                             " AND mutation_id = " + ClickHouseStringLiteral(r[0]));
-          return Internal("mutation " + r[0] + " of " + altered->second + " failed: " + r[1] +
-                          " (the mutation was killed)");
+          KillFailedMutations(sql);
+          return Internal("mutation " + r[0] + " failed: " + r[1] + " (the mutation was killed)");
         }
       }
       if (!clock.SleepFor(poll, ctx.stop_token())) return Cancelled("stop requested");
