@@ -288,6 +288,23 @@ TEST_F(ClickHousePartitionsTest, AWrongStatementFailsAtOnceAndAMissingTableIsNam
   EXPECT_EQ(ch_.Scalar("SELECT count() FROM tries"), "1");  // not tried again
   EXPECT_TRUE(ctx.batches.empty());
 
+  // {partition} used as a number: the error says what {partition} is and how to use it.
+  auto misused = NewClickHousePartitions(
+      File("events",
+           "INSERT INTO events_by_kind SELECT * FROM events WHERE toYYYYMM(ts) = {partition} + 0"));
+  RecordingContext misused_ctx(ch_, nlohmann::json::object());
+  s = misused->Run(misused_ctx);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+  EXPECT_TRUE(
+      s.message().starts_with("partition 202401 of events failed on try 1 of 3 (default "
+                              "settings): ClickHouse error 43: "))
+      << s.message();
+  EXPECT_TRUE(s.message().ends_with(
+      "; {partition} is the partition id as a String literal ('202401'): compare it with a "
+      "String, e.g. toString(toYYYYMM(ts)) = {partition} or _partition_id = {partition}, or use "
+      "DROP PARTITION ID {partition}"))
+      << s.message();
+
   auto missing = NewClickHousePartitions(File("nope", "SELECT {partition}"));
   RecordingContext ctx2(ch_, nlohmann::json::object());
   s = missing->Run(ctx2);
