@@ -155,6 +155,13 @@ class ClickHousePartitions final : public BackgroundMigration {
   Status Validate(const nlohmann::json& args) const override { return schema_.Validate(args); }
 
   Status Run(MigrationContext& ctx) override {
+    Status s = RunPartitions(ctx);
+    ch_.reset();  // the connection is not kept between runs
+    return s;
+  }
+
+ private:
+  Status RunPartitions(MigrationContext& ctx) {
     nlohmann::json args = defaults_;
     for (const auto& [k, v] : ctx.args().items()) args[k] = v;
     const int attempts = static_cast<int>(IntArg(args, "attempts", kDefaultAttempts));
@@ -234,7 +241,6 @@ class ClickHousePartitions final : public BackgroundMigration {
     return Status::Ok();
   }
 
- private:
   // Which of the settings we send this server has, and whether system.mutations reports
   // failures (latest_fail_reason, not in 18.16).
   Status ReadServerFeatures() {

@@ -117,6 +117,15 @@ class ClickHousePartitionsTest : public ::testing::Test {
     return r.ok() ? *r : "";
   }
 
+  // Per month: the row count and a sum of row hashes, equal only for the same rows.
+  std::string Digest(const std::string& table) {
+    Result<std::string> r = ch_.client().Query(
+        "SELECT toYYYYMM(ts) m, count(), sum(cityHash64(ts, id, kind, score)) FROM " + table +
+        " GROUP BY m ORDER BY m FORMAT TabSeparated");
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : "";
+  }
+
   TestClickHouse ch_;
 };
 
@@ -137,7 +146,7 @@ TEST_F(ClickHousePartitionsTest, ARebuildCopiesEachPartitionOnceIntoTheNewSortOr
             "202401\t1000\t499500\t0\t7\n"
             "202402\t700\t944650\t0\t5\n"
             "202403\t300\t554850\t0\t1\n");
-  EXPECT_EQ(Months("events_by_kind"), Months("events"));
+  EXPECT_EQ(Digest("events_by_kind"), Digest("events"));
   EXPECT_EQ(ch_.Scalar("SELECT count() FROM events_by_kind WHERE id = 999999"), "0");
   // The new sort order: January's one part read in order starts with kind k0's ids 0, 7, 14.
   Result<std::string> first = ch_.client().Query(
@@ -199,7 +208,7 @@ TEST_F(ClickHousePartitionsTest, ASecondRunContinuesAfterTheCheckpointAndRedoesN
   RecordingContext second(ch_, nlohmann::json::object(), first.state());
   Status s = m->Run(second);
   ASSERT_TRUE(s.ok()) << s.ToString();
-  EXPECT_EQ(Months("events_by_kind"), Months("events"));
+  EXPECT_EQ(Digest("events_by_kind"), Digest("events"));
   ASSERT_EQ(second.batches.size(), 1u);
   EXPECT_EQ(second.batches[0].from, "202402");
   EXPECT_EQ(second.batches[0].to, "202403");
