@@ -64,8 +64,8 @@ fi
 status=0
 echo "test: running the suite (Debug build)" >&2
 ctest --test-dir build/test --output-on-failure -j"$jobs" "$@" || status=1
-# The same ClickHouse contract, schema and copy tests on the embedded engine (chDB 26.7, the
-# current-version schema). Each test process opens its own data directory under this folder
+# The same ClickHouse contract, schema, copy and partition-migration tests on the embedded
+# engine (chDB 26.7, the current-version schema). Each test process opens its own data directory under this folder
 # (one data path belongs to one process). Debug build only: an ASan process cannot load the
 # prebuilt libchdb.so (it dies with SEGV while loading; bgmigrate refuses it there instead).
 if [[ $# -eq 0 ]]; then
@@ -74,7 +74,7 @@ if [[ $# -eq 0 ]]; then
   rm -rf "$chdb_dir"
   BGM_TEST_CLICKHOUSE_URL="embedded://$chdb_dir" \
     ctest --test-dir build/test --output-on-failure -j"$jobs" -L integration \
-      -R '^(ClickHouseClientTest|ClickHouseClientConfigTest|ClickHouseSchemaTest|MigrateCommandTest|CopyTest|FileCopyTest|BuiltinFilesTest|EmbeddedClickHouseTest)\.' ||
+      -R '^(ClickHouseClientTest|ClickHouseClientConfigTest|ClickHouseSchemaTest|MigrateCommandTest|CopyTest|FileCopyTest|BuiltinFilesTest|EmbeddedClickHouseTest|ClickHousePartitionsTest)\.' ||
     status=1
   rm -rf "$chdb_dir"
 fi

@@ -1,8 +1,10 @@
 // Checks migration files against the databases they name, without running or changing
 // anything: for the postgres kind, the table and key (CheckPostgresBatchTable) and that the
 // statement parses; for postgres_to_clickhouse, the SELECT's output columns (from a temporary
-// view, rolled back) against the target's columns and types. Statements are only
-// prepared (PREPARE / DEALLOCATE), never executed. Used by `bgmigrate check`.
+// view, rolled back) against the target's columns and types; for clickhouse, the table in
+// ClickHouse and that `before` and `statement` parse (EXPLAIN AST, where the server has it).
+// Statements are only prepared (PREPARE / DEALLOCATE) or explained, never executed. Used by
+// `bgmigrate check`.
 #pragma once
 
 #include <string>

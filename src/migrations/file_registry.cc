@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "core/readiness.h"
+#include "migrations/clickhouse_partitions.h"
 #include "migrations/file_copy.h"
 #include "migrations/postgres_batches.h"
 
@@ -22,6 +23,7 @@ std::vector<MigrationSpec> SpecsFromFiles(const std::vector<MigrationFile>& file
         spec.create = [f] { return NewFileCopy(f); };
         break;
       case MigrationKind::kClickHouse:
+        spec.create = [f] { return NewClickHousePartitions(f); };
         break;
     }
     if (!spec.create) {
