@@ -429,7 +429,7 @@ Result<Cursor> CursorFromState(const nlohmann::json& state, const std::vector<st
     const std::string column = j["column"].get<std::string>();
     if (names.size() != 2 || names[0] != column || names[1] != "id") {
       return InvalidArgument("the saved cursor is on (" + column + ", id) but the key is " +
-                             key_text() + "; set cursorColumn back, or retry with --from-start");
+                             key_text() + "; retry with --from-start to copy from the beginning");
     }
     c.values = {j["value"].get<std::string>(), j["id"].get<std::string>()};
     return c;
@@ -443,8 +443,7 @@ Result<Cursor> CursorFromState(const nlohmann::json& state, const std::vector<st
   for (const std::string& n : names) {
     if (!j.contains(n) || !j[n].is_string() || j.size() != names.size()) {
       return InvalidArgument("the saved cursor is on (" + saved + ") but the key is " + key_text() +
-                             "; set cursorColumn back, or retry with --from-start to copy from "
-                             "the beginning");
+                             "; retry with --from-start to copy from the beginning");
     }
     c.values.push_back(j[n].get<std::string>());
   }

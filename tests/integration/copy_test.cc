@@ -486,19 +486,19 @@ TEST_F(CopyTest, KilledWorkerRestartedRepeatedlyLosesAndDuplicatesNothing) {
 
 // Regression (issue 12): the bounds used to be 2020-2099, around all the seeded data, so the
 // test passed with the bounds ignored. Now they cut the data, with a row on each bound.
-TEST_F(CopyTest, CursorColumnAndDateBoundsAreHonoured) {
+// The bounds apply to the copy's first key column, created_at (set to the timestamp here).
+TEST_F(CopyTest, DateBoundsAreHonouredAndASavedCursorOfAnotherKeyIsRefused) {
   Seed(1000, 0, 0, 100);
   ASSERT_TRUE(conn_
                   ->RunScript(R"sql(
     INSERT INTO traces (id, "timestamp", name, project_id) VALUES
       ('on-min', '2024-01-01 00:00:00', 'n', 'p1'),
       ('on-max', '2024-03-01 00:00:00', 'n', 'p1');
+    UPDATE traces SET created_at = "timestamp";
   )sql")
                   .ok());
-  SetArgs(testing::kCopyTraces, {{"cursorColumn", "timestamp"},
-                                 {"minDate", "2024-01-01"},
-                                 {"maxDate", "2024-03-01T00:00:00Z"},
-                                 {"batchSize", 100}});
+  SetArgs(testing::kCopyTraces,
+          {{"minDate", "2024-01-01"}, {"maxDate", "2024-03-01T00:00:00Z"}, {"batchSize", 100}});
   RunWorker();
   const std::vector<std::string> expected = PgIds(
       "SELECT id FROM traces WHERE \"timestamp\" >= '2024-01-01' AND \"timestamp\" < "
@@ -513,21 +513,22 @@ TEST_F(CopyTest, CursorColumnAndDateBoundsAreHonoured) {
                        "toDateTime('2024-03-01 00:00:00', 'UTC')"),
             "0")
       << "no row outside the window";
-  EXPECT_EQ(PgScalar("SELECT state->'cursor' ? 'timestamp' FROM background_migrations WHERE "
+  EXPECT_EQ(PgScalar("SELECT state->'cursor' ? 'created_at' FROM background_migrations WHERE "
                      "name = '" +
                      std::string(testing::kCopyTraces) + "'"),
             "t");
-  // Changing the cursor column under a saved cursor is refused with advice.
+  // A cursor saved on another key (by an older bgmigrate's cursorColumn) is refused with advice.
   ASSERT_TRUE(conn_
-                  ->Run("UPDATE background_migrations SET finished_at = NULL, args = "
-                        "'{\"cursorColumn\": \"created_at\"}' WHERE name = $1",
+                  ->Run("UPDATE background_migrations SET finished_at = NULL, args = '{}', state "
+                        "= '{\"cursor\": {\"column\": \"timestamp\", \"value\": "
+                        "\"2024-02-01 00:00:00\", \"id\": \"x\"}}' WHERE name = $1",
                         {testing::kCopyTraces})
                   .ok());
   ProcessResult r = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w2"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(FailedReason(testing::kCopyTraces),
-            "the saved cursor is on (id, timestamp) but the key is (created_at, id); set "
-            "cursorColumn back, or retry with --from-start to copy from the beginning");
+            "the saved cursor is on (timestamp, id) but the key is (created_at, id); retry with "
+            "--from-start to copy from the beginning");
 }
 
 // Traces at fixed UTC times of 2024-05-03 (timestamp without time zone holds UTC), for the
@@ -538,8 +539,8 @@ class CopyDateBoundsTest : public CopyTest {
     CopyTest::SetUp();
     ASSERT_TRUE(conn_
                     ->RunScript(R"sql(
-      INSERT INTO traces (id, "timestamp", name, project_id)
-      SELECT 'at-' || to_char(t, 'HH24MI'), t, 'n', 'p1'
+      INSERT INTO traces (id, "timestamp", created_at, name, project_id)
+      SELECT 'at-' || to_char(t, 'HH24MI'), t, t, 'n', 'p1'
       FROM unnest(ARRAY['2024-05-03 04:00', '2024-05-03 04:59:59.999', '2024-05-03 05:00',
                         '2024-05-03 05:30', '2024-05-03 05:59:59.999', '2024-05-03 06:00',
                         '2024-05-03 10:00', '2024-05-03 10:30', '2024-05-03 11:00']
@@ -548,10 +549,9 @@ class CopyDateBoundsTest : public CopyTest {
                     .ok());
   }
 
-  // Runs the traces copy on "timestamp" between the bounds; the ids ClickHouse then holds.
+  // Runs the traces copy between the bounds (on created_at); the ids ClickHouse then holds.
   std::vector<std::string> CopyBetween(const std::string& min_date, const std::string& max_date) {
-    SetArgs(testing::kCopyTraces,
-            {{"cursorColumn", "timestamp"}, {"minDate", min_date}, {"maxDate", max_date}});
+    SetArgs(testing::kCopyTraces, {{"minDate", min_date}, {"maxDate", max_date}});
     RunWorker();
     return ChIds("traces");
   }
@@ -575,9 +575,8 @@ TEST_F(CopyDateBoundsTest, OffsetsMeanWhatTheySay) {
 // Regression (issue 12): an inverted pair in mixed forms passed the text comparison and the
 // copy finished having copied nothing.
 TEST_F(CopyDateBoundsTest, InvertedMixedPairIsRefusedNamingBothBounds) {
-  SetArgs(testing::kCopyTraces, {{"cursorColumn", "timestamp"},
-                                 {"minDate", "2024-05-03 11:00:00"},
-                                 {"maxDate", "2024-05-03T10:00:00Z"}});
+  SetArgs(testing::kCopyTraces,
+          {{"minDate", "2024-05-03 11:00:00"}, {"maxDate", "2024-05-03T10:00:00Z"}});
   ProcessResult r = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w1"));
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_EQ(FailedReason(testing::kCopyTraces),
@@ -606,10 +605,11 @@ TEST_F(CopyTest, TimestampOutsideTheTargetTypeFailsTheBatchNamingRowColumnAndVal
   const std::string range = dt64 ? "1900-01-01 00:00:00.000 to 2299-12-31 23:59:59.999 UTC"
                                  : "1970-01-01 00:00:00 to 2106-02-07 06:28:15 UTC";
   EXPECT_EQ(FailedReason(testing::kCopyTraces),
-            "encoding traces row (created_at, id) = (2024-05-03 10:01:00, old): column "
-            "timestamp = \"" +
-                bad + "\" is outside what ClickHouse " + (dt64 ? "DateTime64(3)" : "DateTime") +
-                " holds (" + range + "); correct or delete the row in Postgres, then retry");
+            std::string("encoding ") + testing::kCopyTraces +
+                " row (created_at, id) = (2024-05-03 10:01:00, old): column timestamp: \"" + bad +
+                "\" cannot be written as " + (dt64 ? "DateTime64(3)" : "DateTime") +
+                ": outside what " + (dt64 ? "DateTime64(3)" : "DateTime") + " holds (" + range +
+                ")");
   EXPECT_EQ(ch_.Scalar("SELECT count() FROM traces WHERE id = 'old'"), "0");
   EXPECT_EQ(ChCount("traces", false), 0) << "the failed batch wrote nothing";
 }

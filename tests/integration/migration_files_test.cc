@@ -254,10 +254,8 @@ TEST_F(MigrationFilesTest, TheGateOpensOnlyWhenTheNamedMigrationsHaveFinished) {
                             "gate: closed: 1 of 1 background migrations have not finished\n");
   ProcessResult all = Cli({"gate"});
   EXPECT_EQ(all.exit_code, 1);
-  EXPECT_NE(all.out.find("20241024_1730_migrate_traces_from_pg_to_ch: paused; `bgmigrate resume "
-                         "20241024_1730_migrate_traces_from_pg_to_ch` lets workers continue\n"),
-            std::string::npos)
-      << all.out;
+  // Without names: every registered migration, here only the folder's one file.
+  EXPECT_EQ(all.out, closed.out);
 
   ProcessResult run = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w1"));
   ASSERT_EQ(run.exit_code, 0) << run.err;
