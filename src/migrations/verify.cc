@@ -525,8 +525,8 @@ class Verifier {
     }
     right += ", toUInt8(1) AS bgm_present FROM " + TargetFrom() + " AND (" + target_keys_ +
              ") IN (SELECT " + target_keys_ + " FROM " + scratch_ + ")";
-    return "SELECT " + outer + " FROM " + scratch_ + " ALL LEFT JOIN (" + right + ") USING (" +
-           target_keys_ + ") WHERE " + differs;
+    return "SELECT " + outer + " FROM " + scratch_ + " ALL LEFT JOIN (" + right +
+           ") AS bgm_target USING (" + target_keys_ + ") WHERE " + differs;
   }
 
   Status CompareScratch() {
