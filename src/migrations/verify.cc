@@ -125,6 +125,7 @@ namespace {
 
 constexpr int64_t kChunkRows = 2000;  // rows compared by content per scratch insert
 constexpr int64_t kMaxSample = 1000000;
+constexpr size_t kScratchBytes = 32 << 20;  // encoded rows compared at once, at most
 
 // A ClickHouse identifier, back-quoted.
 std::string ChIdent(std::string_view name) {
@@ -469,41 +470,51 @@ class Verifier {
     return sql + source_keys_ + " FROM " + plan_.from + " WHERE true";
   }
 
-  // Reads the rows of `sql`, encodes them into the scratch table and compares them. The key
-  // values of the last row read go to `last`.
+  // Reads the rows of `sql`, encodes them as the copy does and compares them through the
+  // scratch table, up to 32 MiB of encoded rows at a time. The key values of the last row read
+  // go to `last`.
   Status CompareRows(const std::string& sql, const std::vector<PgParam>& params, int64_t* read,
                      std::vector<std::string>* last) {
     std::string body;
-    int64_t rows = 0;
-    {
-      PgRowStream stream(pg_);
-      BGM_RETURN_IF_ERROR(stream.Start(sql, params));
-      const int blob_col = static_cast<int>(plan_.select_list.size());
-      const int key_col = blob_col + static_cast<int>(plan_.blob_list.size());
-      Sink sink(body, stream, blob_col);
-      while (true) {
-        Result<bool> more = stream.Next();
-        if (!more.ok()) return more.status().WithContext("reading " + plan_.source);
-        if (!*more) break;
-        ++rows;
-        if (last != nullptr) {
-          last->clear();
-          for (size_t i = 0; i < keys_.size(); ++i) {
-            last->emplace_back(stream.Get(key_col + static_cast<int>(i)));
-          }
+    int64_t rows = 0, pending = 0;
+    PgRowStream stream(pg_);
+    BGM_RETURN_IF_ERROR(stream.Start(sql, params));
+    const int blob_col = static_cast<int>(plan_.select_list.size());
+    const int key_col = blob_col + static_cast<int>(plan_.blob_list.size());
+    Sink sink(body, stream, blob_col);
+    while (true) {
+      Result<bool> more = stream.Next();
+      if (!more.ok()) return more.status().WithContext("reading " + plan_.source);
+      if (!*more) break;
+      ++rows;
+      ++pending;
+      if (last != nullptr) {
+        last->clear();
+        for (size_t i = 0; i < keys_.size(); ++i) {
+          last->emplace_back(stream.Get(key_col + static_cast<int>(i)));
         }
-        Status s = plan_.encode(SourceRow(stream, plan_.select_list), sink);
-        if (!s.ok()) {
-          std::string key;
-          for (size_t i = 0; i < keys_.size(); ++i) {
-            key += (i > 0 ? ", " : "") + std::string(stream.Get(key_col + static_cast<int>(i)));
-          }
-          return s.WithContext("encoding " + plan_.source + " row (" + source_keys_ + ") = (" +
-                               key + "), which the copy would fail on too");
+      }
+      Status s = plan_.encode(SourceRow(stream, plan_.select_list), sink);
+      if (!s.ok()) {
+        std::string key;
+        for (size_t i = 0; i < keys_.size(); ++i) {
+          key += (i > 0 ? ", " : "") + std::string(stream.Get(key_col + static_cast<int>(i)));
         }
+        return s.WithContext("encoding " + plan_.source + " row (" + source_keys_ + ") = (" + key +
+                             "), which the copy would fail on too");
+      }
+      if (body.size() >= kScratchBytes) {
+        BGM_RETURN_IF_ERROR(CompareEncoded(body, pending));
+        body.clear();
+        pending = 0;
       }
     }
     *read = rows;
+    return CompareEncoded(body, pending);
+  }
+
+  // Puts `rows` encoded rows into the (emptied) scratch table and compares them.
+  Status CompareEncoded(const std::string& body, int64_t rows) {
     if (rows == 0) return Status::Ok();
     BGM_RETURN_IF_ERROR(ch_.Execute("TRUNCATE TABLE " + scratch_));
     StringInsertSource source(body);

@@ -8,7 +8,8 @@
 //  - Content: a sample of rows (or all of them) re-read through the plan, encoded as the copy
 //    would write them now into a scratch table (ENGINE = Memory, dropped afterwards) and
 //    compared there by ClickHouse with the target, row by row and column by column.
-// Memory holds one month of target keys, or one chunk of a few thousand rows, at a time.
+// Memory holds one month of target keys, or up to 2,000 rows / 32 MiB of encoded rows (and the
+// sampled keys), at a time; a huge value is held whole while its row is compared.
 // Not thread-safe; sets the Postgres session's DateStyle and TimeZone (ISO, UTC).
 #pragma once
 
