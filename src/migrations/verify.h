@@ -45,10 +45,12 @@ struct RowDifference {
 };
 
 struct ContentComparison {
-  bool full = false;      // every row in the window, or a sample
-  int64_t rows = 0;       // source rows compared
-  int64_t differing = 0;  // of which differ or are missing
-  int64_t missing = 0;    // of which have no row in the target
+  bool full = false;  // every row in the window, or a sample
+  int64_t rows = 0;   // source rows compared
+  // Of which differ or are missing; a key the target holds twice (a MergeTree without FINAL)
+  // counts once per differing copy.
+  int64_t differing = 0;
+  int64_t missing = 0;  // of which have no row in the target
   std::optional<RowDifference> first;
 };
 
