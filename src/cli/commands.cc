@@ -28,6 +28,7 @@
 #include "core/summary.h"
 #include "core/upgrade_gate.h"
 #include "migrations/file_check.h"
+#include "migrations/file_copy.h"
 #include "migrations/file_registry.h"
 #include "migrations/langfuse_copies.h"
 #include "migrations/verify.h"
@@ -358,21 +359,61 @@ int CmdPause(const Config& config, const std::string& name, bool pause) {
   return kExitOk;
 }
 
-int CmdVerify(const Config& config, const std::string& name, bool json) {
+// `verify`: every failure to verify (bad name or args, a database unreachable) exits 2, so 1
+// always means "the target differs".
+int CmdVerify(const Config& config, const std::string& name, bool json, VerifyOptions options) {
+  auto fail = [](const Status& s) {
+    std::fprintf(stderr, "bgmigrate: %s\n", TextExcerpt(s.message(), kMaxMessageBytes).c_str());
+    return kExitUsage;
+  };
+  LoadedRegistry loaded = LoadRegistryFiles(config.migrations_dirs, BuiltinRegistry());
+  if (!loaded.problems.empty()) {
+    std::string message = "the migration files have problems:";
+    for (const FileProblem& p : loaded.problems) message += "\n  " + p.ToString();
+    return fail(InvalidArgument(message));
+  }
   const TableMapping* mapping = CopyMappingByName(name);
-  if (mapping == nullptr) {
-    return Fail(InvalidArgument("verify compares the copies only: " + std::string(kCopyTraces) +
-                                ", " + kCopyObservations + ", " + kCopyScores + "; got '" +
+  const MigrationFile* file = nullptr;
+  std::string copies = std::string(kCopyTraces) + ", " + kCopyObservations + ", " + kCopyScores;
+  for (const MigrationFile& f : loaded.files) {
+    if (f.kind != MigrationKind::kPostgresToClickHouse) continue;
+    copies += ", " + f.name;
+    if (f.name == name) file = &f;
+  }
+  if (mapping == nullptr && file == nullptr) {
+    return fail(InvalidArgument("verify compares the copies only: " + copies + "; got '" +
                                 Shown(name) + "'"));
   }
   Result<PgConnection> pg = PgConnection::Connect(config.database_url);
-  if (!pg.ok()) return Fail(pg.status());
+  if (!pg.ok()) return fail(pg.status());
   Result<std::unique_ptr<ClickHouseClient>> ch = OpenClickHouse(config, config.clickhouse_db);
-  if (!ch.ok()) return Fail(ch.status());
-  Result<VerifyReport> report = VerifyCopy(*mapping, *pg, **ch);
-  if (!report.ok()) return Fail(report.status());
+  if (!ch.ok()) return fail(ch.status());
+  Result<nlohmann::json> stored = StoredArgs(*pg, name);
+  if (!stored.ok()) return fail(stored.status());
+  CopyPlan plan;
+  if (mapping != nullptr) {
+    Result<ClickHouseDialect> dialect = DetectDialect(**ch, ClickHouseCluster{});
+    if (!dialect.ok()) return fail(dialect.status().WithContext("connecting to ClickHouse"));
+    plan = PlanOfMapping(*mapping, *dialect, *stored);
+    options.args = *stored;
+  } else {
+    FileCopyMatch match = MatchFileCopy(*file, *pg, ch->get());
+    if (!match.problems.empty()) {
+      std::string message = file->path + " does not match the databases:";
+      for (const std::string& p : match.problems) message += "\n  " + p;
+      return fail(InvalidArgument(message));
+    }
+    plan = std::move(match.plan);
+    MigrationFile with_kind_args = *file;
+    with_kind_args.args = FileCopyArgs(*file);
+    options.args = with_kind_args.Defaults();
+    for (const auto& [k, v] : stored->items()) options.args[k] = v;
+  }
+  Result<VerifyReport> report = VerifyPlan(plan, *pg, **ch, options);
+  if (!report.ok()) return fail(report.status().WithContext("verifying " + name));
   if (json) {
-    std::cout << report->ToJson().dump(2) << "\n";
+    std::cout << report->ToJson().dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+              << "\n";
   } else {
     std::cout << report->ToText();
   }
@@ -491,10 +532,17 @@ int RunCli(int argc, char** argv) {
   SeedOptions seed_opts;
   CLI::App* verify = app.add_subcommand(
       "verify",
-      "Compare a copy's source and target: counts and id hashes per month (exit 1 if "
-      "they differ)");
-  verify->add_option("name", name, "Copy migration name")->required();
+      "Compare a copy's source and target: counts and key hashes per month, and the content "
+      "of sampled (or all) rows value by value (exit 1 if they differ, 2 if it cannot tell)");
+  verify->add_option("name", name, "Copy migration name (a built-in or a copy file)")->required();
   verify->add_flag("--json", json, "JSON output");
+  VerifyOptions verify_opts;
+  verify
+      ->add_option("--sample", verify_opts.sample,
+                   "Rows compared by content, picked at random in the migration's window")
+      ->capture_default_str();
+  verify->add_flag("--full", verify_opts.full,
+                   "Compare the content of every row (streamed in chunks)");
   CLI::App* seed = app.add_subcommand(
       "seed",
       "Write realistic Langfuse-shaped demo data (traces, observations, scores) to "
@@ -578,7 +626,7 @@ int RunCli(int argc, char** argv) {
   }
 
   const auto dispatch = [&]() -> int {
-    if (verify->parsed()) return CmdVerify(*config, name, json);
+    if (verify->parsed()) return CmdVerify(*config, name, json, verify_opts);
     if (seed->parsed()) return CmdSeed(*config, seed_opts);
     // Every other command works on the registered migrations: the built-ins plus the files of
     // BGMIGRATE_MIGRATIONS_DIR, all valid or none (exit 2 listing every problem).

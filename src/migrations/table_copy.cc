@@ -590,9 +590,10 @@ class PlannedCopy final : public BackgroundMigration {
   CopyPlanner planner_;
 };
 
-// The plan of a built-in mapping for the cursorColumn in `args`.
-CopyPlan PlanOf(const TableMapping& m, const ClickHouseDialect& dialect,
-                const nlohmann::json& args) {
+}  // namespace
+
+CopyPlan PlanOfMapping(const TableMapping& m, const ClickHouseDialect& dialect,
+                       const nlohmann::json& args) {
   const std::string column = StringArg(args, "cursorColumn", m.cursor_columns.front());
   CopyPlan plan;
   plan.source = m.source_table;
@@ -609,8 +610,6 @@ CopyPlan PlanOf(const TableMapping& m, const ClickHouseDialect& dialect,
   };
   return plan;
 }
-
-}  // namespace
 
 ArgsSchema BaseCopyArgsSchema() {
   ArgsSchema schema;
@@ -640,7 +639,7 @@ std::unique_ptr<BackgroundMigration> NewTableCopy(TableMapping mapping) {
   return NewPlannedCopy(std::move(schema),
                         [m = std::move(mapping)](ClickHouseClient&, const ClickHouseDialect& d,
                                                  const nlohmann::json& args) -> Result<CopyPlan> {
-                          return PlanOf(m, d, args);
+                          return PlanOfMapping(m, d, args);
                         });
 }
 

@@ -96,6 +96,11 @@ ArgsSchema CopyArgsSchema(const TableMapping& mapping);
 // Those of every copy, without cursorColumn.
 ArgsSchema BaseCopyArgsSchema();
 
+// The plan the engine runs for a built-in `mapping`, with the cursorColumn of `args` (default:
+// the mapping's first) as the key's first column, then id.
+CopyPlan PlanOfMapping(const TableMapping& mapping, const ClickHouseDialect& dialect,
+                       const nlohmann::json& args);
+
 // A BackgroundMigration that copies `mapping` with the engine above.
 std::unique_ptr<BackgroundMigration> NewTableCopy(TableMapping mapping);
 

@@ -316,8 +316,9 @@ TEST_F(CopyTest, VerifyReportsMatchesAndNamesTheMonthThatDiffers) {
   }
   // One trace lost in ClickHouse, another substituted: both months are named.
   const std::string lost = PgScalar("SELECT id FROM traces ORDER BY \"timestamp\" LIMIT 1");
+  // verify's months are those of the copy key's first column (cursorColumn, created_at).
   const std::string lost_month =
-      PgScalar("SELECT to_char(\"timestamp\", 'YYYY-MM') FROM traces WHERE id = '" + lost + "'");
+      PgScalar("SELECT to_char(created_at, 'YYYY-MM') FROM traces WHERE id = '" + lost + "'");
   ASSERT_TRUE(ch_.client().Execute("ALTER TABLE traces DELETE WHERE id = '" + lost + "'").ok());
   for (int i = 0; i < 100 && ChCount("traces", false) != 299; ++i) {
     std::this_thread::sleep_for(milliseconds(50));  // mutations run in the background
@@ -361,7 +362,8 @@ TEST_F(CopyTest, VerifyReportedAFalseDifferenceForAnIdWithANewline) {
   // A row only in Postgres, whose id is the first line of another id: still a difference.
   ASSERT_TRUE(conn_
                   ->Run("INSERT INTO traces (id, \"timestamp\", name, project_id, created_at) "
-                        "VALUES ($1, timestamp '2024-05-20 10:00:00', 'n', 'p1', now())",
+                        "VALUES ($1, timestamp '2024-05-20 10:00:00', 'n', 'p1', "
+                        "timestamp '2024-05-20 10:00:00')",
                         {"line"})
                   .ok());
   ProcessResult missing = RunProcess(BGM_BINARY, {"verify", testing::kCopyTraces}, Env("cli"));
