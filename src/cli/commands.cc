@@ -399,8 +399,8 @@ int CmdVerify(const Config& config, const std::string& name, bool json, VerifyOp
   } else {
     FileCopyMatch match = MatchFileCopy(*file, *pg, ch->get());
     if (!match.problems.empty()) {
-      std::string message = file->path + " does not match the databases:";
-      for (const std::string& p : match.problems) message += "\n  " + p;
+      std::string message = "the migration file does not match the databases:";
+      for (const FileProblem& p : match.problems) message += "\n  " + p.ToString();
       return fail(InvalidArgument(message));
     }
     plan = std::move(match.plan);
