@@ -30,7 +30,6 @@
 #include "migrations/file_check.h"
 #include "migrations/file_copy.h"
 #include "migrations/file_registry.h"
-#include "migrations/langfuse_copies.h"
 #include "migrations/verify.h"
 #include "schema/application_schema.h"
 #include "schema/clickhouse_schema.h"
@@ -372,17 +371,18 @@ int CmdVerify(const Config& config, const std::string& name, bool json, VerifyOp
     for (const FileProblem& p : loaded.problems) message += "\n  " + p.ToString();
     return fail(InvalidArgument(message));
   }
-  const TableMapping* mapping = CopyMappingByName(name);
   const MigrationFile* file = nullptr;
-  std::string copies = std::string(kCopyTraces) + ", " + kCopyObservations + ", " + kCopyScores;
+  std::string copies;
   for (const MigrationFile& f : loaded.files) {
     if (f.kind != MigrationKind::kPostgresToClickHouse) continue;
-    copies += ", " + f.name;
+    copies += (copies.empty() ? "" : ", ") + f.name;
     if (f.name == name) file = &f;
   }
-  if (mapping == nullptr && file == nullptr) {
-    return fail(InvalidArgument("verify compares the copies only: " + copies + "; got '" +
-                                Shown(name) + "'"));
+  if (file == nullptr) {
+    return fail(InvalidArgument(
+        "verify compares the copies (postgres_to_clickhouse migration files) only: " +
+        (copies.empty() ? std::string("none is registered") : copies) + "; got '" + Shown(name) +
+        "'"));
   }
   Result<PgConnection> pg = PgConnection::Connect(config.database_url);
   if (!pg.ok()) return fail(pg.status());
@@ -390,25 +390,17 @@ int CmdVerify(const Config& config, const std::string& name, bool json, VerifyOp
   if (!ch.ok()) return fail(ch.status());
   Result<nlohmann::json> stored = StoredArgs(*pg, name);
   if (!stored.ok()) return fail(stored.status());
-  CopyPlan plan;
-  if (mapping != nullptr) {
-    Result<ClickHouseDialect> dialect = DetectDialect(**ch, ClickHouseCluster{});
-    if (!dialect.ok()) return fail(dialect.status().WithContext("connecting to ClickHouse"));
-    plan = PlanOfMapping(*mapping, *dialect, *stored);
-    options.args = *stored;
-  } else {
-    FileCopyMatch match = MatchFileCopy(*file, *pg, ch->get());
-    if (!match.problems.empty()) {
-      std::string message = "the migration file does not match the databases:";
-      for (const FileProblem& p : match.problems) message += "\n  " + p.ToString();
-      return fail(InvalidArgument(message));
-    }
-    plan = std::move(match.plan);
-    MigrationFile with_kind_args = *file;
-    with_kind_args.args = FileCopyArgs(*file);
-    options.args = with_kind_args.Defaults();
-    for (const auto& [k, v] : stored->items()) options.args[k] = v;
+  FileCopyMatch match = MatchFileCopy(*file, *pg, ch->get());
+  if (!match.problems.empty()) {
+    std::string message = "the migration file does not match the databases:";
+    for (const FileProblem& p : match.problems) message += "\n  " + p.ToString();
+    return fail(InvalidArgument(message));
   }
+  const CopyPlan plan = std::move(match.plan);
+  MigrationFile with_kind_args = *file;
+  with_kind_args.args = FileCopyArgs(*file);
+  options.args = with_kind_args.Defaults();
+  for (const auto& [k, v] : stored->items()) options.args[k] = v;
   Result<VerifyReport> report = VerifyPlan(plan, *pg, **ch, options);
   if (!report.ok()) return fail(report.status().WithContext("verifying " + name));
   if (json) {

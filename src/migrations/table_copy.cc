@@ -592,82 +592,14 @@ class PlannedCopy final : public BackgroundMigration {
 
 }  // namespace
 
-CopyPlan PlanOfMapping(const TableMapping& m, const ClickHouseDialect& dialect,
-                       const nlohmann::json& args) {
-  const std::string column = StringArg(args, "cursorColumn", m.cursor_columns.front());
-  CopyPlan plan;
-  plan.source = m.source_table;
-  plan.estimate_table = m.source_table;
-  plan.from = m.from_clause;
-  plan.select_list = m.select_list;
-  for (const std::string& b : m.blob_columns) plan.blob_list.push_back("s." + b);
-  plan.key_list = {"s." + column, "s.id"};
-  plan.key_names = {column, "id"};
-  plan.target_table = m.target_table;
-  plan.insert_columns = m.insert_columns(dialect);
-  plan.encode = [encode = m.encode, dialect](const SourceRow& row, RowSink& sink) {
-    return encode(row, dialect, sink);
-  };
-  return plan;
-}
 
-ArgsSchema BaseCopyArgsSchema() {
-  ArgsSchema schema;
-  schema.Int("batchSize", 1, kMaxBatchRows)
-      .Int("maxBatchBytes", 1 << 20, int64_t{1} << 30)
-      .Number("targetBatchSeconds", 0.1, 60)
-      .Int("pauseMs", 0, 60000)
-      .Timestamp("minDate")
-      .Timestamp("maxDate");
-  return schema;
-}
 
-ArgsSchema CopyArgsSchema(const TableMapping& mapping) {
-  ArgsSchema schema;
-  schema.Int("batchSize", 1, kMaxBatchRows)
-      .Int("maxBatchBytes", 1 << 20, int64_t{1} << 30)
-      .Number("targetBatchSeconds", 0.1, 60)
-      .Int("pauseMs", 0, 60000)
-      .OneOf("cursorColumn", mapping.cursor_columns)
-      .Timestamp("minDate")
-      .Timestamp("maxDate");
-  return schema;
-}
 
-std::unique_ptr<BackgroundMigration> NewTableCopy(TableMapping mapping) {
-  ArgsSchema schema = CopyArgsSchema(mapping);
-  return NewPlannedCopy(std::move(schema),
-                        [m = std::move(mapping)](ClickHouseClient&, const ClickHouseDialect& d,
-                                                 const nlohmann::json& args) -> Result<CopyPlan> {
-                          return PlanOfMapping(m, d, args);
-                        });
-}
 
 std::unique_ptr<BackgroundMigration> NewPlannedCopy(ArgsSchema schema, CopyPlanner planner) {
   return std::make_unique<PlannedCopy>(std::move(schema), std::move(planner));
 }
 
-std::string_view SourceRow::Name(int col) const {
-  std::string_view e = select_list_[static_cast<size_t>(col)];
-  if (const size_t dot = e.find('.'); dot != std::string_view::npos) e.remove_prefix(dot + 1);
-  if (e.size() >= 2 && e.front() == '"' && e.back() == '"') e = e.substr(1, e.size() - 2);
-  return e;
-}
 
-Status WriteTimestamp(RowBinaryWriter& w, const ClickHouseDialect& d, int64_t millis,
-                      std::string_view column, std::string_view text) {
-  const TimestampRange& range = d.has_datetime64() ? kDateTime64_3Range : kDateTimeRange;
-  if (!range.Holds(millis)) {
-    return InvalidArgument("column " + std::string(column) + " = \"" + std::string(text) +
-                           "\" is outside what ClickHouse " + range.type + " holds (" + range.text +
-                           "); correct or delete the row in Postgres, then retry");
-  }
-  if (d.has_datetime64()) {
-    w.WriteDateTime64_3(millis);
-  } else {
-    w.WriteDateTime(static_cast<uint32_t>(millis / 1000));
-  }
-  return Status::Ok();
-}
 
 }  // namespace bgm

@@ -36,8 +36,6 @@ class SourceRow {
       : stream_(stream), select_list_(select_list) {}
   bool IsNull(int col) const { return stream_.IsNull(col); }
   std::string_view Get(int col) const { return stream_.Get(col); }
-  // The source column of select-list entry `col` for messages: "s.\"timestamp\"" -> timestamp.
-  std::string_view Name(int col) const;
 
  private:
   const PgRowStream& stream_;
@@ -52,22 +50,6 @@ class RowSink {
   // Writes blob `k` (the k-th of CopyPlan::blob_list) as Nullable(String), or as String when
   // not `nullable` (NULL is then refused), reading it in pieces when it is large.
   virtual Status WriteBlob(int k, bool nullable = true) = 0;
-};
-
-// How one Langfuse table maps from Postgres to ClickHouse (the C++ built-ins).
-struct TableMapping {
-  std::string source_table;  // e.g. "traces"
-  std::string target_table;  // e.g. "traces"
-  std::string from_clause;   // "traces s" (the source is always aliased s)
-  // Allowed cursor columns of the source (first = default); all timestamp(3) columns.
-  std::vector<std::string> cursor_columns;
-  // Select-list expressions (over alias s), read by index in `encode`.
-  std::vector<std::string> select_list;
-  // jsonb columns of the source that may be huge (input, output), written through WriteBlob.
-  std::vector<std::string> blob_columns;
-  // The ClickHouse column list of the INSERT, in the order `encode` writes.
-  std::function<std::string(const ClickHouseDialect&)> insert_columns;
-  std::function<Status(const SourceRow&, const ClickHouseDialect&, RowSink&)> encode;
 };
 
 // One run of a copy, resolved once ClickHouse is connected: what to read, in which key order,
@@ -91,28 +73,8 @@ struct CopyPlan {
 using CopyPlanner = std::function<Result<CopyPlan>(ClickHouseClient&, const ClickHouseDialect&,
                                                    const nlohmann::json& args)>;
 
-// The arguments every copy accepts (see ValidateCopyArgs).
-ArgsSchema CopyArgsSchema(const TableMapping& mapping);
-// Those of every copy, without cursorColumn.
-ArgsSchema BaseCopyArgsSchema();
-
-// The plan the engine runs for a built-in `mapping`, with the cursorColumn of `args` (default:
-// the mapping's first) as the key's first column, then id.
-CopyPlan PlanOfMapping(const TableMapping& mapping, const ClickHouseDialect& dialect,
-                       const nlohmann::json& args);
-
-// A BackgroundMigration that copies `mapping` with the engine above.
-std::unique_ptr<BackgroundMigration> NewTableCopy(TableMapping mapping);
-
 // A BackgroundMigration that copies what `planner` plans, with args validated by `schema`
 // (which must accept minDate and maxDate).
 std::unique_ptr<BackgroundMigration> NewPlannedCopy(ArgsSchema schema, CopyPlanner planner);
-
-// Writes `millis` as the dialect's timestamp type: DateTime64(3) or, on servers without it,
-// DateTime. kInvalidArgument when that type cannot hold it (see TimestampRange), naming
-// `column` and the value as the source wrote it (`text`) and the range; nothing is written
-// then, and never a clamped value.
-Status WriteTimestamp(RowBinaryWriter& w, const ClickHouseDialect& d, int64_t millis,
-                      std::string_view column, std::string_view text);
 
 }  // namespace bgm

@@ -9,7 +9,6 @@
 #include "clickhouse/insert_source.h"
 #include "common/timestamp.h"
 #include "core/args.h"
-#include "migrations/langfuse_copies.h"
 #include "postgres/pg_row_stream.h"
 
 namespace bgm {
@@ -730,16 +729,6 @@ Result<nlohmann::json> StoredArgs(PgConnection& pg, const std::string& name) {
   nlohmann::json args = nlohmann::json::parse(r->Get(0, 0), nullptr, false);
   if (!args.is_object()) return nlohmann::json::object();
   return args;
-}
-
-const TableMapping* CopyMappingByName(const std::string& name) {
-  static const TableMapping kTraces = TracesMapping();
-  static const TableMapping kObservations = ObservationsMapping();
-  static const TableMapping kScores = ScoresMapping();
-  if (name == kCopyTraces) return &kTraces;
-  if (name == kCopyObservations) return &kObservations;
-  if (name == kCopyScores) return &kScores;
-  return nullptr;
 }
 
 }  // namespace bgm

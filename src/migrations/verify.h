@@ -79,9 +79,6 @@ Result<VerifyReport> VerifyPlan(const CopyPlan& plan, PgConnection& pg, ClickHou
 // The args stored for migration `name` in the control table; {} when it is not registered.
 Result<nlohmann::json> StoredArgs(PgConnection& pg, const std::string& name);
 
-// The mapping of a built-in copy migration by its name; nullptr for other migrations.
-const TableMapping* CopyMappingByName(const std::string& name);
-
 uint64_t IdHash(std::string_view id);
 // The hash of a key of several columns; IdHash(values[0]) for one column.
 uint64_t KeyHash(const std::vector<std::string_view>& values);
