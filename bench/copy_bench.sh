@@ -81,30 +81,16 @@ measure_copy() {  # measure_copy <migration name> <ClickHouse database> [migrati
   cpu=$(echo "$u + $s" | bc)
 }
 
-echo "== bgmigrate: 20241024_1730_migrate_traces_from_pg_to_ch (built-in C++ mapping)"
-measure_copy 20241024_1730_migrate_traces_from_pg_to_ch bench
+echo "== bgmigrate: 20241024_1730_migrate_traces_from_pg_to_ch (examples/langfuse/migrations)"
+measure_copy 20241024_1730_migrate_traces_from_pg_to_ch bench examples/langfuse/migrations
 bgm_ms=$copy_ms bgm_rows=$rows bgm_rss=$rss bgm_cpu=$cpu
-"$BIN" verify 20241024_1730_migrate_traces_from_pg_to_ch | tail -1
-
-# The same copy declared as a migration file (examples/langfuse/migrations), under another
-# name so that it runs beside the built-in, into its own ClickHouse database.
-files=$(mktemp -d)
-cp examples/langfuse/migrations/20241024_1730_migrate_traces_from_pg_to_ch.toml \
-  "$files/29990101_0000_bench_traces_file.toml"
-curl -sf "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS bench_files" >/dev/null
-echo "== bgmigrate: the same copy as a migration file"
-measure_copy 29990101_0000_bench_traces_file bench_files "$files"
-file_ms=$copy_ms file_rows=$rows file_rss=$rss file_cpu=$cpu
-rm -rf "$files"
+BGMIGRATE_MIGRATIONS_DIR=examples/langfuse/migrations \
+  "$BIN" verify 20241024_1730_migrate_traces_from_pg_to_ch --sample 0 | tail -1
 
 pipe_rate=$(echo "$pipe_rows / $pipe_s" | bc)
 bgm_rate=$(echo "$bgm_rows * 1000 / $bgm_ms" | bc)
-file_rate=$(echo "$file_rows * 1000 / $file_ms" | bc)
 echo
 printf '%-34s %10s %12s %10s %14s %18s\n' "" "rows" "seconds" "rows/s" "peak RSS MiB" "client CPU s/Mrows"
 printf '%-34s %10s %12.2f %10s %14s %18.2f\n' "baseline pipe (psql | curl)" "$pipe_rows" "$pipe_s" "$pipe_rate" "$pipe_rss" "$(echo "$pipe_cpu * 1000000 / $pipe_rows" | bc -l)"
-printf '%-34s %10s %12.2f %10s %14s %18.2f\n' "bgmigrate traces copy (C++)" "$bgm_rows" "$(echo "$bgm_ms / 1000" | bc -l)" "$bgm_rate" "$bgm_rss" "$(echo "$bgm_cpu * 1000000 / $bgm_rows" | bc -l)"
-printf '%-34s %10s %12.2f %10s %14s %18.2f\n' "bgmigrate traces copy (file)" "$file_rows" "$(echo "$file_ms / 1000" | bc -l)" "$file_rate" "$file_rss" "$(echo "$file_cpu * 1000000 / $file_rows" | bc -l)"
-printf 'ratio bgmigrate / pipe: C++ %.2fx, file %.2fx; file / C++: %.2fx\n' \
-  "$(echo "$bgm_rate / $pipe_rate" | bc -l)" "$(echo "$file_rate / $pipe_rate" | bc -l)" \
-  "$(echo "$file_rate / $bgm_rate" | bc -l)"
+printf '%-34s %10s %12.2f %10s %14s %18.2f\n' "bgmigrate traces copy (file)" "$bgm_rows" "$(echo "$bgm_ms / 1000" | bc -l)" "$bgm_rate" "$bgm_rss" "$(echo "$bgm_cpu * 1000000 / $bgm_rows" | bc -l)"
+printf 'ratio bgmigrate / pipe: %.2fx\n' "$(echo "$bgm_rate / $pipe_rate" | bc -l)"

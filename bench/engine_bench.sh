@@ -31,6 +31,8 @@ EMBEDDED_DIR=$BGMIGRATE_DATA_DIR/chdb-bench
 ADMIN_URL=$DATABASE_URL
 psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS bench" -c "CREATE DATABASE bench"
 export DATABASE_URL="${ADMIN_URL%/*}/bench" CLICKHOUSE_DB=bench BGMIGRATE_LOG_FORMAT=json
+# The example application's background migrations (the copies are files).
+export BGMIGRATE_MIGRATIONS_DIR=examples/langfuse/migrations
 curl -sf "$SERVER_URL" --data-binary "DROP DATABASE IF EXISTS bench" >/dev/null
 rm -rf "$EMBEDDED_DIR"
 

@@ -380,9 +380,9 @@ int CmdVerify(const Config& config, const std::string& name, bool json, VerifyOp
   }
   if (file == nullptr) {
     return fail(InvalidArgument(
-        "verify compares the copies (postgres_to_clickhouse migration files) only: " +
-        (copies.empty() ? std::string("none is registered") : copies) + "; got '" + Shown(name) +
-        "'"));
+        "verify compares the copies only: " +
+        (copies.empty() ? std::string("no postgres_to_clickhouse file is registered") : copies) +
+        "; got '" + Shown(name) + "'"));
   }
   Result<PgConnection> pg = PgConnection::Connect(config.database_url);
   if (!pg.ok()) return fail(pg.status());

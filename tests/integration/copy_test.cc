@@ -327,7 +327,8 @@ TEST_F(CopyTest, VerifyReportsMatchesAndNamesTheMonthThatDiffers) {
   ProcessResult r = RunProcess(BGM_BINARY, {"verify", testing::kCopyTraces}, Env("cli"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.out.find(lost_month + ": source "), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("traces: DIFFERENT"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(std::string(testing::kCopyTraces) + ": DIFFERENT"), std::string::npos)
+      << r.out;
   ProcessResult wrong =
       RunProcess(BGM_BINARY, {"verify", "20241105_1200_backfill_observation_costs"}, Env("cli"));
   EXPECT_EQ(wrong.exit_code, 2);
@@ -370,7 +371,8 @@ TEST_F(CopyTest, VerifyReportedAFalseDifferenceForAnIdWithANewline) {
   EXPECT_EQ(missing.exit_code, 1) << missing.out << missing.err;
   EXPECT_NE(missing.out.find("2024-05: source 8 rows, target 7 rows"), std::string::npos)
       << missing.out;
-  EXPECT_NE(missing.out.find("traces: DIFFERENT"), std::string::npos) << missing.out;
+  EXPECT_NE(missing.out.find(std::string(testing::kCopyTraces) + ": DIFFERENT"), std::string::npos)
+      << missing.out;
 }
 
 TEST_F(CopyTest, TwentyThousandTracesWithOneCreatedAtFinishWithEveryRowOnce) {
