@@ -38,8 +38,9 @@ eval "$(scripts/services.sh env)"
 step "Applying fast migrations"
 # bgmigrate's control tables, and the example application's tables from its schema folder.
 export BGMIGRATE_SCHEMA_DIR=${BGMIGRATE_SCHEMA_DIR-examples/langfuse/schema}
-# Its background migrations (the copies to ClickHouse and the cost backfill) are files.
-export BGMIGRATE_MIGRATIONS_DIR=${BGMIGRATE_MIGRATIONS_DIR-examples/langfuse/migrations}
+# Its background migrations (the copies to ClickHouse and the cost backfill) are files, and the
+# demo adds one example of each other kind (examples/langfuse/demo).
+export BGMIGRATE_MIGRATIONS_DIR=${BGMIGRATE_MIGRATIONS_DIR-examples/langfuse/migrations:examples/langfuse/demo}
 "$BIN" migrate
 
 if [[ ! -e .bgm-data/demo-seeded ]]; then
@@ -70,7 +71,8 @@ cat >&2 <<EOM
     UI:        http://127.0.0.1:$port/   (the admin key for retry/pause/args is in .bgm-data/admin-api-key)
     API:       curl http://127.0.0.1:$port/api/background-migrations/status
     CLI:       eval "\$(scripts/services.sh env)"; $BIN list
-    Watch the three copies and the cost backfill go from pending to finished, then check them:
+    Watch the three copies, the cost backfill and the two demo backfills (a postgres and a
+    clickhouse file) go from pending to finished, then check a copy:
                $BIN verify 20241024_1730_migrate_traces_from_pg_to_ch
 EOM
 if [[ ${BGMIGRATE_CLICKHOUSE:-server} == embedded ]]; then
