@@ -313,7 +313,8 @@ class ClickHousePartitions final : public BackgroundMigration {
   // server, each ALTER's mutations awaited.
   Status RunStatements(MigrationContext& ctx, const std::string& id, int attempt) {
     const std::string query_id =
-        ClickHousePartitionQueryIdPrefix(ctx.name(), id) + std::to_string(attempt);
+        ClickHousePartitionQueryIdPrefix(ctx.env().clickhouse_db, ctx.name(), id) +
+        std::to_string(attempt);
     if (file_.before) {
       BGM_RETURN_IF_ERROR(
           RunOne(ctx, *file_.before, id, attempt, query_id + ":before").WithContext("before"));
@@ -387,7 +388,8 @@ class ClickHousePartitions final : public BackgroundMigration {
   // when none ran, or it failed, or there is no log to tell (the partition is run again, from
   // `before`).
   Result<bool> AwaitEarlierTry(MigrationContext& ctx, const std::string& id) {
-    const std::string prefix = ClickHousePartitionQueryIdPrefix(ctx.name(), id);
+    const std::string prefix =
+        ClickHousePartitionQueryIdPrefix(ctx.env().clickhouse_db, ctx.name(), id);
     const std::string find =
         "SELECT query_id, now() FROM system.processes WHERE substring(query_id, "
         "1, " +
@@ -458,7 +460,8 @@ std::string ClickHousePartitionStatement(const std::string& sql, const std::stri
   return out;
 }
 
-std::string ClickHousePartitionQueryIdPrefix(const std::string& migration,
+std::string ClickHousePartitionQueryIdPrefix(const std::string& database,
+                                             const std::string& migration,
                                              const std::string& partition_id) {
   auto clean = [](const std::string& s) {
     std::string out = s;
@@ -469,7 +472,7 @@ std::string ClickHousePartitionQueryIdPrefix(const std::string& migration,
     }
     return out;
   };
-  return "bgm:" + clean(migration) + ":" + clean(partition_id) + ":";
+  return "bgm:" + clean(database) + ":" + clean(migration) + ":" + clean(partition_id) + ":";
 }
 
 Status CheckClickHousePartitionTable(ClickHouseClient& ch, const MigrationFile& file) {

@@ -5,7 +5,7 @@
 // as a quoted string literal ('202401'), and is checkpointed (cursor: the last done id). An
 // ALTER statement's mutations are waited for until done. A failed partition is tried again with
 // lighter settings up to `attempts`; on a server each try runs under its own query_id
-// (bgm:<name>:<partition>:<try>), so a worker that restarts waits for a try still running
+// (bgm:<database>:<name>:<partition>:<try>), so a worker that restarts waits for a try still running
 // instead of sending it again. One Run on one thread; nothing shared.
 //
 // Args: the kind's own attempts (1-10, default 3) and pauseMs (0-60000, default 0), unless the
@@ -34,9 +34,11 @@ std::string ClickHouseStringLiteral(std::string_view text);
 // `sql` with its {partition} replaced by ClickHouseStringLiteral(partition_id).
 std::string ClickHousePartitionStatement(const std::string& sql, const std::string& partition_id);
 
-// "bgm:<migration>:<partition>:" — the start of every query_id a partition's tries run under
-// (characters other than letters, digits, '_', '.' and '-' become '_').
-std::string ClickHousePartitionQueryIdPrefix(const std::string& migration,
+// "bgm:<database>:<migration>:<partition>:" — the start of every query_id a partition's tries
+// run under (characters other than letters, digits, '_', '.' and '-' become '_'). The database
+// keeps apart the same migration run against two databases of one server.
+std::string ClickHousePartitionQueryIdPrefix(const std::string& database,
+                                             const std::string& migration,
                                              const std::string& partition_id);
 
 // OK when `file`'s table exists in the client's database; kInvalidArgument saying what to fix

@@ -337,7 +337,8 @@ TEST_F(ClickHousePartitionsTest, PartitionIdsAreBoundAsQuotedLiterals) {
   EXPECT_EQ(ClickHouseStringLiteral("a'b\\c"), "'a\\'b\\\\c'");
   EXPECT_EQ(ClickHousePartitionStatement("DROP PARTITION ID {partition}", "20'24"),
             "DROP PARTITION ID '20\\'24'");
-  EXPECT_EQ(ClickHousePartitionQueryIdPrefix("2025_a-b.c", "202401-3"), "bgm:2025_a-b.c:202401-3:");
+  EXPECT_EQ(ClickHousePartitionQueryIdPrefix("db 1", "2025_a-b.c", "202401-3"),
+            "bgm:db_1:2025_a-b.c:202401-3:");
   // A partition id with a quote reaches ClickHouse as data, not as SQL.
   Exec("CREATE TABLE odd (k String, v UInt8) ENGINE = MergeTree PARTITION BY k ORDER BY v");
   Exec("INSERT INTO odd VALUES ('it''s', 1)");
@@ -401,7 +402,8 @@ TEST_F(ClickHousePartitionsTest, ATryStillRunningOnTheServerIsAwaitedNotSentAgai
   }
   const std::string statement =
       "INSERT INTO events_by_kind SELECT * FROM events WHERE toString(toYYYYMM(ts)) = {partition}";
-  const std::string query_id = ClickHousePartitionQueryIdPrefix(kName, "202401") + "1";
+  const std::string query_id =
+      ClickHousePartitionQueryIdPrefix(ch_.database(), kName, "202401") + "1";
   std::unique_ptr<ClickHouseClient> other = ch_.NewClient();
   ASSERT_NE(other, nullptr);
   Status earlier;
@@ -504,7 +506,7 @@ WHERE toString(toYYYYMM(ts)) = {partition} AND sleepEachRow(0.0028) = 0
       conn_->Run("UPDATE background_migrations SET paused_at = now() WHERE name <> $1", {kName})
           .ok());
 
-  const std::string prefix = ClickHousePartitionQueryIdPrefix(kName, "202402");
+  const std::string prefix = ClickHousePartitionQueryIdPrefix(ch_.database(), kName, "202402");
   const std::string running =
       "SELECT count() FROM system.processes WHERE query_id = '" + prefix + "1'";
   {

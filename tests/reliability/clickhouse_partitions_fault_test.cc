@@ -121,7 +121,7 @@ SETTINGS max_block_size = 8192
     std::this_thread::sleep_for(milliseconds(20));
   }
   ASSERT_EQ(Ch("SELECT count() FROM system.processes WHERE query_id = '" +
-               ClickHousePartitionQueryIdPrefix(kName, "202402") + "1'"),
+               ClickHousePartitionQueryIdPrefix("app", kName, "202402") + "1'"),
             "1");
   ASSERT_TRUE(servers_.Kill("clickhouse"));
   const auto waiting_deadline = Clock::now() + seconds(20);
