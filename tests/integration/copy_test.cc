@@ -606,14 +606,15 @@ TEST_F(CopyTest, TimestampOutsideTheTargetTypeFailsTheBatchNamingRowColumnAndVal
                   .ok());
   ProcessResult r = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w1"));
   EXPECT_EQ(r.exit_code, 1) << r.err;
-  const std::string range = dt64 ? "1900-01-01 00:00:00.000 to 2299-12-31 23:59:59.999 UTC"
-                                 : "1970-01-01 00:00:00 to 2106-02-07 06:28:15 UTC";
+  // As the type encoder says it (clickhouse/column_type.cc).
+  const std::string range = dt64
+                                ? "DateTime64 holds (1900-01-01 to 2299-12-31 23:59:59 UTC)"
+                                : "DateTime holds (1970-01-01 00:00:00 to 2106-02-07 06:28:15 UTC)";
   EXPECT_EQ(FailedReason(testing::kCopyTraces),
             std::string("encoding ") + testing::kCopyTraces +
                 " row (created_at, id) = (2024-05-03 10:01:00, old): column timestamp: \"" + bad +
                 "\" cannot be written as " + (dt64 ? "DateTime64(3)" : "DateTime") +
-                ": outside what " + (dt64 ? "DateTime64(3)" : "DateTime") + " holds (" + range +
-                ")");
+                ": outside what " + range);
   EXPECT_EQ(ch_.Scalar("SELECT count() FROM traces WHERE id = 'old'"), "0");
   EXPECT_EQ(ChCount("traces", false), 0) << "the failed batch wrote nothing";
 }
