@@ -229,10 +229,16 @@ select = "SELECT id, body FROM docs"
     std::printf("[ measure  ] peak RSS of verify --full over 40 rows of 3 MiB: %ld MiB\n",
                 same.max_rss_kib() / 1024);
     std::fflush(stdout);  // before the next fork, or the child prints it again
+#if defined(__SANITIZE_ADDRESS__)
+    // ASan's shadow memory and its 256 MiB quarantine of freed blocks inflate RSS (355 MiB seen
+    // in CI); the 100 MiB bound is asserted in the normal build.
+    EXPECT_LT(same.max_rss_kib() / 1024, 700);
+#else
     // The embedded engine's code and blocks live in the process (~200 MiB and more).
     if (!testing::TestClickHouseIsEmbedded()) {
       EXPECT_LT(same.max_rss_kib() / 1024, 100);
     }
+#endif
   }
 
   Ch("ALTER TABLE docs DELETE WHERE id = 39");
