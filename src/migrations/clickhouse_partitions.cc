@@ -494,21 +494,12 @@ Status CheckClickHousePartitionTable(ClickHouseClient& ch, const MigrationFile& 
 }
 
 std::vector<ArgSpec> ClickHousePartitionArgs(const MigrationFile& file) {
-  std::vector<ArgSpec> args = {
-      {"attempts", ArgSpec::Type::kInt, 1, 10, {}, kDefaultAttempts},
-      {"pauseMs", ArgSpec::Type::kInt, 0, 60000, {}, 0},
-  };
-  for (const ArgSpec& own : file.args) {
-    bool replaced = false;
-    for (ArgSpec& a : args) {
-      if (a.key == own.key) {
-        a = own;
-        replaced = true;
-      }
-    }
-    if (!replaced) args.push_back(own);
-  }
-  return args;
+  return MergeArgSpecs(
+      {
+          {"attempts", ArgSpec::Type::kInt, 1, 10, {}, kDefaultAttempts},
+          {"pauseMs", ArgSpec::Type::kInt, 0, 60000, {}, 0},
+      },
+      file);
 }
 
 std::unique_ptr<BackgroundMigration> NewClickHousePartitions(const MigrationFile& file) {

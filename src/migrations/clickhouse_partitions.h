@@ -5,8 +5,8 @@
 // as a quoted string literal ('202401'), and is checkpointed (cursor: the last done id). An
 // ALTER statement's mutations are waited for until done. A failed partition is tried again with
 // lighter settings up to `attempts`; on a server each try runs under its own query_id
-// (bgm:<database>:<name>:<partition>:<try>), so a worker that restarts waits for a try still running
-// instead of sending it again. One Run on one thread; nothing shared.
+// (bgm:<database>:<name>:<partition>:<try>), so a worker that restarts waits for a try still
+// running instead of sending it again. One Run on one thread; nothing shared.
 //
 // Args: the kind's own attempts (1-10, default 3) and pauseMs (0-60000, default 0), unless the
 // file declares them itself, plus the file's other args.

@@ -592,14 +592,8 @@ class PlannedCopy final : public BackgroundMigration {
 
 }  // namespace
 
-
-
-
-
 std::unique_ptr<BackgroundMigration> NewPlannedCopy(ArgsSchema schema, CopyPlanner planner) {
   return std::make_unique<PlannedCopy>(std::move(schema), std::move(planner));
 }
-
-
 
 }  // namespace bgm
