@@ -16,8 +16,9 @@ scripts/deps.sh
 for p in time bc; do dpkg -s "$p" >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; done
 export CCACHE_DIR="${CCACHE_DIR:-$PWD/.ccache}"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DBGM_BUILD_TESTS=OFF >/dev/null
-cmake --build build/release -j"$(nproc)" --target bgmigrate >/dev/null
+cmake --build build/release -j"$(nproc)" --target bgmigrate langfuse-seed >/dev/null
 BIN=$PWD/build/release/bgmigrate
+SEED=$PWD/build/release/langfuse-seed
 # The example application's tables (traces, observations, scores) come from its schema folder.
 export BGMIGRATE_SCHEMA_DIR=${BGMIGRATE_SCHEMA_DIR-examples/langfuse/schema}
 
@@ -32,8 +33,9 @@ export DATABASE_URL="${ADMIN_URL%/*}/bench" CLICKHOUSE_DB=bench
 curl -sf "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS bench" >/dev/null
 
 echo "== seeding $TRACES traces (input and output ~$BLOB bytes each)"
+"$BIN" migrate >/dev/null  # the example's tables, which the seeder fills
 start=$(date +%s.%N)
-"$BIN" seed --traces "$TRACES" --observations 0 --scores 0 --blob-bytes "$BLOB" 2>/dev/null
+"$SEED" --traces "$TRACES" --observations 0 --scores 0 --blob-bytes "$BLOB" 2>/dev/null
 echo "seed: $(echo "$(date +%s.%N) - $start" | bc) s"
 "$BIN" migrate >/dev/null 2>&1
 psql "$DATABASE_URL" -qc "VACUUM ANALYZE traces"

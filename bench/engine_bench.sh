@@ -15,8 +15,9 @@ for p in time bc; do dpkg -s "$p" >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteract
 scripts/fetch-chdb.sh >/dev/null
 export CCACHE_DIR="${CCACHE_DIR:-$PWD/.ccache}"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DBGM_BUILD_TESTS=OFF >/dev/null
-cmake --build build/release -j"$(nproc)" --target bgmigrate >/dev/null
+cmake --build build/release -j"$(nproc)" --target bgmigrate langfuse-seed >/dev/null
 BIN=$PWD/build/release/bgmigrate
+SEED=$PWD/build/release/langfuse-seed
 # The example application's tables (traces, observations, scores) come from its schema folder.
 export BGMIGRATE_SCHEMA_DIR=${BGMIGRATE_SCHEMA_DIR-examples/langfuse/schema}
 
@@ -37,7 +38,8 @@ curl -sf "$SERVER_URL" --data-binary "DROP DATABASE IF EXISTS bench" >/dev/null
 rm -rf "$EMBEDDED_DIR"
 
 echo "== seeding $TRACES traces (input and output ~$BLOB bytes each)"
-CLICKHOUSE_URL=$SERVER_URL "$BIN" seed --traces "$TRACES" --observations 0 --scores 0 \
+CLICKHOUSE_URL=$SERVER_URL "$BIN" migrate >/dev/null  # the example's tables
+"$SEED" --traces "$TRACES" --observations 0 --scores 0 \
   --blob-bytes "$BLOB" >/dev/null 2>&1
 psql "$DATABASE_URL" -qc "VACUUM ANALYZE traces"
 

@@ -19,12 +19,13 @@ step "Building bgmigrate (Release)"
 export CCACHE_DIR="${CCACHE_DIR:-$PWD/.ccache}"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DBGM_BUILD_TESTS=OFF >/dev/null
 # pipefail: the pipeline fails when the build does; the filter itself never fails.
-if ! cmake --build build/release -j"$(nproc)" --target bgmigrate 2>&1 |
+if ! cmake --build build/release -j"$(nproc)" --target bgmigrate langfuse-seed 2>&1 |
     { grep -E '^\[ *[0-9]+%\] (Building|Linking)|error|warning' || true; }; then
   echo "run: the build failed (the compiler's messages are above)" >&2
   exit 1
 fi
 BIN=build/release/bgmigrate
+SEED=build/release/langfuse-seed
 
 if [[ ${BGMIGRATE_CLICKHOUSE:-server} == embedded ]]; then
   step "Fetching the embedded ClickHouse engine (chDB 26.7, npm)"
@@ -48,7 +49,7 @@ if [[ ! -e .bgm-data/demo-seeded ]]; then
   # A seed interrupted by Ctrl-C left part of the rows: start the demo data over.
   psql "$DATABASE_URL" -qc "TRUNCATE traces, observations, scores"
   step "Seeding demo data: $n traces, $((3 * n)) observations, $n scores"
-  "$BIN" seed --traces "$n" --observations $((3 * n)) --scores "$n" --blob-bytes 1000 \
+  "$SEED" --traces "$n" --observations $((3 * n)) --scores "$n" --blob-bytes 1000 \
     --same-created-at-fraction 0.05 --random-seed 1
   # A few traces with large inputs and outputs (4 MiB each), copied in pieces.
   psql "$DATABASE_URL" -qc "INSERT INTO traces (id, project_id, name, input, output)

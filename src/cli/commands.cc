@@ -34,7 +34,6 @@
 #include "schema/application_schema.h"
 #include "schema/clickhouse_schema.h"
 #include "schema/schema_runner.h"
-#include "seed/seeder.h"
 #include "web/server.h"
 
 namespace bgm {
@@ -86,11 +85,11 @@ Result<std::unique_ptr<ClickHouseClient>> OpenClickHouse(const Config& config,
 
 // The fast migrations: bgmigrate's control tables (the control tables are needed by every
 // command) and the application's files from BGMIGRATE_SCHEMA_DIR, Postgres then ClickHouse
-// (when configured, `with_clickhouse` and the application has ClickHouse files). Everything is
+// (when configured and the application has ClickHouse files). Everything is
 // checked before anything is written: the files' names and versions, the ClickHouse files'
 // placeholders and applied checksums, then (in ApplyPostgresSchema) the Postgres checksums and
 // the control tables' shape. One advisory lock is held throughout.
-Status ApplySchema(const Config& config, bool with_clickhouse = true) {
+Status ApplySchema(const Config& config) {
   Result<ApplicationSchema> app = ApplicationSchema::Load(config.schema_dir);
   if (!app.ok()) return app.status();
   Result<PgConnection> conn = PgConnection::Connect(config.database_url);
@@ -98,8 +97,8 @@ Status ApplySchema(const Config& config, bool with_clickhouse = true) {
   Result<PgAdvisoryLock> lock = PgAdvisoryLock::Acquire(*conn, kSchemaLockKey);
   if (!lock.ok()) return lock.status();
 
-  const bool clickhouse = with_clickhouse && config.auto_clickhouse_migration &&
-                          !config.clickhouse_url.empty() && !app->clickhouse().empty();
+  const bool clickhouse = config.auto_clickhouse_migration && !config.clickhouse_url.empty() &&
+                          !app->clickhouse().empty();
   std::unique_ptr<ClickHouseClient> admin;
   std::optional<ClickHouseDialect> dialect;
   if (clickhouse) {
@@ -412,43 +411,6 @@ int CmdVerify(const Config& config, const std::string& name, bool json, VerifyOp
   return report->match() ? kExitOk : kExitFailed;
 }
 
-int CmdSeed(const Config& config, SeedOptions opts) {
-  if (Status v = ValidateSeedOptions(opts); !v.ok()) return Fail(v);
-  if (Status s = ApplySchema(config, /*with_clickhouse=*/false); !s.ok()) return Fail(s);
-  Result<PgConnection> conn = PgConnection::Connect(config.database_url);
-  if (!conn.ok()) return Fail(conn.status());
-  // The seeder writes the example application's tables, which bgmigrate itself never creates.
-  Result<PgResult> missing = conn->Exec(
-      "SELECT string_agg(t, ', ') FROM unnest(ARRAY['traces', 'observations', 'scores']) t "
-      "WHERE to_regclass(t) IS NULL");
-  if (!missing.ok()) return Fail(missing.status());
-  if (!missing->IsNull(0, 0)) {
-    return Fail(FailedPrecondition(
-        "bgmigrate seed writes the example application's tables, and this database has no " +
-        std::string(missing->Get(0, 0)) +
-        ": set BGMIGRATE_SCHEMA_DIR=examples/langfuse/schema (where the example's schema "
-        "files are) and run it again"));
-  }
-  opts.progress = [](const SeedProgress& p) {
-    std::fprintf(stderr, "seed: %-12.*s %12lld / %lld rows (%.0f rows/s)\n",
-                 static_cast<int>(p.table.size()), p.table.data(),
-                 static_cast<long long>(p.rows_done), static_cast<long long>(p.rows_total),
-                 p.rows_per_second);
-  };
-  const auto started = std::chrono::steady_clock::now();
-  if (Status s = Seed(*conn, opts); !s.ok()) return Fail(s);
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  const int64_t rows = opts.traces + opts.observations + opts.scores;
-  std::printf(
-      "Seeded %lld traces, %lld observations, %lld scores (--random-seed %llu) in %.2f s "
-      "(%.0f rows/s)\n",
-      static_cast<long long>(opts.traces), static_cast<long long>(opts.observations),
-      static_cast<long long>(opts.scores), static_cast<unsigned long long>(opts.random_seed),
-      seconds, seconds > 0 ? static_cast<double>(rows) / seconds : 0.0);
-  return kExitOk;
-}
-
 // `check`: every problem of the files, then (when they are valid and Postgres answers) their
 // tables, keys and statements, without running or changing anything.
 int CmdCheck(const Config& config, const std::vector<std::string>& dirs) {
@@ -521,7 +483,6 @@ int RunCli(int argc, char** argv) {
   pause->add_option("name", name, "Migration name")->required();
   CLI::App* resume = app.add_subcommand("resume", "Resume a paused migration");
   resume->add_option("name", name, "Migration name")->required();
-  SeedOptions seed_opts;
   CLI::App* verify = app.add_subcommand(
       "verify",
       "Compare a copy's source and target: counts and key hashes per month, and the content "
@@ -535,33 +496,6 @@ int RunCli(int argc, char** argv) {
       ->capture_default_str();
   verify->add_flag("--full", verify_opts.full,
                    "Compare the content of every row (streamed in chunks)");
-  CLI::App* seed = app.add_subcommand(
-      "seed",
-      "Write realistic Langfuse-shaped demo data (traces, observations, scores) to "
-      "Postgres");
-  seed->add_option("--traces", seed_opts.traces, "Traces to write")->capture_default_str();
-  CLI::Option* observations_opt = seed->add_option("--observations", seed_opts.observations,
-                                                   "Observations to write (default: 3 x traces)");
-  CLI::Option* scores_opt =
-      seed->add_option("--scores", seed_opts.scores, "Scores to write (default: 1 x traces)");
-  seed->add_option("--blob-bytes", seed_opts.blob_bytes,
-                   "Approximate size of each input and output JSON")
-      ->capture_default_str();
-  seed->add_option("--same-created-at-fraction", seed_opts.same_created_at_fraction,
-                   "Share of rows with created_at 2024-05-02 12:00:00, as in instances made "
-                   "before 2024-05-03")
-      ->capture_default_str();
-  int64_t random_seed = 1;
-  seed->add_option("--random-seed", random_seed,
-                   "Seed of the generated data; ids include it, so runs need distinct seeds")
-      ->capture_default_str();
-  seed->add_option("--projects", seed_opts.projects, "Projects to spread the data over")
-      ->capture_default_str();
-  seed->add_option("--connections", seed_opts.connections, "Parallel COPY connections")
-      ->capture_default_str();
-  seed->add_option("--toast-compression", seed_opts.toast_compression,
-                   "pglz or lz4 for the values Postgres toasts (default: the server's "
-                   "default_toast_compression); lz4 seeds faster");
 
   std::vector<std::string> check_dirs;
   CLI::App* check = app.add_subcommand(
@@ -606,20 +540,9 @@ int RunCli(int argc, char** argv) {
         "DATABASE_URL is not set; e.g. export DATABASE_URL=postgresql://user@127.0.0.1:5432/db "
         "(scripts/services.sh env prints it for the local services)"));
   }
-  if (seed->parsed()) {
-    const int64_t traces = std::clamp<int64_t>(seed_opts.traces, 0, kMaxSeedRows);
-    if (observations_opt->count() == 0) seed_opts.observations = 3 * traces;
-    if (scores_opt->count() == 0) seed_opts.scores = traces;
-    if (random_seed < 0) {
-      return Fail(
-          InvalidArgument("--random-seed must be 0 or more, got " + std::to_string(random_seed)));
-    }
-    seed_opts.random_seed = static_cast<uint64_t>(random_seed);
-  }
 
   const auto dispatch = [&]() -> int {
     if (verify->parsed()) return CmdVerify(*config, name, json, verify_opts);
-    if (seed->parsed()) return CmdSeed(*config, seed_opts);
     // Every other command works on the registered migrations: the built-ins plus the files of
     // BGMIGRATE_MIGRATIONS_DIR, all valid or none (exit 2 listing every problem).
     Result<Registry> registry = LoadRegistry(config->migrations_dirs, BuiltinRegistry());

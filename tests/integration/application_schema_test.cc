@@ -136,20 +136,28 @@ TEST(ApplicationSchemaTest, MigrateWithAnEmptyOrNoFolderCreatesOnlyControlTables
   }
 }
 
-TEST(ApplicationSchemaTest, SeedWithoutTheExampleTablesSaysWhichSettingCreatesThem) {
+TEST(ApplicationSchemaTest, SeederWithoutTheExampleTablesSaysWhichSettingCreatesThem) {
   TestDatabase db(/*apply_schema=*/false);
   ASSERT_TRUE(db.ok());
-  ProcessResult r = RunProcess(BGM_BINARY, {"seed", "--traces", "1"},
-                               {{"DATABASE_URL", db.url()}, {"BGMIGRATE_SCHEMA_DIR", ""}});
+  ProcessResult r = RunProcess(BGM_SEED_BINARY, {"--traces", "1"}, {{"DATABASE_URL", db.url()}});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find("bgmigrate seed writes the example application's tables, and this "
-                       "database has no traces, observations, scores: set "
-                       "BGMIGRATE_SCHEMA_DIR=examples/langfuse/schema"),
+  EXPECT_NE(r.err.find("langfuse-seed: this database has no traces, observations, scores: the "
+                       "example application's tables come from its schema files; run "
+                       "`BGMIGRATE_SCHEMA_DIR=examples/langfuse/schema bgmigrate migrate` first"),
             std::string::npos)
       << r.err;
+  ProcessResult migrated =
+      RunProcess(BGM_BINARY, {"migrate"}, {{"DATABASE_URL", db.url()}, {"CLICKHOUSE_URL", ""}});
+  ASSERT_EQ(migrated.exit_code, 0) << migrated.err;
   ProcessResult seeded =
-      RunProcess(BGM_BINARY, {"seed", "--traces", "1"}, {{"DATABASE_URL", db.url()}});
+      RunProcess(BGM_SEED_BINARY, {"--traces", "2"}, {{"DATABASE_URL", db.url()}});
   EXPECT_EQ(seeded.exit_code, 0) << seeded.err;
+  PgConnection conn = db.Connect();
+  Result<PgResult> counts = conn.Exec(
+      "SELECT (SELECT count(*) FROM traces) || ' ' || (SELECT count(*) FROM observations) || ' ' "
+      "|| (SELECT count(*) FROM scores)");
+  ASSERT_TRUE(counts.ok()) << counts.status().ToString();
+  EXPECT_EQ(counts->Get(0, 0), "2 6 2") << "3 observations and 1 score per trace by default";
 }
 
 TEST(ApplicationSchemaTest, ApplicationVersionsAreRecordedApartFromControlVersions) {

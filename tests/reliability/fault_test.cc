@@ -61,6 +61,10 @@ class FaultTest : public ::testing::Test {
   ProcessResult Cli(const std::vector<std::string>& args, const std::string& worker = "cli") {
     return RunProcess(BGM_BINARY, args, Env(worker), seconds(300));
   }
+  // The example application's data generator (examples/langfuse/seed).
+  ProcessResult Seeder(const std::vector<std::string>& args) {
+    return RunProcess(BGM_SEED_BINARY, args, Env("cli"), seconds(300));
+  }
 
   std::unique_ptr<ChildProcess> Worker(const std::string& id,
                                        std::map<std::string, std::string> extra = {}) {
@@ -75,9 +79,9 @@ class FaultTest : public ::testing::Test {
     ProcessResult m = Cli({"migrate"});
     ASSERT_EQ(m.exit_code, 0) << m.err;
     ProcessResult s =
-        Cli({"seed", "--traces", std::to_string(traces), "--observations",
-             std::to_string(observations), "--scores", std::to_string(scores), "--blob-bytes",
-             "300", "--same-created-at-fraction", "0.05", "--random-seed", "7"});
+        Seeder({"--traces", std::to_string(traces), "--observations", std::to_string(observations),
+                "--scores", std::to_string(scores), "--blob-bytes", "300",
+                "--same-created-at-fraction", "0.05", "--random-seed", "7"});
     ASSERT_EQ(s.exit_code, 0) << s.err;
   }
 

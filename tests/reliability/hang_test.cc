@@ -76,6 +76,10 @@ class HangTest : public ::testing::Test {
   ProcessResult Cli(const std::vector<std::string>& args) {
     return RunProcess(BGM_BINARY, args, Env("cli"), seconds(300));
   }
+  // The example application's data generator (examples/langfuse/seed).
+  ProcessResult Seeder(const std::vector<std::string>& args) {
+    return RunProcess(BGM_SEED_BINARY, args, Env("cli"), seconds(300));
+  }
 
   std::unique_ptr<ChildProcess> Worker(const std::string& id, bool proxied,
                                        const std::map<std::string, std::string>& extra = {}) {
@@ -90,8 +94,8 @@ class HangTest : public ::testing::Test {
   void Seed(int traces) {
     ProcessResult m = Cli({"migrate"});
     ASSERT_EQ(m.exit_code, 0) << m.err;
-    ProcessResult s = Cli({"seed", "--traces", std::to_string(traces), "--observations", "0",
-                           "--scores", "0", "--blob-bytes", "300", "--random-seed", "7"});
+    ProcessResult s = Seeder({"--traces", std::to_string(traces), "--observations", "0", "--scores",
+                              "0", "--blob-bytes", "300", "--random-seed", "7"});
     ASSERT_EQ(s.exit_code, 0) << s.err;
     PgRun("UPDATE background_migrations SET paused_at = now() WHERE name <> $1",
           {testing::kCopyTraces});
