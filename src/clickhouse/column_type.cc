@@ -412,9 +412,16 @@ Result<std::vector<std::optional<std::string>>> PostgresArrayElements(const Colu
     if (i < s.size() && s[i] == '"') {
       std::string v;
       ++i;
-      for (; i < s.size() && s[i] != '"'; ++i) {
-        if (s[i] == '\\' && i + 1 < s.size()) ++i;
-        v += s[i];
+      // Runs between escapes are appended whole.
+      while (i < s.size() && s[i] != '"') {
+        const size_t run = std::min(s.find_first_of("\"\\", i), s.size());
+        v.append(s.substr(i, run - i));
+        i = run;
+        if (i < s.size() && s[i] == '\\') {
+          if (i + 1 == s.size()) return Refused(t, text, "a quoted element does not end");
+          v += s[i + 1];
+          i += 2;
+        }
       }
       if (i >= s.size()) return Refused(t, text, "a quoted element does not end");
       ++i;

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <charconv>
 #include <chrono>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -55,6 +56,38 @@ struct Item {
   Status error;
 };
 
+// Chunk buffers handed back by the inserter for the reader to fill again: their pages are
+// already mapped, so a copy does not page-fault 1 MiB in for every chunk (7% of its CPU was
+// spent so). Holds at most kKeep buffers of at most kKeepBytes. Thread-safe.
+class ChunkPool {
+ public:
+  std::string Take() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!free_.empty()) {
+        std::string s = std::move(free_.back());
+        free_.pop_back();
+        s.clear();
+        return s;
+      }
+    }
+    std::string s;
+    s.reserve(kChunkBytes + (kChunkBytes >> 2));
+    return s;
+  }
+  void Give(std::string s) {
+    if (s.capacity() < kChunkBytes || s.capacity() > kKeepBytes) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.size() < kKeep) free_.push_back(std::move(s));
+  }
+
+ private:
+  static constexpr size_t kKeep = 4;
+  static constexpr size_t kKeepBytes = 2 * kChunkBytes;
+  std::mutex mu_;
+  std::vector<std::string> free_;
+};
+
 int64_t ParseInt(std::string_view v) {
   int64_t out = 0;
   std::from_chars(v.data(), v.data() + v.size(), out);
@@ -74,11 +107,12 @@ class Reader final : public RowSink {
   };
 
   Reader(const CopyPlan& plan, Options options, const std::atomic<int64_t>& target_rows,
-         BoundedQueue<Item>& queue, std::stop_token stop)
+         BoundedQueue<Item>& queue, ChunkPool& pool, std::stop_token stop)
       : plan_(plan),
         options_(std::move(options)),
         target_rows_(target_rows),
         queue_(queue),
+        pool_(pool),
         stop_(std::move(stop)),
         writer_(chunk_),
         select_width_(static_cast<int>(plan.select_list.size())),
@@ -154,8 +188,7 @@ class Reader final : public RowSink {
     if (chunk_.empty()) return Status::Ok();
     batch_bytes_ += static_cast<int64_t>(chunk_.size());
     Item item{Item::Kind::kChunk, std::move(chunk_), {}, {}};
-    chunk_ = std::string();
-    chunk_.reserve(kChunkBytes + (kChunkBytes >> 2));
+    chunk_ = pool_.Take();
     if (!Push(std::move(item))) return Cancelled("the inserter stopped");
     return Status::Ok();
   }
@@ -264,7 +297,7 @@ class Reader final : public RowSink {
     BGM_RETURN_IF_ERROR(conn->Run("SET TimeZone = 'UTC'"));
     cursor_ = options_.start;
     batch_from_ = CursorJson();
-    chunk_.reserve(kChunkBytes + (kChunkBytes >> 2));
+    chunk_ = pool_.Take();
     const size_t keys = plan_.key_list.size();
     while (true) {
       BGM_RETURN_IF_ERROR(conn->Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
@@ -331,6 +364,7 @@ class Reader final : public RowSink {
   const Options options_;
   const std::atomic<int64_t>& target_rows_;
   BoundedQueue<Item>& queue_;
+  ChunkPool& pool_;
   std::stop_token stop_;
 
   std::string chunk_;
@@ -350,8 +384,8 @@ class Reader final : public RowSink {
 // Serves one batch's chunks from the queue to the HTTP upload.
 class QueueSource final : public InsertSource {
  public:
-  QueueSource(BoundedQueue<Item>& queue, std::string first)
-      : queue_(queue), data_(std::move(first)) {}
+  QueueSource(BoundedQueue<Item>& queue, ChunkPool& pool, std::string first)
+      : queue_(queue), pool_(pool), data_(std::move(first)) {}
 
   Result<size_t> Read(char* buf, size_t capacity) override {
     while (offset_ == data_.size()) {
@@ -360,6 +394,7 @@ class QueueSource final : public InsertSource {
       if (!item) return Cancelled("the reader stopped");
       switch (item->kind) {
         case Item::Kind::kChunk:
+          pool_.Give(std::move(data_));
           data_ = std::move(item->data);
           offset_ = 0;
           break;
@@ -386,6 +421,7 @@ class QueueSource final : public InsertSource {
 
  private:
   BoundedQueue<Item>& queue_;
+  ChunkPool& pool_;
   std::string data_;
   size_t offset_ = 0;
   bool done_ = false;
@@ -492,11 +528,12 @@ class PlannedCopy final : public BackgroundMigration {
                             utc_text(bounds->max_ms),
                             IntArg(args, "maxBatchBytes", kDefaultMaxBatchBytes)};
     BoundedQueue<Item> queue(kQueueBytes);
-    Reader reader(*plan, std::move(options), target_rows, queue, ctx.stop_token());
+    ChunkPool pool;
+    Reader reader(*plan, std::move(options), target_rows, queue, pool, ctx.stop_token());
     std::jthread reader_thread([&reader] { reader.Run(); });
     const std::chrono::milliseconds pause(IntArg(args, "pauseMs", 0));
     Status result =
-        InsertLoop(ctx, **client, *plan, queue, target_rows, pinned, target_seconds, pause);
+        InsertLoop(ctx, **client, *plan, queue, pool, target_rows, pinned, target_seconds, pause);
     queue.Close();
     reader_thread.join();
     return result;
@@ -533,8 +570,9 @@ class PlannedCopy final : public BackgroundMigration {
   }
 
   static Status InsertLoop(MigrationContext& ctx, ClickHouseClient& client, const CopyPlan& plan,
-                           BoundedQueue<Item>& queue, std::atomic<int64_t>& target_rows,
-                           bool pinned, double target_seconds, std::chrono::milliseconds pause) {
+                           BoundedQueue<Item>& queue, ChunkPool& pool,
+                           std::atomic<int64_t>& target_rows, bool pinned, double target_seconds,
+                           std::chrono::milliseconds pause) {
     const std::string insert =
         "INSERT INTO " + plan.target_table + " (" + plan.insert_columns + ") FORMAT RowBinary";
     while (true) {
@@ -553,7 +591,7 @@ class PlannedCopy final : public BackgroundMigration {
         case Item::Kind::kChunk:
           break;
       }
-      QueueSource source(queue, std::move(first->data));
+      QueueSource source(queue, pool, std::move(first->data));
       Status s = client.Insert(insert, source);
       if (!source.reader_error().ok()) return source.reader_error();
       if (!s.ok()) {

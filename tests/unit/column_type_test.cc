@@ -166,6 +166,17 @@ TEST(ColumnTypeTest, EnumsArraysAndMaps) {
             "a JSON array ([\"a\",\"b\"])");
   EXPECT_EQ(Encoded("Array(String)", "[1,"),
             "error: \"[1,\" cannot be written as Array(String): not a valid JSON array");
+  // Escaped backslashes and quotes inside longer runs; a quote or backslash left open.
+  EXPECT_EQ(Encoded("Array(String)", R"({"ab\\cd\"ef",x})"),
+            "02"
+            "08"
+            "61625c6364226566"
+            "0178");
+  EXPECT_EQ(Encoded("Array(String)", R"({"abc})"),
+            "error: \"{\"abc}\" cannot be written as Array(String): a quoted element does not end");
+  EXPECT_EQ(Encoded("Array(String)", R"({"abc\})"),
+            "error: \"{\"abc\\}\" cannot be written as Array(String): a quoted element does not "
+            "end");
   EXPECT_EQ(Encoded("Map(String, UInt64)", R"({"in": 10, "out": 2})"),
             "02"
             "02696e"
