@@ -322,7 +322,10 @@ Status PgControlStore::Retry(const std::string& name, bool from_start, const std
       ev AS (
         INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
         SELECT name, 'retried', NULL, jsonb_build_object('from_start', $2, 'by', $3::text)
-        FROM upd)
+        FROM upd),
+      chunks AS (  -- from the start: the key ranges are planned again
+        DELETE FROM background_migration_chunks
+        WHERE $2 AND migration_name IN (SELECT name FROM upd))
       SELECT 1 FROM upd)sql",
                                   {name, from_start, actor});
   if (!r.ok()) return r.status().WithContext("retrying " + name);

@@ -1,11 +1,14 @@
 #include "migrations/table_copy.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <chrono>
+#include <cmath>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -16,6 +19,7 @@
 #include "common/bounded_queue.h"
 #include "common/clock.h"
 #include "common/timestamp.h"
+#include "core/chunk_store.h"
 
 namespace bgm {
 namespace {
@@ -31,6 +35,7 @@ constexpr int64_t kMaxBatchRows = 500000;  // well under max_insert_block_size
 constexpr int64_t kDefaultMaxBatchBytes = 64 << 20;
 constexpr double kDefaultTargetSeconds = 2.0;
 constexpr int64_t kCountBelowRows = 100000;  // estimates below are replaced by a count
+constexpr size_t kMaxChunks = 100000;
 
 // The key values of the last row copied, in key order; empty before the first.
 struct Cursor {
@@ -104,6 +109,9 @@ class Reader final : public RowSink {
     // Postgres as that column's type (the session's time zone is UTC), so it keeps its index.
     std::optional<std::string> min_date, max_date;
     int64_t max_batch_bytes = kDefaultMaxBatchBytes;
+    // The key range read (a chunk): from `lower` (inclusive) to `upper` (exclusive); `start`,
+    // when set, is inside it.
+    std::optional<Cursor> lower, upper;
   };
 
   Reader(const CopyPlan& plan, Options options, const std::atomic<int64_t>& target_rows,
@@ -270,15 +278,19 @@ class Reader final : public RowSink {
       sql += (i > 0 ? ", " : "") + plan_.key_list[i];
     }
     sql += " FROM " + plan_.from + " WHERE true";
+    auto values = [&param](const Cursor& c) {
+      std::string out = "(";
+      for (size_t i = 0; i < c.values.size(); ++i) out += (i > 0 ? ", " : "") + param(c.values[i]);
+      return out + ")";
+    };
     if (!cursor_.values.empty()) {
       // >=: the cursor's own row is read again and skipped, so that a second row with its
       // key (a key that is not unique) is seen here too, not skipped by a strict >.
-      sql += " AND " + KeyTuple() + " >= (";
-      for (size_t i = 0; i < cursor_.values.size(); ++i) {
-        sql += (i > 0 ? ", " : "") + param(cursor_.values[i]);
-      }
-      sql += ")";
+      sql += " AND " + KeyTuple() + " >= " + values(cursor_);
+    } else if (options_.lower) {
+      sql += " AND " + KeyTuple() + " >= " + values(*options_.lower);
     }
+    if (options_.upper) sql += " AND " + KeyTuple() + " < " + values(*options_.upper);
     const std::string& first = plan_.key_list.front();
     if (options_.min_date) sql += " AND " + first + " >= " + param(*options_.min_date);
     if (options_.max_date) sql += " AND " + first + " < " + param(*options_.max_date);
@@ -498,48 +510,278 @@ class PlannedCopy final : public BackgroundMigration {
 
   Status Run(MigrationContext& ctx) override {
     const nlohmann::json& args = ctx.args();
-    const bool pinned = args.contains("batchSize");
-    std::atomic<int64_t> target_rows(IntArg(args, "batchSize", kInitialBatchRows));
-    const double target_seconds = NumberArg(args, "targetBatchSeconds", kDefaultTargetSeconds);
-
     const MigrationEnv& env = ctx.env();
-    Result<std::unique_ptr<ClickHouseClient>> client =
-        OpenClickHouseClient({.url = env.clickhouse_url,
-                              .user = env.clickhouse_user,
-                              .password = env.clickhouse_password,
-                              .database = env.clickhouse_db});
+    Result<std::unique_ptr<ClickHouseClient>> client = OpenClient(env);
     if (!client.ok()) return client.status();
     Result<ClickHouseDialect> dialect = DetectDialect(**client, ClickHouseCluster{});
     if (!dialect.ok()) return dialect.status().WithContext("connecting to ClickHouse");
     Result<CopyPlan> plan = planner_(**client, *dialect, args);
     if (!plan.ok()) return plan.status();
-
-    Result<Cursor> start = CursorFromState(ctx.state(), plan->key_names);
-    if (!start.ok()) return start.status();
     Result<DateBounds> bounds = DateBoundsOf(args);
     if (!bounds.ok()) return bounds.status();
-
-    BGM_RETURN_IF_ERROR(ReportEstimate(ctx, *plan));
-
     auto utc_text = [](std::optional<int64_t> ms) {
       return ms ? std::optional(FormatPostgresTimestamp(*ms)) : std::nullopt;
     };
-    Reader::Options options{env.database_url, *start, utc_text(bounds->min_ms),
-                            utc_text(bounds->max_ms),
-                            IntArg(args, "maxBatchBytes", kDefaultMaxBatchBytes)};
+    Reader::Options options;
+    options.database_url = env.database_url;
+    options.min_date = utc_text(bounds->min_ms);
+    options.max_date = utc_text(bounds->max_ms);
+    options.max_batch_bytes = IntArg(args, "maxBatchBytes", kDefaultMaxBatchBytes);
+
+    const bool chunked = ctx.state().value("chunked", false);
+    const int64_t chunk_rows = IntArg(args, "chunkRows", 0);
+    if (chunked && chunk_rows == 0) {
+      return InvalidArgument(
+          "this copy runs in chunks (see its chunks) but its args have no chunkRows; set "
+          "chunkRows again, or retry with --from-start to copy as one range");
+    }
+    if (!chunked && chunk_rows > 0 && ctx.state().contains("cursor")) {
+      return InvalidArgument(
+          "this copy started as one range (its cursor is " + ctx.state()["cursor"].dump() +
+          "), so chunkRows cannot apply to it now; remove chunkRows to go on, or retry with "
+          "--from-start to copy in chunks from the beginning");
+    }
+    BGM_RETURN_IF_ERROR(ReportEstimate(ctx, *plan));
+    if (chunk_rows > 0) return RunChunks(ctx, *plan, std::move(options), chunk_rows);
+
+    Result<Cursor> start = CursorFromState(ctx.state(), plan->key_names);
+    if (!start.ok()) return start.status();
+    options.start = *start;
+    return CopyRange(ctx, ctx.stop_token(), **client, *plan, std::move(options),
+                     [&ctx](BatchRecord& record) {
+                       record.state = {{"cursor", record.to}};
+                       return ctx.Checkpoint(record);
+                     });
+  }
+
+ private:
+  // Saves a durable batch (its state, rows and event); may fill in record.state.
+  using Checkpointer = std::function<Status(BatchRecord&)>;
+
+  static Result<std::unique_ptr<ClickHouseClient>> OpenClient(const MigrationEnv& env) {
+    return OpenClickHouseClient({.url = env.clickhouse_url,
+                                 .user = env.clickhouse_user,
+                                 .password = env.clickhouse_password,
+                                 .database = env.clickhouse_db});
+  }
+
+  // Copies the rows of `options`' range (from its start cursor) in batches, each saved by
+  // `checkpoint` after ClickHouse acknowledged it.
+  static Status CopyRange(MigrationContext& ctx, std::stop_token stop, ClickHouseClient& client,
+                          const CopyPlan& plan, Reader::Options options,
+                          const Checkpointer& checkpoint) {
+    const nlohmann::json& args = ctx.args();
+    const bool pinned = args.contains("batchSize");
+    std::atomic<int64_t> target_rows(IntArg(args, "batchSize", kInitialBatchRows));
+    const double target_seconds = NumberArg(args, "targetBatchSeconds", kDefaultTargetSeconds);
     BoundedQueue<Item> queue(kQueueBytes);
     ChunkPool pool;
-    Reader reader(*plan, std::move(options), target_rows, queue, pool, ctx.stop_token());
+    Reader reader(plan, std::move(options), target_rows, queue, pool, stop);
     std::jthread reader_thread([&reader] { reader.Run(); });
     const std::chrono::milliseconds pause(IntArg(args, "pauseMs", 0));
-    Status result =
-        InsertLoop(ctx, **client, *plan, queue, pool, target_rows, pinned, target_seconds, pause);
+    Status result = InsertLoop(stop, checkpoint, client, plan, queue, pool, target_rows, pinned,
+                               target_seconds, pause);
     queue.Close();
     reader_thread.join();
     return result;
   }
 
- private:
+  // The keys that split the copy's rows (in its minDate/maxDate window) into ranges of
+  // `chunk_rows` rows, in key order: each the key `chunk_rows` rows after the one before. One
+  // index walk over the whole key, a range at a time (each query its own snapshot).
+  static Result<std::vector<nlohmann::json>> PlanBoundaries(const CopyPlan& plan,
+                                                            const Reader::Options& options,
+                                                            int64_t chunk_rows) {
+    Result<PgConnection> conn = PgConnection::Connect(options.database_url);
+    if (!conn.ok()) return conn.status();
+    BGM_RETURN_IF_ERROR(conn->Run("SET DateStyle = 'ISO, YMD'"));
+    BGM_RETURN_IF_ERROR(conn->Run("SET TimeZone = 'UTC'"));
+    std::string keys;
+    for (const std::string& k : plan.key_list) keys += (keys.empty() ? "" : ", ") + k;
+    std::vector<nlohmann::json> out;
+    std::optional<Cursor> previous;
+    while (true) {
+      std::vector<PgParam> params;
+      auto param = [&params](PgParam p) {
+        params.push_back(std::move(p));
+        return "$" + std::to_string(params.size());
+      };
+      std::string sql = "SELECT " + keys + " FROM " + plan.from + " WHERE true";
+      if (previous) {
+        std::string tuple;
+        for (const std::string& v : previous->values)
+          tuple += (tuple.empty() ? "" : ", ") + param(v);
+        sql += " AND (" + keys + ") >= (" + tuple + ")";
+      }
+      const std::string& first = plan.key_list.front();
+      if (options.min_date) sql += " AND " + first + " >= " + param(*options.min_date);
+      if (options.max_date) sql += " AND " + first + " < " + param(*options.max_date);
+      sql += " ORDER BY " + keys + " OFFSET " + param(chunk_rows) + " LIMIT 1";
+      Result<PgResult> r = conn->Exec(sql, params);
+      if (!r.ok()) return r.status().WithContext("splitting " + plan.source + " into chunks");
+      if (r->rows() == 0) return out;
+      Cursor c;
+      for (int i = 0; i < static_cast<int>(plan.key_list.size()); ++i) {
+        if (r->IsNull(0, i)) {
+          return InvalidArgument("key column " + plan.key_names[static_cast<size_t>(i)] + " of " +
+                                 plan.source +
+                                 " is NULL in some rows; a keyset copy cannot "
+                                 "order them: coalesce it in the SELECT or filter those rows");
+        }
+        c.values.emplace_back(r->Get(0, i));
+      }
+      out.push_back(c.ToJson(plan.key_names));
+      previous = std::move(c);
+      if (out.size() > kMaxChunks) {
+        return InvalidArgument("chunkRows " + std::to_string(chunk_rows) + " splits " +
+                               plan.source + " into more than " + std::to_string(kMaxChunks) +
+                               " chunks; raise chunkRows");
+      }
+    }
+  }
+
+  // A chunked run: the copy's key ranges (planned on its first run) copied by `concurrency`
+  // threads, each claiming the next pending range, resuming from its cursor; a range that fails
+  // is tried again after a backoff up to chunkAttempts times, then fails the copy naming it.
+  Status RunChunks(MigrationContext& ctx, const CopyPlan& plan, Reader::Options options,
+                   int64_t chunk_rows) {
+    const nlohmann::json& args = ctx.args();
+    Result<ChunkStore> store = ChunkStore::Connect(options.database_url);
+    if (!store.ok()) return store.status();
+    Result<bool> has = store->HasChunks(ctx.name());
+    if (!has.ok()) return has.status();
+    if (!*has) {
+      Result<std::vector<nlohmann::json>> boundaries = PlanBoundaries(plan, options, chunk_rows);
+      if (!boundaries.ok()) return boundaries.status();
+      BGM_RETURN_IF_ERROR(store->Create(ctx.name(), *boundaries));
+      spdlog::info("{}: split into {} chunks of about {} rows", ctx.name(), boundaries->size() + 1,
+                   chunk_rows);
+    }
+    BGM_RETURN_IF_ERROR(store->ReleaseAbandoned(ctx.name()));
+
+    const int concurrency = static_cast<int>(IntArg(args, "concurrency", 1));
+    const int max_attempts = static_cast<int>(IntArg(args, "chunkAttempts", 3));
+    std::stop_source stop;
+    std::stop_callback forward(ctx.stop_token(), [&stop] { stop.request_stop(); });
+    std::mutex mu;  // guards ctx (its Checkpoint), `failure` and `failed_chunks`
+    Status failure;
+    std::vector<std::string> failed_chunks;
+    StatusCode failed_code = StatusCode::kInvalidArgument;
+    auto fail_all = [&](Status s) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (failure.ok()) failure = std::move(s);
+      stop.request_stop();
+    };
+    auto worker = [&](int thread) {
+      const std::string worker_id =
+          ctx.name() + "/" + std::to_string(::getpid()) + "/t" + std::to_string(thread);
+      Result<ChunkStore> chunks = ChunkStore::Connect(options.database_url);
+      if (!chunks.ok()) return fail_all(chunks.status());
+      Result<std::unique_ptr<ClickHouseClient>> client = OpenClient(ctx.env());
+      if (!client.ok()) return fail_all(client.status());
+      while (!stop.stop_requested()) {
+        Result<std::optional<Chunk>> claimed = chunks->Claim(ctx.name(), worker_id);
+        if (!claimed.ok()) return fail_all(claimed.status());
+        if (!claimed->has_value()) {
+          Result<ChunkCounts> counts = chunks->Counts(ctx.name());
+          if (!counts.ok()) return fail_all(counts.status());
+          if (counts->pending == 0) return;  // the rest is done or running elsewhere
+          // A range waits out its backoff.
+          SystemClock().SleepFor(std::chrono::milliseconds(200), stop.get_token());
+          continue;
+        }
+        const Chunk& c = **claimed;
+        Status s =
+            RunChunk(ctx, stop.get_token(), **client, *chunks, plan, options, c, worker_id, mu);
+        if (s.ok()) {
+          s = chunks->Finish(ctx.name(), c.chunk, worker_id);
+          if (!s.ok()) return fail_all(s);
+          continue;
+        }
+        // Outages, a lost lease and stops end the run (the manager waits outages out and runs
+        // the copy again, every range from its cursor); other errors are the range's own.
+        if (s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kLeaseLost ||
+            s.code() == StatusCode::kCancelled) {
+          return fail_all(s);
+        }
+        const std::string range = RangeText(c);
+        const double backoff = std::min(60.0, std::pow(2.0, c.attempts - 1));
+        Result<bool> gone =
+            chunks->Fail(ctx.name(), c.chunk, worker_id, s.message(), max_attempts, backoff);
+        if (!gone.ok()) return fail_all(gone.status());
+        if (*gone) {  // the other ranges go on; the copy fails at the end, naming this one
+          std::lock_guard<std::mutex> lock(mu);
+          failed_chunks.push_back("chunk " + std::to_string(c.chunk) + " " + range + " failed " +
+                                  std::to_string(c.attempts) + " times: " + s.message());
+          failed_code = s.code();
+          continue;
+        }
+        spdlog::warn("{}: chunk {} {} failed (attempt {} of {}), tried again in {:.0f} s: {}",
+                     ctx.name(), c.chunk, range, c.attempts, max_attempts, backoff, s.message());
+      }
+    };
+    {
+      std::vector<std::jthread> threads;
+      for (int i = 0; i < concurrency; ++i) threads.emplace_back(worker, i);
+    }
+    if (!failure.ok()) return failure;
+    if (ctx.stop_requested()) return Cancelled("stop requested");
+    if (!failed_chunks.empty()) {
+      std::string all;
+      for (const std::string& f : failed_chunks) all += (all.empty() ? "" : "; ") + f;
+      return Status(failed_code,
+                    std::to_string(failed_chunks.size()) +
+                        " chunk(s) failed, every other chunk is done: " + all +
+                        ". Fix the rows and `bgmigrate retry` (only those chunks run again)");
+    }
+    Result<ChunkCounts> counts = store->Counts(ctx.name());
+    if (!counts.ok()) return counts.status();
+    if (counts->done != counts->total()) {
+      return Internal("copy ended with " + std::to_string(counts->total() - counts->done) +
+                      " of its " + std::to_string(counts->total()) + " chunks not done");
+    }
+    return Status::Ok();
+  }
+
+  static std::string RangeText(const Chunk& c) {
+    return "[" + (c.lower.is_null() ? std::string("start") : c.lower.dump()) + ", " +
+           (c.upper.is_null() ? std::string("end") : c.upper.dump()) + ")";
+  }
+
+  // One range, from its cursor: each batch saves the range's cursor, then the copy's rows and
+  // batch event (under `mu`, which guards ctx).
+  static Status RunChunk(MigrationContext& ctx, std::stop_token stop, ClickHouseClient& client,
+                         ChunkStore& chunks, const CopyPlan& plan, Reader::Options options,
+                         const Chunk& c, const std::string& worker_id, std::mutex& mu) {
+    auto cursor_of = [&plan](const nlohmann::json& j) {
+      return CursorFromState(nlohmann::json{{"cursor", j}}, plan.key_names);
+    };
+    if (!c.lower.is_null()) {
+      Result<Cursor> lower = cursor_of(c.lower);
+      if (!lower.ok()) return lower.status();
+      options.lower = *lower;
+    }
+    if (!c.upper.is_null()) {
+      Result<Cursor> upper = cursor_of(c.upper);
+      if (!upper.ok()) return upper.status();
+      options.upper = *upper;
+    }
+    if (!c.cursor.is_null()) {
+      Result<Cursor> start = cursor_of(c.cursor);
+      if (!start.ok()) return start.status();
+      options.start = *start;
+    }
+    return CopyRange(ctx, stop, client, plan, std::move(options), [&](BatchRecord& record) {
+      BGM_RETURN_IF_ERROR(
+          chunks.Checkpoint(ctx.name(), c.chunk, worker_id, record.to, record.rows));
+      record.state = {{"chunked", true}};
+      record.from = {{"chunk", c.chunk}, {"cursor", record.from}};
+      record.to = {{"chunk", c.chunk}, {"cursor", record.to}};
+      std::lock_guard<std::mutex> lock(mu);
+      return ctx.Checkpoint(record);
+    });
+  }
+
   static Status ReportEstimate(MigrationContext& ctx, const CopyPlan& plan) {
     Result<PgConnection> conn = PgConnection::Connect(ctx.env().database_url);
     if (!conn.ok()) return conn.status();
@@ -569,7 +811,8 @@ class PlannedCopy final : public BackgroundMigration {
     return ctx.ReportTotalEstimate(estimate);
   }
 
-  static Status InsertLoop(MigrationContext& ctx, ClickHouseClient& client, const CopyPlan& plan,
+  static Status InsertLoop(std::stop_token stop, const Checkpointer& checkpoint,
+                           ClickHouseClient& client, const CopyPlan& plan,
                            BoundedQueue<Item>& queue, ChunkPool& pool,
                            std::atomic<int64_t>& target_rows, bool pinned, double target_seconds,
                            std::chrono::milliseconds pause) {
@@ -601,16 +844,15 @@ class PlannedCopy final : public BackgroundMigration {
       const BatchInfo& batch = source.batch();
       const auto elapsed = std::chrono::steady_clock::now() - started;
       BatchRecord record;
-      record.state = {{"cursor", batch.to}};
       record.rows = batch.rows;
       record.bytes = batch.bytes;
       record.from = batch.from;
       record.to = batch.to;
       record.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
-      BGM_RETURN_IF_ERROR(ctx.Checkpoint(record));
+      BGM_RETURN_IF_ERROR(checkpoint(record));
       // The reader may be far ahead (it stops at its next row); the stop holds here.
-      if (ctx.stop_requested()) return Cancelled("stop requested");
-      if (pause.count() > 0 && !SystemClock().SleepFor(pause, ctx.stop_token())) {
+      if (stop.stop_requested()) return Cancelled("stop requested");
+      if (pause.count() > 0 && !SystemClock().SleepFor(pause, stop)) {
         return Cancelled("stop requested");
       }
       if (!pinned && record.duration_ms > 0) {

@@ -96,7 +96,8 @@ std::string Snapshot(PgConnection& conn) {
 }
 
 constexpr const char* kControlTables =
-    "background_migration_events,background_migrations,bgmigrate_migration_files,"
+    "background_migration_chunks,background_migration_events,background_migrations,"
+    "bgmigrate_migration_files,"
     "bgmigrate_schema_versions\n";
 
 TEST(ApplicationSchemaTest, WithoutAnApplicationFolderAFreshDatabaseGetsOnlyTheControlTables) {
@@ -110,7 +111,8 @@ TEST(ApplicationSchemaTest, WithoutAnApplicationFolderAFreshDatabaseGetsOnlyTheC
   EXPECT_EQ(Column(conn, "SELECT store, version, name FROM bgmigrate_schema_versions ORDER BY 2"),
             "postgres|1|0001_background_migrations.sql\n"
             "postgres|3|0003_waiting.sql\n"
-            "postgres|4|0004_migration_files.sql\n");
+            "postgres|4|0004_migration_files.sql\n"
+            "postgres|5|0005_chunks.sql\n");
 }
 
 TEST(ApplicationSchemaTest, MigrateWithAnEmptyOrNoFolderCreatesOnlyControlTablesAndNoClickHouseDb) {
@@ -172,14 +174,15 @@ TEST(ApplicationSchemaTest, ApplicationVersionsAreRecordedApartFromControlVersio
   ASSERT_TRUE(app.ok()) << app.status().ToString();
   Result<int> applied = ApplyPostgresSchema(conn, PostgresSchemaFiles(), app->postgres());
   ASSERT_TRUE(applied.ok()) << applied.status().ToString();
-  EXPECT_EQ(*applied, 5);
+  EXPECT_EQ(*applied, 6);
   EXPECT_EQ(
       Column(conn, "SELECT store, version, name FROM bgmigrate_schema_versions ORDER BY 1, 2"),
       "application|1|0001_app_one.sql\n"
       "application|3|0003_app_three.sql\n"
       "postgres|1|0001_background_migrations.sql\n"
       "postgres|3|0003_waiting.sql\n"
-      "postgres|4|0004_migration_files.sql\n");
+      "postgres|4|0004_migration_files.sql\n"
+      "postgres|5|0005_chunks.sql\n");
   Result<int> again = ApplyPostgresSchema(conn, PostgresSchemaFiles(), app->postgres());
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(*again, 0);
@@ -343,7 +346,7 @@ TEST(ApplicationSchemaTest, DatabaseThatAppliedTheOldVersionTwoUpgradesWithoutCh
   EXPECT_EQ(Tables(conn), tables);
   EXPECT_EQ(Column(conn, "SELECT count(*) FROM traces"), "1\n");
   EXPECT_EQ(Column(conn, "SELECT store, version FROM bgmigrate_schema_versions ORDER BY 1, 2"),
-            "application|1\npostgres|1\npostgres|2\npostgres|3\npostgres|4\n");
+            "application|1\npostgres|1\npostgres|2\npostgres|3\npostgres|4\npostgres|5\n");
   Result<int> again = ApplyPostgresSchema(conn, PostgresSchemaFiles(), example);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(*again, 0);
@@ -372,7 +375,7 @@ TEST(ControlTableShapeTest, ControlTablesBeforeVersionThreeMayLackItsColumns) {
       << claimed.message();
   Result<int> rest = ApplyPostgresSchema(conn, PostgresSchemaFiles());
   ASSERT_TRUE(rest.ok()) << rest.status().ToString();
-  EXPECT_EQ(*rest, 2);
+  EXPECT_EQ(*rest, 3);  // 0003, 0004 and 0005
 }
 
 // Langfuse v3's own background_migrations (id without a default, timestamps without a zone,

@@ -492,7 +492,7 @@ TEST(CliTest, AMistypedCommandIsNamedWithTheKnownOnes) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.err,
             "bgmigrate: unknown command 'frobnicate'; the commands are worker, web, up, migrate, "
-            "list, status, gate, retry, set-args, pause, resume, verify, seed, check\n"
+            "list, status, gate, retry, set-args, pause, resume, verify, check\n"
             "Run 'bgmigrate --help' for usage.\n");
   EXPECT_EQ(r.out, "");
 }

@@ -1,0 +1,167 @@
+#include "core/chunk_store.h"
+
+namespace bgm {
+namespace {
+
+nlohmann::json JsonOrNull(const PgResult& r, int row, int col) {
+  if (r.IsNull(row, col)) return nullptr;
+  nlohmann::json j = nlohmann::json::parse(r.Get(row, col), nullptr, /*allow_exceptions=*/false);
+  return j.is_discarded() ? nlohmann::json(nullptr) : j;
+}
+
+constexpr const char* kColumns =
+    "chunk, lower_bound, upper_bound, cursor, status, coalesce(worker_id, ''), attempts, "
+    "rows_processed, coalesce(last_error, '')";
+
+Chunk ChunkAt(const PgResult& r, int row) {
+  Chunk c;
+  c.chunk = static_cast<int>(r.GetInt(row, 0));
+  c.lower = JsonOrNull(r, row, 1);
+  c.upper = JsonOrNull(r, row, 2);
+  c.cursor = JsonOrNull(r, row, 3);
+  c.status = std::string(r.Get(row, 4));
+  c.worker_id = std::string(r.Get(row, 5));
+  c.attempts = static_cast<int>(r.GetInt(row, 6));
+  c.rows = r.GetInt(row, 7);
+  c.last_error = std::string(r.Get(row, 8));
+  return c;
+}
+
+}  // namespace
+
+Result<ChunkStore> ChunkStore::Connect(const std::string& database_url) {
+  Result<PgConnection> conn = PgConnection::Connect(database_url);
+  if (!conn.ok()) return conn.status();
+  return ChunkStore(std::move(*conn));
+}
+
+Result<bool> ChunkStore::HasChunks(const std::string& name) {
+  Result<PgResult> r = conn_.Exec(
+      "SELECT EXISTS (SELECT 1 FROM background_migration_chunks WHERE migration_name = $1)",
+      {name});
+  if (!r.ok()) return r.status();
+  return r->Get(0, 0) == "t";
+}
+
+Status ChunkStore::Create(const std::string& name, const std::vector<nlohmann::json>& boundaries) {
+  // One statement: the ranges between consecutive boundaries, all or none.
+  nlohmann::json all = nlohmann::json::array();
+  all.push_back(nullptr);
+  for (const nlohmann::json& b : boundaries) all.push_back(b);
+  all.push_back(nullptr);
+  Result<PgResult> r = conn_.Exec(R"sql(
+      INSERT INTO background_migration_chunks (migration_name, chunk, lower_bound, upper_bound)
+      SELECT $1, b.i::int - 1, nullif(b.v, 'null'::jsonb), nullif(n.v, 'null'::jsonb)
+      FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY b(v, i)
+      JOIN jsonb_array_elements($2::jsonb) WITH ORDINALITY n(v, i) ON n.i = b.i + 1
+      ON CONFLICT DO NOTHING
+      RETURNING 1)sql",
+                                  {name, all.dump()});
+  if (!r.ok()) return r.status().WithContext("splitting " + name + " into chunks");
+  if (r->rows() != static_cast<int>(boundaries.size()) + 1) {
+    return FailedPrecondition(name + " has chunks already");
+  }
+  return Status::Ok();
+}
+
+Status ChunkStore::ReleaseAbandoned(const std::string& name) {
+  return conn_.Run(R"sql(
+      UPDATE background_migration_chunks
+      SET status = 'pending', worker_id = NULL, locked_at = NULL,
+          attempts = CASE WHEN status = 'failed' THEN 0 ELSE attempts END,
+          next_attempt_at = NULL
+      WHERE migration_name = $1 AND status IN ('running', 'failed'))sql",
+                   {name});
+}
+
+Result<std::optional<Chunk>> ChunkStore::Claim(const std::string& name,
+                                               const std::string& worker_id) {
+  Result<PgResult> r = conn_.Exec(std::string(R"sql(
+      UPDATE background_migration_chunks
+      SET status = 'running', worker_id = $2, locked_at = now(), attempts = attempts + 1
+      WHERE (migration_name, chunk) = (
+        SELECT migration_name, chunk FROM background_migration_chunks
+        WHERE migration_name = $1 AND status = 'pending'
+          AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+        ORDER BY chunk LIMIT 1 FOR UPDATE SKIP LOCKED)
+      RETURNING )sql") + kColumns,
+                                  {name, worker_id});
+  if (!r.ok()) return r.status().WithContext("claiming a chunk of " + name);
+  if (r->rows() == 0) return std::optional<Chunk>();
+  return std::optional<Chunk>(ChunkAt(*r, 0));
+}
+
+Status ChunkStore::Checkpoint(const std::string& name, int chunk, const std::string& worker_id,
+                              const nlohmann::json& cursor, int64_t rows) {
+  Result<PgResult> r = conn_.Exec(R"sql(
+      UPDATE background_migration_chunks
+      SET cursor = $4::jsonb, rows_processed = rows_processed + $5, locked_at = now()
+      WHERE migration_name = $1 AND chunk = $2 AND worker_id = $3 AND status = 'running'
+      RETURNING 1)sql",
+                                  {name, chunk, worker_id, cursor.dump(), rows});
+  if (!r.ok()) return r.status().WithContext("saving chunk " + std::to_string(chunk));
+  if (r->rows() == 0) {
+    return LeaseLost("chunk " + std::to_string(chunk) + " of " + name +
+                     " is no longer running for " + worker_id);
+  }
+  return Status::Ok();
+}
+
+Status ChunkStore::Finish(const std::string& name, int chunk, const std::string& worker_id) {
+  Result<PgResult> r = conn_.Exec(R"sql(
+      UPDATE background_migration_chunks
+      SET status = 'done', worker_id = NULL, locked_at = NULL, finished_at = now(),
+          last_error = NULL
+      WHERE migration_name = $1 AND chunk = $2 AND worker_id = $3 AND status = 'running'
+      RETURNING 1)sql",
+                                  {name, chunk, worker_id});
+  if (!r.ok()) return r.status().WithContext("finishing chunk " + std::to_string(chunk));
+  if (r->rows() == 0) {
+    return LeaseLost("chunk " + std::to_string(chunk) + " of " + name +
+                     " is no longer running for " + worker_id);
+  }
+  return Status::Ok();
+}
+
+Result<bool> ChunkStore::Fail(const std::string& name, int chunk, const std::string& worker_id,
+                              const std::string& error, int max_attempts, double backoff_seconds) {
+  Result<PgResult> r = conn_.Exec(R"sql(
+      UPDATE background_migration_chunks
+      SET status = CASE WHEN attempts >= $5 THEN 'failed' ELSE 'pending' END,
+          worker_id = NULL, locked_at = NULL, last_error = $4,
+          next_attempt_at = now() + make_interval(secs => $6::float8)
+      WHERE migration_name = $1 AND chunk = $2 AND worker_id = $3 AND status = 'running'
+      RETURNING status = 'failed')sql",
+                                  {name, chunk, worker_id, error, max_attempts, backoff_seconds});
+  if (!r.ok())
+    return r.status().WithContext("recording the failure of chunk " + std::to_string(chunk));
+  if (r->rows() == 0) {
+    return LeaseLost("chunk " + std::to_string(chunk) + " of " + name +
+                     " is no longer running for " + worker_id);
+  }
+  return r->Get(0, 0) == "t";
+}
+
+Result<ChunkCounts> ChunkStore::Counts(const std::string& name) {
+  Result<PgResult> r = conn_.Exec(R"sql(
+      SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE status = 'running'),
+             count(*) FILTER (WHERE status = 'done'), count(*) FILTER (WHERE status = 'failed')
+      FROM background_migration_chunks WHERE migration_name = $1)sql",
+                                  {name});
+  if (!r.ok()) return r.status();
+  return ChunkCounts{static_cast<int>(r->GetInt(0, 0)), static_cast<int>(r->GetInt(0, 1)),
+                     static_cast<int>(r->GetInt(0, 2)), static_cast<int>(r->GetInt(0, 3))};
+}
+
+Result<std::vector<Chunk>> ChunkStore::List(const std::string& name) {
+  Result<PgResult> r = conn_.Exec(std::string("SELECT ") + kColumns +
+                                      " FROM background_migration_chunks WHERE migration_name = $1 "
+                                      "ORDER BY chunk",
+                                  {name});
+  if (!r.ok()) return r.status();
+  std::vector<Chunk> out;
+  for (int i = 0; i < r->rows(); ++i) out.push_back(ChunkAt(*r, i));
+  return out;
+}
+
+}  // namespace bgm
