@@ -713,7 +713,12 @@ EOF
 zk_start() {
   zk_check_install
   if zk_pid >/dev/null; then
-    say "ZooKeeper: already running (pid $(zk_pid)) on $HOST:$(zk_conf_port)"
+    local port; port=$(zk_conf_port)
+    say "ZooKeeper: already running (pid $(zk_pid)) on $HOST:$port"
+    if [[ $port != "$ZK_PORT" ]]; then
+      warn "note: ZooKeeper runs on port $port, not the requested $ZK_PORT; the replicas started now use $port"
+      ZK_PORT=$port
+    fi
     return 0
   fi
   check_port_free "$ZK_PORT" "ZooKeeper" BGMIGRATE_ZK_PORT
