@@ -11,6 +11,7 @@ packages=(
   nlohmann-json3-dev libcpp-httplib-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql clickhouse-server clickhouse-client
+  zookeeper  # services.sh --cluster: the replicas' coordination (brings a JRE)
 )
 if [[ "${1:-}" == "--browser" ]]; then
   packages+=(chromium)
