@@ -64,31 +64,93 @@ Status ChunkStore::Create(const std::string& name, const std::vector<nlohmann::j
   return Status::Ok();
 }
 
-Status ChunkStore::ReleaseAbandoned(const std::string& name) {
+Status ChunkStore::RetryFailed(const std::string& name) {
   return conn_.Run(R"sql(
       UPDATE background_migration_chunks
-      SET status = 'pending', worker_id = NULL, locked_at = NULL,
-          attempts = CASE WHEN status = 'failed' THEN 0 ELSE attempts END,
+      SET status = 'pending', worker_id = NULL, locked_at = NULL, attempts = 0,
           next_attempt_at = NULL
-      WHERE migration_name = $1 AND status IN ('running', 'failed'))sql",
+      WHERE migration_name = $1 AND status = 'failed')sql",
                    {name});
 }
 
 Result<std::optional<Chunk>> ChunkStore::Claim(const std::string& name,
-                                               const std::string& worker_id) {
+                                               const std::string& worker_id,
+                                               std::chrono::seconds lease) {
   Result<PgResult> r = conn_.Exec(std::string(R"sql(
       UPDATE background_migration_chunks
       SET status = 'running', worker_id = $2, locked_at = now(), attempts = attempts + 1
       WHERE (migration_name, chunk) = (
         SELECT migration_name, chunk FROM background_migration_chunks
-        WHERE migration_name = $1 AND status = 'pending'
-          AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+        WHERE migration_name = $1
+          AND ((status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= now()))
+               OR (status = 'running' AND locked_at < now() - make_interval(secs => $3::int)))
         ORDER BY chunk LIMIT 1 FOR UPDATE SKIP LOCKED)
       RETURNING )sql") + kColumns,
-                                  {name, worker_id});
+                                  {name, worker_id, static_cast<int64_t>(lease.count())});
   if (!r.ok()) return r.status().WithContext("claiming a chunk of " + name);
   if (r->rows() == 0) return std::optional<Chunk>();
   return std::optional<Chunk>(ChunkAt(*r, 0));
+}
+
+Status ChunkStore::Heartbeat(const std::string& name, const std::string& process) {
+  return conn_.Run(
+      "UPDATE background_migration_chunks SET locked_at = now() "
+      "WHERE migration_name = $1 AND status = 'running' AND split_part(worker_id, '#', 1) = $2",
+      {name, process});
+}
+
+Result<int> ChunkStore::Workers(const std::string& name, std::chrono::seconds lease) {
+  Result<PgResult> r = conn_.Exec(
+      "SELECT count(DISTINCT split_part(worker_id, '#', 1)) FROM background_migration_chunks "
+      "WHERE migration_name = $1 AND status = 'running' "
+      "AND locked_at >= now() - make_interval(secs => $2::int)",
+      {name, static_cast<int64_t>(lease.count())});
+  if (!r.ok()) return r.status();
+  return static_cast<int>(r->GetInt(0, 0));
+}
+
+Status ChunkStore::CheckpointShared(const std::string& name, int chunk,
+                                    const std::string& worker_id, const nlohmann::json& cursor,
+                                    int64_t rows, const nlohmann::json& detail) {
+  Result<PgResult> r = conn_.Exec(R"sql(
+      WITH m AS (
+        SELECT name FROM background_migrations
+        WHERE name = $1 AND finished_at IS NULL AND failed_at IS NULL AND paused_at IS NULL
+        FOR SHARE),
+      c AS (
+        UPDATE background_migration_chunks
+        SET cursor = $4::jsonb, rows_processed = rows_processed + $5, locked_at = now()
+        WHERE migration_name = $1 AND chunk = $2 AND worker_id = $3 AND status = 'running'
+          AND EXISTS (SELECT 1 FROM m)
+        RETURNING 1),
+      upd AS (
+        UPDATE background_migrations
+        SET rows_processed = rows_processed + $5, last_progress_at = now()
+        WHERE name = $1 AND EXISTS (SELECT 1 FROM c)
+        RETURNING name),
+      ev AS (
+        INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
+        SELECT name, 'batch', $3, $6::jsonb FROM upd)
+      SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM c))sql",
+                                  {name, chunk, worker_id, cursor.dump(), rows, detail.dump()});
+  if (!r.ok()) return r.status().WithContext("saving chunk " + std::to_string(chunk));
+  if (r->GetInt(0, 0) == 0) {
+    return Cancelled(name + " is no longer running (paused, finished or failed)");
+  }
+  if (r->GetInt(0, 1) == 0) {
+    return LeaseLost("chunk " + std::to_string(chunk) + " of " + name +
+                     " is no longer running for " + worker_id);
+  }
+  return Status::Ok();
+}
+
+Status ChunkStore::Release(const std::string& name, int chunk, const std::string& worker_id) {
+  return conn_.Run(R"sql(
+      UPDATE background_migration_chunks
+      SET status = 'pending', worker_id = NULL, locked_at = NULL,
+          attempts = greatest(attempts - 1, 0)
+      WHERE migration_name = $1 AND chunk = $2 AND worker_id = $3 AND status = 'running')sql",
+                   {name, chunk, worker_id});
 }
 
 Status ChunkStore::Checkpoint(const std::string& name, int chunk, const std::string& worker_id,

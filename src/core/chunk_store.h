@@ -3,10 +3,11 @@
 // claimed, checkpointed (its own cursor), finished or failed on its own, so several threads run
 // one migration at once and a crash re-does at most each running chunk's unsaved batch.
 //
-// Today the chunks of a migration are run only by the worker that holds the migration's lease
-// (the manager's compare-and-set), so a chunk found `running` when that worker starts the
-// migration was left by a dead one and is taken back (ReleaseAbandoned). Each claim writes the
-// claimant's id; its checkpoints and its finish are fenced on it (kLeaseLost otherwise).
+// Any number of worker processes run the chunks of one migration: the lease holder and helpers
+// (BackgroundMigration::Help). A claim writes the claimant's id ("<worker id>#<thread>") and
+// lasts while its process heartbeats it; a running chunk whose heartbeat is older than the lease
+// was left by a dead worker and is claimed again from its cursor. Checkpoints, finish and
+// failure are fenced on the claimant's id (kLeaseLost otherwise).
 //
 // Not thread-safe (one connection): one ChunkStore per thread.
 //
@@ -15,6 +16,7 @@
 //   while (auto c = chunks->Claim(name, "w1/t0")) { ... chunks->Checkpoint(...); ... }
 #pragma once
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -52,16 +54,30 @@ class ChunkStore {
   // ..., [bk, null); no boundaries: one range over everything. One transaction; kFailedPrecondition
   // when the migration has chunks already.
   Status Create(const std::string& name, const std::vector<nlohmann::json>& boundaries);
-  // Running chunks of `name` go back to pending (their worker is gone: see the header), and
-  // failed ones to pending with their attempts reset (the migration runs again after a retry).
-  Status ReleaseAbandoned(const std::string& name);
-  // The next pending chunk whose backoff is over, in key order, now running for `worker_id`
-  // (attempts + 1); nullopt when there is none.
-  Result<std::optional<Chunk>> Claim(const std::string& name, const std::string& worker_id);
+  // Failed chunks of `name` go back to pending with their attempts reset (the migration runs
+  // again after a retry).
+  Status RetryFailed(const std::string& name);
+  // The next chunk in key order that is pending with its backoff over, or running with a
+  // heartbeat older than `lease` (its worker died), now running for `worker_id` (attempts + 1);
+  // nullopt when there is none.
+  Result<std::optional<Chunk>> Claim(const std::string& name, const std::string& worker_id,
+                                     std::chrono::seconds lease);
+  // Renews the claims of every chunk of `name` running for `process` (worker ids
+  // "<process>#<thread>").
+  Status Heartbeat(const std::string& name, const std::string& process);
+  // Worker processes with a live claim on a chunk of `name`.
+  Result<int> Workers(const std::string& name, std::chrono::seconds lease);
   // Saves the chunk's cursor after a durable batch of `rows` rows. kLeaseLost when the chunk is
   // no longer running for `worker_id`.
   Status Checkpoint(const std::string& name, int chunk, const std::string& worker_id,
                     const nlohmann::json& cursor, int64_t rows);
+  // Checkpoint for a helper (a worker without the migration's lease), in one statement: the
+  // chunk's cursor, and the migration's rows_processed and a `batch` event with `detail`.
+  // kCancelled when the migration is no longer running (paused, finished or failed).
+  Status CheckpointShared(const std::string& name, int chunk, const std::string& worker_id,
+                          const nlohmann::json& cursor, int64_t rows, const nlohmann::json& detail);
+  // A stopped claim goes back to pending; the stop does not count as an attempt.
+  Status Release(const std::string& name, int chunk, const std::string& worker_id);
   Status Finish(const std::string& name, int chunk, const std::string& worker_id);
   // Records a failed attempt. With attempts left the chunk is pending again, not before
   // `backoff_seconds`; otherwise it is failed. Returns whether it is failed for good.

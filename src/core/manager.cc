@@ -22,8 +22,9 @@ class LeasedContext final : public MigrationContext {
   LeasedContext(const Lease& lease, nlohmann::json state, const MigrationEnv& env,
                 ControlStore& store, const std::string& worker_id, std::stop_source& run_stop,
                 std::atomic<bool>& lease_lost, std::atomic<bool>& paused, Clock& clock,
-                std::optional<Clock::TimePoint>& outage_start)
+                std::optional<Clock::TimePoint>& outage_start, std::chrono::seconds lease_length)
       : lease_(lease),
+        lease_length_(lease_length),
         env_(env),
         store_(store),
         worker_id_(worker_id),
@@ -39,6 +40,8 @@ class LeasedContext final : public MigrationContext {
   const nlohmann::json& state() const override { return state_; }
   const MigrationEnv& env() const override { return env_; }
   std::stop_token stop_token() const override { return run_stop_.get_token(); }
+  std::string worker_id() const override { return worker_id_; }
+  std::chrono::seconds lease() const override { return lease_length_; }
 
   Status Checkpoint(const BatchRecord& batch) override {
     Result<Fence> fence = store_.Checkpoint(lease_.name, worker_id_, batch);
@@ -80,6 +83,7 @@ class LeasedContext final : public MigrationContext {
 
  private:
   const Lease& lease_;
+  const std::chrono::seconds lease_length_;
   const MigrationEnv& env_;
   ControlStore& store_;
   const std::string& worker_id_;
@@ -90,6 +94,33 @@ class LeasedContext final : public MigrationContext {
   std::optional<Clock::TimePoint>& outage_start_;
   nlohmann::json state_;
   int64_t rows_ = 0;
+};
+
+// The context of a helper: a worker running parts of a migration another worker leases. The
+// parts keep their own state; the migration's checkpoint and estimate are the lease holder's.
+class HelperContext final : public MigrationContext {
+ public:
+  HelperContext(const MigrationRow& row, const MigrationEnv& env, std::string worker_id,
+                std::chrono::seconds lease, std::stop_token stop)
+      : row_(row), env_(env), worker_id_(std::move(worker_id)), lease_(lease), stop_(stop) {}
+  const std::string& name() const override { return row_.name; }
+  const nlohmann::json& args() const override { return row_.args; }
+  const nlohmann::json& state() const override { return row_.state; }
+  const MigrationEnv& env() const override { return env_; }
+  std::stop_token stop_token() const override { return stop_; }
+  std::string worker_id() const override { return worker_id_; }
+  std::chrono::seconds lease() const override { return lease_; }
+  Status Checkpoint(const BatchRecord&) override {
+    return Internal("a helper of " + row_.name + " has no checkpoint of the migration");
+  }
+  Status ReportTotalEstimate(int64_t) override { return Status::Ok(); }
+
+ private:
+  const MigrationRow& row_;
+  const MigrationEnv& env_;
+  const std::string worker_id_;
+  const std::chrono::seconds lease_;
+  std::stop_token stop_;
 };
 
 }  // namespace
@@ -165,6 +196,31 @@ Result<bool> Manager::RunOnce(std::stop_token stop) {
                  row.name, options_.worker_id, (*lease)->attempts);
     RunLeased(**lease, stop);
     return true;
+  }
+  // Nothing to lease: help a running migration that shares its work (a chunked copy).
+  for (const MigrationRow& row : *rows) {
+    if (stop.stop_requested()) return false;
+    if (row.status != MigrationStatus::kRunning || !row.lease_live ||
+        row.worker_id == options_.worker_id || !row.args.is_object()) {
+      continue;
+    }
+    const MigrationSpec* spec = registry_.Find(row.script);
+    if (spec == nullptr) continue;
+    std::unique_ptr<BackgroundMigration> migration = spec->create();
+    if (!migration->Validate(row.args).ok() || !migration->SharesWork(row.args)) continue;
+    HelperContext ctx(row, env_, options_.worker_id,
+                      std::chrono::duration_cast<std::chrono::seconds>(options_.lease), stop);
+    Result<bool> helped = migration->Help(ctx);
+    if (!helped.ok()) {
+      spdlog::warn("{} Helping {} (held by {}) stopped: {}", kTag, row.name,
+                   row.worker_id.value_or("?"), helped.status().ToString());
+      continue;
+    }
+    if (*helped) {
+      spdlog::info("{} Helped {} (held by {}) with its chunks", kTag, row.name,
+                   row.worker_id.value_or("?"));
+      return true;
+    }
   }
   return false;
 }
@@ -286,7 +342,8 @@ Status Manager::RunWithRetries(const Lease& lease, BackgroundMigration& migratio
     Status result = EnsureStore();
     if (result.ok()) {
       LeasedContext ctx(lease, state, env_, *store_, options_.worker_id, run_stop, lease_lost,
-                        paused, clock_, outage_start);
+                        paused, clock_, outage_start,
+                        std::chrono::duration_cast<std::chrono::seconds>(options_.lease));
       try {
         result = migration.Run(ctx);
       } catch (const std::exception& e) {

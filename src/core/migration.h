@@ -12,6 +12,7 @@
 //  - Re-running a batch must be harmless (kill -9 loses at most the uncommitted batch).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -56,6 +57,10 @@ class MigrationContext {
   virtual Status Checkpoint(const BatchRecord& batch) = 0;
   // Records the estimated total rows (for progress bars and ETA).
   virtual Status ReportTotalEstimate(int64_t rows) = 0;
+  // This worker's id ("" when run outside a worker, e.g. in a test) and its lease: how long a
+  // claim of its lasts without a heartbeat.
+  virtual std::string worker_id() const { return ""; }
+  virtual std::chrono::seconds lease() const { return std::chrono::seconds(60); }
 };
 
 class BackgroundMigration {
@@ -65,6 +70,13 @@ class BackgroundMigration {
   // the bad key and value otherwise, e.g. "batchSize must be an integer in [1, 100000], got -1".
   virtual Status Validate(const nlohmann::json& args) const = 0;
   virtual Status Run(MigrationContext& ctx) = 0;
+
+  // Work sharing: whether, with these args, workers that do not hold the lease may help run the
+  // migration (e.g. a copy split into key ranges), and the helping itself: runs parts of the
+  // migration that the lease holder has not claimed, and returns whether it ran any. ctx's
+  // Checkpoint and ReportTotalEstimate are not for helpers (the part keeps its own state).
+  virtual bool SharesWork(const nlohmann::json& /*args*/) const { return false; }
+  virtual Result<bool> Help(MigrationContext& /*ctx*/) { return false; }
 };
 
 }  // namespace bgm

@@ -181,6 +181,16 @@ class FileCopy final : public BackgroundMigration {
     return delegate_->Run(defaulted);
   }
 
+  bool SharesWork(const nlohmann::json& args) const override {
+    return delegate_->SharesWork(WithDefaults(args));
+  }
+
+  Result<bool> Help(MigrationContext& ctx) override {
+    database_url_ = ctx.env().database_url;
+    DefaultedContext defaulted(ctx, WithDefaults(ctx.args()));
+    return delegate_->Help(defaulted);
+  }
+
  private:
   // The context with the file's default args under the operator's.
   class DefaultedContext final : public MigrationContext {
@@ -194,6 +204,8 @@ class FileCopy final : public BackgroundMigration {
     std::stop_token stop_token() const override { return inner_.stop_token(); }
     Status ReportTotalEstimate(int64_t rows) override { return inner_.ReportTotalEstimate(rows); }
     Status Checkpoint(const BatchRecord& batch) override { return inner_.Checkpoint(batch); }
+    std::string worker_id() const override { return inner_.worker_id(); }
+    std::chrono::seconds lease() const override { return inner_.lease(); }
 
    private:
     MigrationContext& inner_;
@@ -353,6 +365,7 @@ std::vector<ArgSpec> FileCopyArgs(const MigrationFile& file) {
           {"chunkRows", ArgSpec::Type::kInt, 1, 1e9, {}, nullptr},
           {"concurrency", ArgSpec::Type::kInt, 1, 16, {}, nullptr},
           {"chunkAttempts", ArgSpec::Type::kInt, 1, 100, {}, nullptr},
+          {"maxWorkers", ArgSpec::Type::kInt, 1, 256, {}, nullptr},
       },
       file);
 }

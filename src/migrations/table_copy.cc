@@ -36,6 +36,7 @@ constexpr int64_t kDefaultMaxBatchBytes = 64 << 20;
 constexpr double kDefaultTargetSeconds = 2.0;
 constexpr int64_t kCountBelowRows = 100000;  // estimates below are replaced by a count
 constexpr size_t kMaxChunks = 100000;
+constexpr int64_t kDefaultMaxWorkers = 8;  // processes sharing one chunked copy
 
 // The key values of the last row copied, in key order; empty before the first.
 struct Cursor {
@@ -509,25 +510,9 @@ class PlannedCopy final : public BackgroundMigration {
   }
 
   Status Run(MigrationContext& ctx) override {
+    Result<Prepared> p = Prepare(ctx);
+    if (!p.ok()) return p.status();
     const nlohmann::json& args = ctx.args();
-    const MigrationEnv& env = ctx.env();
-    Result<std::unique_ptr<ClickHouseClient>> client = OpenClient(env);
-    if (!client.ok()) return client.status();
-    Result<ClickHouseDialect> dialect = DetectDialect(**client, ClickHouseCluster{});
-    if (!dialect.ok()) return dialect.status().WithContext("connecting to ClickHouse");
-    Result<CopyPlan> plan = planner_(**client, *dialect, args);
-    if (!plan.ok()) return plan.status();
-    Result<DateBounds> bounds = DateBoundsOf(args);
-    if (!bounds.ok()) return bounds.status();
-    auto utc_text = [](std::optional<int64_t> ms) {
-      return ms ? std::optional(FormatPostgresTimestamp(*ms)) : std::nullopt;
-    };
-    Reader::Options options;
-    options.database_url = env.database_url;
-    options.min_date = utc_text(bounds->min_ms);
-    options.max_date = utc_text(bounds->max_ms);
-    options.max_batch_bytes = IntArg(args, "maxBatchBytes", kDefaultMaxBatchBytes);
-
     const bool chunked = ctx.state().value("chunked", false);
     const int64_t chunk_rows = IntArg(args, "chunkRows", 0);
     if (chunked && chunk_rows == 0) {
@@ -541,22 +526,67 @@ class PlannedCopy final : public BackgroundMigration {
           "), so chunkRows cannot apply to it now; remove chunkRows to go on, or retry with "
           "--from-start to copy in chunks from the beginning");
     }
-    BGM_RETURN_IF_ERROR(ReportEstimate(ctx, *plan));
-    if (chunk_rows > 0) return RunChunks(ctx, *plan, std::move(options), chunk_rows);
-
-    Result<Cursor> start = CursorFromState(ctx.state(), plan->key_names);
+    BGM_RETURN_IF_ERROR(ReportEstimate(ctx, p->plan));
+    if (chunk_rows > 0) {
+      Result<bool> ran = RunChunks(ctx, p->plan, p->options, chunk_rows, /*helper=*/false);
+      return ran.status();
+    }
+    Result<Cursor> start = CursorFromState(ctx.state(), p->plan.key_names);
     if (!start.ok()) return start.status();
-    options.start = *start;
-    return CopyRange(ctx, ctx.stop_token(), **client, *plan, std::move(options),
+    p->options.start = *start;
+    return CopyRange(ctx, ctx.stop_token(), *p->client, p->plan, p->options,
                      [&ctx](BatchRecord& record) {
                        record.state = {{"cursor", record.to}};
                        return ctx.Checkpoint(record);
                      });
   }
 
+  bool SharesWork(const nlohmann::json& args) const override {
+    return IntArg(args, "chunkRows", 0) > 0 && IntArg(args, "maxWorkers", kDefaultMaxWorkers) > 1;
+  }
+
+  Result<bool> Help(MigrationContext& ctx) override {
+    if (!SharesWork(ctx.args())) return false;
+    Result<Prepared> p = Prepare(ctx);
+    if (!p.ok()) return p.status();
+    return RunChunks(ctx, p->plan, p->options, IntArg(ctx.args(), "chunkRows", 0),
+                     /*helper=*/true);
+  }
+
  private:
   // Saves a durable batch (its state, rows and event); may fill in record.state.
   using Checkpointer = std::function<Status(BatchRecord&)>;
+
+  // What a run needs once ClickHouse is connected: the plan and the reader's options.
+  struct Prepared {
+    std::unique_ptr<ClickHouseClient> client;
+    CopyPlan plan;
+    Reader::Options options;
+  };
+
+  Result<Prepared> Prepare(MigrationContext& ctx) {
+    const nlohmann::json& args = ctx.args();
+    const MigrationEnv& env = ctx.env();
+    Result<std::unique_ptr<ClickHouseClient>> client = OpenClient(env);
+    if (!client.ok()) return client.status();
+    Result<ClickHouseDialect> dialect = DetectDialect(**client, ClickHouseCluster{});
+    if (!dialect.ok()) return dialect.status().WithContext("connecting to ClickHouse");
+    Result<CopyPlan> plan = planner_(**client, *dialect, args);
+    if (!plan.ok()) return plan.status();
+    Result<DateBounds> bounds = DateBoundsOf(args);
+    if (!bounds.ok()) return bounds.status();
+    auto utc_text = [](std::optional<int64_t> ms) {
+      return ms ? std::optional(FormatPostgresTimestamp(*ms)) : std::nullopt;
+    };
+    Prepared p;
+    p.client = std::move(*client);
+    p.plan = std::move(*plan);
+    p.options.database_url = env.database_url;
+    p.options.min_date = utc_text(bounds->min_ms);
+    p.options.max_date = utc_text(bounds->max_ms);
+    p.options.max_batch_bytes = IntArg(args, "maxBatchBytes", kDefaultMaxBatchBytes);
+    return p;
+  }
 
   static Result<std::unique_ptr<ClickHouseClient>> OpenClient(const MigrationEnv& env) {
     return OpenClickHouseClient({.url = env.clickhouse_url,
@@ -640,107 +670,144 @@ class PlannedCopy final : public BackgroundMigration {
     }
   }
 
-  // A chunked run: the copy's key ranges (planned on its first run) copied by `concurrency`
-  // threads, each claiming the next pending range, resuming from its cursor; a range that fails
-  // is tried again after a backoff up to chunkAttempts times, then fails the copy naming it.
-  Status RunChunks(MigrationContext& ctx, const CopyPlan& plan, Reader::Options options,
-                   int64_t chunk_rows) {
+  // A chunked run: the copy's key ranges (planned by the lease holder's first run) copied by
+  // `concurrency` threads, each claiming the next pending range (or one whose worker died) and
+  // copying it from its cursor; a range that fails is tried again after a backoff up to
+  // chunkAttempts times, then failed while the others go on. The lease holder waits until no
+  // range is pending or running anywhere and fails the copy naming every failed range; a helper
+  // (`helper`: other workers, up to maxWorkers processes) returns when it finds nothing to claim,
+  // with whether it ran any range.
+  Result<bool> RunChunks(MigrationContext& ctx, const CopyPlan& plan,
+                         const Reader::Options& options, int64_t chunk_rows, bool helper) {
     const nlohmann::json& args = ctx.args();
+    const std::string& name = ctx.name();
+    const std::chrono::seconds lease = ctx.lease();
     Result<ChunkStore> store = ChunkStore::Connect(options.database_url);
     if (!store.ok()) return store.status();
-    Result<bool> has = store->HasChunks(ctx.name());
+    Result<bool> has = store->HasChunks(name);
     if (!has.ok()) return has.status();
-    if (!*has) {
-      Result<std::vector<nlohmann::json>> boundaries = PlanBoundaries(plan, options, chunk_rows);
-      if (!boundaries.ok()) return boundaries.status();
-      BGM_RETURN_IF_ERROR(store->Create(ctx.name(), *boundaries));
-      spdlog::info("{}: split into {} chunks of about {} rows", ctx.name(), boundaries->size() + 1,
-                   chunk_rows);
+    if (helper) {
+      if (!*has) return false;  // the lease holder has not split it yet
+      Result<int> workers = store->Workers(name, lease);
+      if (!workers.ok()) return workers.status();
+      if (*workers >= IntArg(args, "maxWorkers", kDefaultMaxWorkers)) return false;
+    } else {
+      if (!*has) {
+        Result<std::vector<nlohmann::json>> boundaries = PlanBoundaries(plan, options, chunk_rows);
+        if (!boundaries.ok()) return boundaries.status();
+        BGM_RETURN_IF_ERROR(store->Create(name, *boundaries));
+        spdlog::info("{}: split into {} chunks of about {} rows", name, boundaries->size() + 1,
+                     chunk_rows);
+      }
+      BGM_RETURN_IF_ERROR(store->RetryFailed(name));
     }
-    BGM_RETURN_IF_ERROR(store->ReleaseAbandoned(ctx.name()));
 
+    const std::string process =
+        ctx.worker_id().empty() ? "pid-" + std::to_string(::getpid()) : ctx.worker_id();
     const int concurrency = static_cast<int>(IntArg(args, "concurrency", 1));
     const int max_attempts = static_cast<int>(IntArg(args, "chunkAttempts", 3));
     std::stop_source stop;
     std::stop_callback forward(ctx.stop_token(), [&stop] { stop.request_stop(); });
-    std::mutex mu;  // guards ctx (its Checkpoint), `failure` and `failed_chunks`
+    std::mutex mu;  // guards ctx (its Checkpoint) and `failure`
     Status failure;
-    std::vector<std::string> failed_chunks;
-    StatusCode failed_code = StatusCode::kInvalidArgument;
+    std::atomic<bool> claimed_any{false};
     auto fail_all = [&](Status s) {
       std::lock_guard<std::mutex> lock(mu);
       if (failure.ok()) failure = std::move(s);
       stop.request_stop();
     };
     auto worker = [&](int thread) {
-      const std::string worker_id =
-          ctx.name() + "/" + std::to_string(::getpid()) + "/t" + std::to_string(thread);
+      const std::string worker_id = process + "#" + std::to_string(thread);
       Result<ChunkStore> chunks = ChunkStore::Connect(options.database_url);
       if (!chunks.ok()) return fail_all(chunks.status());
       Result<std::unique_ptr<ClickHouseClient>> client = OpenClient(ctx.env());
       if (!client.ok()) return fail_all(client.status());
       while (!stop.stop_requested()) {
-        Result<std::optional<Chunk>> claimed = chunks->Claim(ctx.name(), worker_id);
+        Result<std::optional<Chunk>> claimed = chunks->Claim(name, worker_id, lease);
         if (!claimed.ok()) return fail_all(claimed.status());
         if (!claimed->has_value()) {
-          Result<ChunkCounts> counts = chunks->Counts(ctx.name());
+          if (helper) return;
+          Result<ChunkCounts> counts = chunks->Counts(name);
           if (!counts.ok()) return fail_all(counts.status());
-          if (counts->pending == 0) return;  // the rest is done or running elsewhere
-          // A range waits out its backoff.
-          SystemClock().SleepFor(std::chrono::milliseconds(200), stop.get_token());
+          if (counts->pending == 0 && counts->running == 0) return;
+          // Ranges still run elsewhere (or wait out a backoff): claim them if their worker dies.
+          SystemClock().SleepFor(std::chrono::milliseconds(500), stop.get_token());
           continue;
         }
+        claimed_any = true;
         const Chunk& c = **claimed;
-        Status s =
-            RunChunk(ctx, stop.get_token(), **client, *chunks, plan, options, c, worker_id, mu);
+        Status s = RunChunk(ctx, stop.get_token(), **client, *chunks, plan, options, c, worker_id,
+                            helper, mu);
         if (s.ok()) {
-          s = chunks->Finish(ctx.name(), c.chunk, worker_id);
+          s = chunks->Finish(name, c.chunk, worker_id);
           if (!s.ok()) return fail_all(s);
           continue;
         }
-        // Outages, a lost lease and stops end the run (the manager waits outages out and runs
+        // Outages, a lost claim and stops end this run (the manager waits outages out and runs
         // the copy again, every range from its cursor); other errors are the range's own.
         if (s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kLeaseLost ||
             s.code() == StatusCode::kCancelled) {
+          if (s.code() != StatusCode::kLeaseLost) (void)chunks->Release(name, c.chunk, worker_id);
           return fail_all(s);
         }
-        const std::string range = RangeText(c);
         const double backoff = std::min(60.0, std::pow(2.0, c.attempts - 1));
         Result<bool> gone =
-            chunks->Fail(ctx.name(), c.chunk, worker_id, s.message(), max_attempts, backoff);
+            chunks->Fail(name, c.chunk, worker_id, s.message(), max_attempts, backoff);
         if (!gone.ok()) return fail_all(gone.status());
-        if (*gone) {  // the other ranges go on; the copy fails at the end, naming this one
-          std::lock_guard<std::mutex> lock(mu);
-          failed_chunks.push_back("chunk " + std::to_string(c.chunk) + " " + range + " failed " +
-                                  std::to_string(c.attempts) + " times: " + s.message());
-          failed_code = s.code();
-          continue;
-        }
-        spdlog::warn("{}: chunk {} {} failed (attempt {} of {}), tried again in {:.0f} s: {}",
-                     ctx.name(), c.chunk, range, c.attempts, max_attempts, backoff, s.message());
+        spdlog::warn("{}: chunk {} {} failed (attempt {} of {}){}: {}", name, c.chunk, RangeText(c),
+                     c.attempts, max_attempts,
+                     *gone ? "; the other chunks go on" : ", tried again after a backoff",
+                     s.message());
       }
     };
     {
+      // Renews this process's claims while its threads copy.
+      std::jthread heartbeat([&](std::stop_token hb) {
+        std::optional<ChunkStore> beat;
+        while (SystemClock().SleepFor(lease / 4, hb)) {
+          if (!beat) {
+            Result<ChunkStore> c = ChunkStore::Connect(options.database_url);
+            if (!c.ok()) continue;
+            beat.emplace(std::move(*c));
+          }
+          if (!beat->Heartbeat(name, process).ok()) beat.reset();
+        }
+      });
       std::vector<std::jthread> threads;
       for (int i = 0; i < concurrency; ++i) threads.emplace_back(worker, i);
+      for (std::jthread& t : threads) t.join();
     }
     if (!failure.ok()) return failure;
     if (ctx.stop_requested()) return Cancelled("stop requested");
-    if (!failed_chunks.empty()) {
-      std::string all;
-      for (const std::string& f : failed_chunks) all += (all.empty() ? "" : "; ") + f;
-      return Status(failed_code,
-                    std::to_string(failed_chunks.size()) +
-                        " chunk(s) failed, every other chunk is done: " + all +
-                        ". Fix the rows and `bgmigrate retry` (only those chunks run again)");
+    if (helper) return claimed_any.load();
+    Result<std::vector<Chunk>> all = store->List(name);
+    if (!all.ok()) return all.status();
+    std::string failed;
+    int failed_count = 0, not_done = 0;
+    for (const Chunk& c : *all) {
+      if (c.status == "failed") {
+        ++failed_count;
+        if (failed_count <= 10) {
+          failed += (failed.empty() ? "" : "; ") +
+                    ("chunk " + std::to_string(c.chunk) + " " + RangeText(c) + " failed " +
+                     std::to_string(c.attempts) + " times: " + c.last_error);
+        }
+      } else if (c.status != "done") {
+        ++not_done;
+      }
     }
-    Result<ChunkCounts> counts = store->Counts(ctx.name());
-    if (!counts.ok()) return counts.status();
-    if (counts->done != counts->total()) {
-      return Internal("copy ended with " + std::to_string(counts->total() - counts->done) +
-                      " of its " + std::to_string(counts->total()) + " chunks not done");
+    if (failed_count > 0) {
+      return InvalidArgument(std::to_string(failed_count) + " of " + std::to_string(all->size()) +
+                             " chunks failed" + (failed_count > 10 ? " (the first 10)" : "") +
+                             ": " + failed +
+                             ". The other chunks are done; fix the rows and `bgmigrate retry` "
+                             "(only the failed chunks run again)");
     }
-    return Status::Ok();
+    if (not_done > 0) {
+      return Internal("copy ended with " + std::to_string(not_done) + " of its " +
+                      std::to_string(all->size()) + " chunks not done");
+    }
+    return true;
   }
 
   static std::string RangeText(const Chunk& c) {
@@ -752,7 +819,8 @@ class PlannedCopy final : public BackgroundMigration {
   // batch event (under `mu`, which guards ctx).
   static Status RunChunk(MigrationContext& ctx, std::stop_token stop, ClickHouseClient& client,
                          ChunkStore& chunks, const CopyPlan& plan, Reader::Options options,
-                         const Chunk& c, const std::string& worker_id, std::mutex& mu) {
+                         const Chunk& c, const std::string& worker_id, bool helper,
+                         std::mutex& mu) {
     auto cursor_of = [&plan](const nlohmann::json& j) {
       return CursorFromState(nlohmann::json{{"cursor", j}}, plan.key_names);
     };
@@ -772,11 +840,19 @@ class PlannedCopy final : public BackgroundMigration {
       options.start = *start;
     }
     return CopyRange(ctx, stop, client, plan, std::move(options), [&](BatchRecord& record) {
-      BGM_RETURN_IF_ERROR(
-          chunks.Checkpoint(ctx.name(), c.chunk, worker_id, record.to, record.rows));
-      record.state = {{"chunked", true}};
+      const nlohmann::json cursor = record.to;
       record.from = {{"chunk", c.chunk}, {"cursor", record.from}};
       record.to = {{"chunk", c.chunk}, {"cursor", record.to}};
+      if (helper) {  // the chunk, the migration's rows and the batch event in one statement
+        return chunks.CheckpointShared(ctx.name(), c.chunk, worker_id, cursor, record.rows,
+                                       {{"from", record.from},
+                                        {"to", record.to},
+                                        {"rows", record.rows},
+                                        {"bytes", record.bytes},
+                                        {"ms", record.duration_ms}});
+      }
+      BGM_RETURN_IF_ERROR(chunks.Checkpoint(ctx.name(), c.chunk, worker_id, cursor, record.rows));
+      record.state = {{"chunked", true}};
       std::lock_guard<std::mutex> lock(mu);
       return ctx.Checkpoint(record);
     });

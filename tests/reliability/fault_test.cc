@@ -331,6 +331,88 @@ TEST_F(FaultTest, TenSigkillsAcrossTheThreeCopiesLoseAndDuplicateNothing) {
   for (const CopyTable& copy : kCopies) ExpectExactCopy(copy);
 }
 
+// One copy split into 12 key ranges, shared by four worker processes (the lease holder and
+// three helpers, two threads each) that are killed with SIGKILL at random moments and restarted:
+// the copy finishes exact; the ranges tile the key (no gap, no overlap); each range's committed
+// batches form one chain of cursors (no range was run by two workers at once: a second runner's
+// batches would start again from a cursor already passed); the batches' rows sum to the rows.
+TEST_F(FaultTest, FourWorkersShareOneChunkedCopyThroughSigkillsExactly) {
+  Seed(24000, 0, 0);
+  for (const std::string& name : Names()) {
+    if (name == testing::kCopyTraces) continue;
+    PgRun("UPDATE background_migrations SET paused_at = now() WHERE name = $1", {name});
+  }
+  SetArgs(testing::kCopyTraces,
+          {{"chunkRows", 2000}, {"concurrency", 2}, {"batchSize", 400}, {"pauseMs", 40}});
+  std::mt19937 rng(20261130);
+  std::uniform_int_distribution<int> delay_ms(300, 1500);
+  std::uniform_int_distribution<int> pick(0, 3);
+  std::vector<std::unique_ptr<ChildProcess>> workers;
+  int started = 0, kills = 0;
+  auto start = [&] { return Worker("w-share-" + std::to_string(started++)); };
+  for (int w = 0; w < 4; ++w) workers.push_back(start());
+  const auto deadline = Clock::now() + seconds(240);
+  while (Listed(testing::kCopyTraces)["status"] != "finished" && Clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(delay_ms(rng)));
+    if (kills >= 12) continue;
+    std::unique_ptr<ChildProcess>& victim = workers[static_cast<size_t>(pick(rng))];
+    if (victim->Wait(milliseconds(0)).has_value()) {  // exited (idle): start another
+      victim = start();
+      continue;
+    }
+    victim->Signal(SIGKILL);
+    victim->Wait(seconds(10));
+    ++kills;
+    victim = start();
+  }
+  for (auto& w : workers) ASSERT_TRUE(w->Wait(seconds(60)).has_value());
+  ASSERT_EQ(Listed(testing::kCopyTraces)["status"], "finished");
+  EXPECT_GE(kills, 6) << "the copy finished too early for the kills to land";
+
+  // The ranges tile the key: the first from the start, each from where the last one ended, the
+  // last open-ended; all done.
+  Result<PgResult> chunks = Pg().Exec(
+      "SELECT chunk, coalesce(lower_bound::text, '-'), coalesce(upper_bound::text, '-'), status "
+      "FROM background_migration_chunks WHERE migration_name = $1 ORDER BY chunk",
+      {testing::kCopyTraces});
+  ASSERT_TRUE(chunks.ok());
+  ASSERT_EQ(chunks->rows(), 12);
+  for (int i = 0; i < chunks->rows(); ++i) {
+    EXPECT_EQ(chunks->GetInt(i, 0), i);
+    EXPECT_EQ(chunks->Get(i, 3), "done") << "chunk " << i;
+    EXPECT_EQ(chunks->Get(i, 1), i == 0 ? "-" : std::string(chunks->Get(i - 1, 2)))
+        << "chunk " << i;
+  }
+  EXPECT_EQ(chunks->Get(11, 2), "-");
+
+  // Each range's committed batches chain: from = the previous batch's to (the first from {}).
+  Result<PgResult> batches = Pg().Exec(
+      "SELECT (detail->'from'->>'chunk')::int, coalesce(detail->'from'->>'cursor', 'null'), "
+      "coalesce(detail->'to'->>'cursor', 'null'), (detail->>'rows')::bigint, "
+      "split_part(worker_id, '#', 1) FROM background_migration_events "
+      "WHERE migration_name = $1 AND kind = 'batch' ORDER BY id",
+      {testing::kCopyTraces});
+  ASSERT_TRUE(batches.ok());
+  std::map<int, std::string> last_to;
+  std::set<std::string> processes;
+  int64_t rows = 0;
+  for (int i = 0; i < batches->rows(); ++i) {
+    const int chunk = static_cast<int>(batches->GetInt(i, 0));
+    const std::string from(batches->Get(i, 1)), to(batches->Get(i, 2));
+    const std::string expected_from = last_to.contains(chunk) ? last_to[chunk] : "{}";
+    EXPECT_EQ(from, expected_from) << "chunk " << chunk << ": a batch that does not continue "
+                                   << "the range's last committed one (two runners at once)";
+    last_to[chunk] = to;
+    rows += batches->GetInt(i, 3);
+    processes.insert(std::string(batches->Get(i, 4)));
+  }
+  EXPECT_EQ(rows, 24000) << "rows of the committed batches";
+  EXPECT_GE(processes.size(), 3u) << "the ranges were shared by several worker processes";
+  std::cout << "figure: " << kills << " SIGKILLs, " << processes.size()
+            << " worker processes committed batches of the 12 ranges" << std::endl;
+  ExpectExactCopy(kCopies[0]);
+}
+
 // Four workers start together on four pending migrations, twice over (the second time after
 // `retry --from-start` of all four): no two workers ever hold one migration at once.
 TEST_F(FaultTest, FourWorkersFourMigrationsNeverRunOneTwice) {
