@@ -7,9 +7,12 @@
 #include <chrono>
 #include <iostream>
 #include <map>
+#include <memory>
+#include <optional>
 #include <thread>
 
 #include "clickhouse/client_factory.h"
+#include "postgres/pg_connection.h"
 #include "testing/example_app.h"
 #include "testing/private_cluster.h"
 #include "testing/process.h"
@@ -114,6 +117,55 @@ TEST(ClusterTest, MigrateMakesReplicatedTablesOnBothReplicasAndAnInsertOnOneIsRe
   std::cout << "figure: cluster start " << ms(cluster_up - started) << " ms, migrate "
             << ms(migrated - cluster_up) << " ms, replication of one row "
             << ms(replicated - insert_sent) << " ms" << std::endl;
+}
+
+// Four `bgmigrate migrate` started at once, two through each replica, with the cluster on: each
+// version is applied once (one record per version on both replicas, and in Postgres), by one of
+// them; the others find it applied.
+TEST(ClusterTest, ConcurrentMigratesThroughBothReplicasApplyEachVersionOnce) {
+  PrivateCluster cluster("bgm_cluster");
+  ASSERT_TRUE(cluster.ok());
+  const std::string db = "langfuse_race";
+  std::vector<std::unique_ptr<testing::ChildProcess>> migrates;
+  for (int i = 0; i < 4; ++i) {
+    migrates.push_back(std::make_unique<testing::ChildProcess>(
+        BGM_BINARY, std::vector<std::string>{"migrate"},
+        std::map<std::string, std::string>{{"DATABASE_URL", cluster.database_url()},
+                                           {"CLICKHOUSE_URL", cluster.replica_url(1 + i % 2)},
+                                           {"CLICKHOUSE_USER", "default"},
+                                           {"CLICKHOUSE_PASSWORD", ""},
+                                           {"CLICKHOUSE_DB", db},
+                                           {"CLICKHOUSE_CLUSTER_ENABLED", "true"},
+                                           {"CLICKHOUSE_CLUSTER_NAME", cluster.cluster_name()}}));
+  }
+  int applied = 0;
+  for (auto& m : migrates) {
+    std::optional<int> code = m->Wait(std::chrono::seconds(120));
+    ASSERT_TRUE(code.has_value()) << "a migrate did not end within 120 s";
+    EXPECT_EQ(*code, 0) << m->Stderr();
+    const std::string err = m->Stderr();
+    for (size_t at = err.find("Applied clickhouse schema file"); at != std::string::npos;
+         at = err.find("Applied clickhouse schema file", at + 1)) {
+      ++applied;
+    }
+  }
+  EXPECT_EQ(applied, 3) << "each of the 3 ClickHouse files applied by exactly one process";
+  for (int r : {1, 2}) {
+    SCOPED_TRACE("replica " + std::to_string(r));
+    std::unique_ptr<ClickHouseClient> ch = Replica(cluster, r, db);
+    ASSERT_NE(ch, nullptr);
+    EXPECT_EQ(AwaitAnswer(*ch,
+                          "SELECT version, count() FROM bgmigrate_schema_versions GROUP BY version "
+                          "ORDER BY version",
+                          "1\t1\n2\t1\n3\t1\n"),
+              "1\t1\n2\t1\n3\t1\n");
+  }
+  Result<PgConnection> pg = PgConnection::Connect(cluster.database_url());
+  ASSERT_TRUE(pg.ok()) << pg.status().ToString();
+  Result<PgResult> versions =
+      pg->Exec("SELECT count(*), count(DISTINCT (store, version)) FROM bgmigrate_schema_versions");
+  ASSERT_TRUE(versions.ok()) << versions.status().ToString();
+  EXPECT_EQ(versions->Get(0, 0), versions->Get(0, 1)) << "a Postgres version recorded twice";
 }
 
 }  // namespace
