@@ -144,6 +144,53 @@ Status ChunkStore::CheckpointShared(const std::string& name, int chunk,
   return Status::Ok();
 }
 
+Result<int> ChunkStore::Split(const std::string& name, int chunk, const std::string& worker_id,
+                              const nlohmann::json& middle, const std::string& error) {
+  BGM_RETURN_IF_ERROR(conn_.Run("BEGIN"));
+  // Numbers are taken under a lock per migration, so two splits never pick the same one.
+  Result<PgResult> r =
+      conn_.Exec("SELECT pg_advisory_xact_lock(hashtext('bgm-chunks:' || $1))", {name});
+  if (r.ok()) {
+    r = conn_.Exec(R"sql(
+      WITH cur AS (
+        SELECT upper_bound FROM background_migration_chunks
+        WHERE migration_name = $1 AND chunk = $2 AND worker_id = $3 AND status = 'running'
+        FOR UPDATE),
+      upd AS (
+        UPDATE background_migration_chunks
+        SET upper_bound = $4::jsonb, status = 'pending', worker_id = NULL, locked_at = NULL,
+            last_error = $5, next_attempt_at = NULL
+        WHERE migration_name = $1 AND chunk = $2 AND EXISTS (SELECT 1 FROM cur)
+        RETURNING 1)
+      INSERT INTO background_migration_chunks (migration_name, chunk, lower_bound, upper_bound)
+      SELECT $1, (SELECT max(chunk) + 1 FROM background_migration_chunks
+                  WHERE migration_name = $1), $4::jsonb, upper_bound
+      FROM cur WHERE EXISTS (SELECT 1 FROM upd)
+      RETURNING chunk)sql",
+                   {name, chunk, worker_id, middle.dump(), error});
+  }
+  if (!r.ok()) {
+    (void)conn_.Run("ROLLBACK");
+    return r.status().WithContext("splitting chunk " + std::to_string(chunk) + " of " + name);
+  }
+  BGM_RETURN_IF_ERROR(conn_.Run("COMMIT"));
+  if (r->rows() == 0) {
+    return LeaseLost("chunk " + std::to_string(chunk) + " of " + name +
+                     " is no longer running for " + worker_id);
+  }
+  return static_cast<int>(r->GetInt(0, 0));
+}
+
+Result<Chunk> ChunkStore::Get(const std::string& name, int chunk) {
+  Result<PgResult> r = conn_.Exec(std::string("SELECT ") + kColumns +
+                                      " FROM background_migration_chunks "
+                                      "WHERE migration_name = $1 AND chunk = $2",
+                                  {name, chunk});
+  if (!r.ok()) return r.status();
+  if (r->rows() == 0) return NotFound("no chunk " + std::to_string(chunk) + " of " + name);
+  return ChunkAt(*r, 0);
+}
+
 Status ChunkStore::Release(const std::string& name, int chunk, const std::string& worker_id) {
   return conn_.Run(R"sql(
       UPDATE background_migration_chunks

@@ -76,6 +76,13 @@ class ChunkStore {
   // kCancelled when the migration is no longer running (paused, finished or failed).
   Status CheckpointShared(const std::string& name, int chunk, const std::string& worker_id,
                           const nlohmann::json& cursor, int64_t rows, const nlohmann::json& detail);
+  // Splits running chunk `chunk` at key `middle`: it keeps [lower, middle) and is pending again
+  // (at once, its cursor kept), and a new pending chunk takes [middle, upper). Returns the new
+  // chunk's number. One transaction; kLeaseLost when the chunk is not running for `worker_id`.
+  Result<int> Split(const std::string& name, int chunk, const std::string& worker_id,
+                    const nlohmann::json& middle, const std::string& error);
+  // One chunk; kNotFound when there is none.
+  Result<Chunk> Get(const std::string& name, int chunk);
   // A stopped claim goes back to pending; the stop does not count as an attempt.
   Status Release(const std::string& name, int chunk, const std::string& worker_id);
   Status Finish(const std::string& name, int chunk, const std::string& worker_id);

@@ -616,58 +616,126 @@ class PlannedCopy final : public BackgroundMigration {
     return result;
   }
 
+  // " FROM ... WHERE ..." of the copy's rows in its minDate/maxDate window with key >= `lower`,
+  // > `after` and < `upper` (each when set), binding values through `params`.
+  static std::string RangeSql(const CopyPlan& plan, const Reader::Options& options,
+                              const std::optional<Cursor>& lower,
+                              const std::optional<Cursor>& after,
+                              const std::optional<Cursor>& upper, std::vector<PgParam>& params) {
+    auto param = [&params](PgParam p) {
+      params.push_back(std::move(p));
+      return "$" + std::to_string(params.size());
+    };
+    std::string keys;
+    for (const std::string& k : plan.key_list) keys += (keys.empty() ? "" : ", ") + k;
+    auto tuple = [&](const Cursor& c) {
+      std::string t;
+      for (const std::string& v : c.values) t += (t.empty() ? "" : ", ") + param(v);
+      return "(" + t + ")";
+    };
+    std::string sql = " FROM " + plan.from + " WHERE true";
+    if (lower) sql += " AND (" + keys + ") >= " + tuple(*lower);
+    if (after) sql += " AND (" + keys + ") > " + tuple(*after);
+    if (upper) sql += " AND (" + keys + ") < " + tuple(*upper);
+    const std::string& first = plan.key_list.front();
+    if (options.min_date) sql += " AND " + first + " >= " + param(*options.min_date);
+    if (options.max_date) sql += " AND " + first + " < " + param(*options.max_date);
+    return sql;
+  }
+
+  // The key `offset` rows into the range (nullopt past its end), on a connection in UTC.
+  static Result<std::optional<Cursor>> KeyAt(PgConnection& conn, const CopyPlan& plan,
+                                             const Reader::Options& options,
+                                             const std::optional<Cursor>& lower,
+                                             const std::optional<Cursor>& after,
+                                             const std::optional<Cursor>& upper, int64_t offset) {
+    std::vector<PgParam> params;
+    std::string keys;
+    for (const std::string& k : plan.key_list) keys += (keys.empty() ? "" : ", ") + k;
+    std::string sql = "SELECT " + keys + RangeSql(plan, options, lower, after, upper, params);
+    params.emplace_back(offset);
+    sql += " ORDER BY " + keys + " OFFSET $" + std::to_string(params.size()) + " LIMIT 1";
+    Result<PgResult> r = conn.Exec(sql, params);
+    if (!r.ok()) return r.status();
+    if (r->rows() == 0) return std::optional<Cursor>();
+    Cursor c;
+    for (int i = 0; i < static_cast<int>(plan.key_list.size()); ++i) {
+      if (r->IsNull(0, i)) {
+        return InvalidArgument("key column " + plan.key_names[static_cast<size_t>(i)] + " of " +
+                               plan.source +
+                               " is NULL in some rows; a keyset copy cannot order them: "
+                               "coalesce it in the SELECT or filter those rows");
+      }
+      c.values.emplace_back(r->Get(0, i));
+    }
+    return std::optional<Cursor>(std::move(c));
+  }
+
+  static Result<PgConnection> UtcConnection(const std::string& url) {
+    Result<PgConnection> conn = PgConnection::Connect(url);
+    if (!conn.ok()) return conn.status();
+    BGM_RETURN_IF_ERROR(conn->Run("SET DateStyle = 'ISO, YMD'"));
+    BGM_RETURN_IF_ERROR(conn->Run("SET TimeZone = 'UTC'"));
+    return conn;
+  }
+
   // The keys that split the copy's rows (in its minDate/maxDate window) into ranges of
   // `chunk_rows` rows, in key order: each the key `chunk_rows` rows after the one before. One
   // index walk over the whole key, a range at a time (each query its own snapshot).
   static Result<std::vector<nlohmann::json>> PlanBoundaries(const CopyPlan& plan,
                                                             const Reader::Options& options,
                                                             int64_t chunk_rows) {
-    Result<PgConnection> conn = PgConnection::Connect(options.database_url);
+    Result<PgConnection> conn = UtcConnection(options.database_url);
     if (!conn.ok()) return conn.status();
-    BGM_RETURN_IF_ERROR(conn->Run("SET DateStyle = 'ISO, YMD'"));
-    BGM_RETURN_IF_ERROR(conn->Run("SET TimeZone = 'UTC'"));
-    std::string keys;
-    for (const std::string& k : plan.key_list) keys += (keys.empty() ? "" : ", ") + k;
     std::vector<nlohmann::json> out;
     std::optional<Cursor> previous;
     while (true) {
-      std::vector<PgParam> params;
-      auto param = [&params](PgParam p) {
-        params.push_back(std::move(p));
-        return "$" + std::to_string(params.size());
-      };
-      std::string sql = "SELECT " + keys + " FROM " + plan.from + " WHERE true";
-      if (previous) {
-        std::string tuple;
-        for (const std::string& v : previous->values)
-          tuple += (tuple.empty() ? "" : ", ") + param(v);
-        sql += " AND (" + keys + ") >= (" + tuple + ")";
-      }
-      const std::string& first = plan.key_list.front();
-      if (options.min_date) sql += " AND " + first + " >= " + param(*options.min_date);
-      if (options.max_date) sql += " AND " + first + " < " + param(*options.max_date);
-      sql += " ORDER BY " + keys + " OFFSET " + param(chunk_rows) + " LIMIT 1";
-      Result<PgResult> r = conn->Exec(sql, params);
-      if (!r.ok()) return r.status().WithContext("splitting " + plan.source + " into chunks");
-      if (r->rows() == 0) return out;
-      Cursor c;
-      for (int i = 0; i < static_cast<int>(plan.key_list.size()); ++i) {
-        if (r->IsNull(0, i)) {
-          return InvalidArgument("key column " + plan.key_names[static_cast<size_t>(i)] + " of " +
-                                 plan.source +
-                                 " is NULL in some rows; a keyset copy cannot "
-                                 "order them: coalesce it in the SELECT or filter those rows");
-        }
-        c.values.emplace_back(r->Get(0, i));
-      }
-      out.push_back(c.ToJson(plan.key_names));
-      previous = std::move(c);
+      Result<std::optional<Cursor>> next =
+          KeyAt(*conn, plan, options, previous, std::nullopt, std::nullopt, chunk_rows);
+      if (!next.ok()) return next.status().WithContext("splitting " + plan.source + " into chunks");
+      if (!next->has_value()) return out;
+      out.push_back((*next)->ToJson(plan.key_names));
+      previous = std::move(*next);
       if (out.size() > kMaxChunks) {
         return InvalidArgument("chunkRows " + std::to_string(chunk_rows) + " splits " +
                                plan.source + " into more than " + std::to_string(kMaxChunks) +
                                " chunks; raise chunkRows");
       }
     }
+  }
+
+  // The key in the middle of what is left of range `c` (after its cursor), or nullopt when
+  // fewer than two rows are left.
+  static Result<std::optional<nlohmann::json>> MiddleOfRest(const CopyPlan& plan,
+                                                            const Reader::Options& options,
+                                                            const Chunk& c, int64_t chunk_rows) {
+    auto cursor_of = [&plan](const nlohmann::json& j) -> Result<std::optional<Cursor>> {
+      if (j.is_null()) return std::optional<Cursor>();
+      Result<Cursor> cur = CursorFromState(nlohmann::json{{"cursor", j}}, plan.key_names);
+      if (!cur.ok()) return cur.status();
+      return std::optional<Cursor>(*cur);
+    };
+    Result<std::optional<Cursor>> lower = cursor_of(c.lower), after = cursor_of(c.cursor),
+                                  upper = cursor_of(c.upper);
+    if (!lower.ok()) return lower.status();
+    if (!after.ok()) return after.status();
+    if (!upper.ok()) return upper.status();
+    Result<PgConnection> conn = UtcConnection(options.database_url);
+    if (!conn.ok()) return conn.status();
+    std::vector<PgParam> params;
+    std::string sql =
+        "SELECT count(*) FROM (SELECT 1" + RangeSql(plan, options, *lower, *after, *upper, params);
+    params.emplace_back(2 * chunk_rows);
+    sql += " LIMIT $" + std::to_string(params.size()) + ") t";
+    Result<PgResult> n = conn->Exec(sql, params);
+    if (!n.ok()) return n.status();
+    const int64_t rest = n->GetInt(0, 0);
+    if (rest < 2) return std::optional<nlohmann::json>();
+    Result<std::optional<Cursor>> mid =
+        KeyAt(*conn, plan, options, *lower, *after, *upper, rest / 2);
+    if (!mid.ok()) return mid.status();
+    if (!mid->has_value()) return std::optional<nlohmann::json>();
+    return std::optional<nlohmann::json>((*mid)->ToJson(plan.key_names));
   }
 
   // A chunked run: the copy's key ranges (planned by the lease holder's first run) copied by
@@ -743,9 +811,30 @@ class PlannedCopy final : public BackgroundMigration {
           if (!s.ok()) return fail_all(s);
           continue;
         }
+        // A memory limit or a timeout (ClickHouse's, or Postgres's statement_timeout) splits
+        // what is left of the range in two, each claimed again at once; a range of one row left
+        // is waited out as an outage.
+        const bool stopped = stop.stop_requested();
+        const bool heavy = s.code() == StatusCode::kResourceExhausted ||
+                           s.code() == StatusCode::kDeadlineExceeded ||
+                           (s.code() == StatusCode::kCancelled && !stopped);
+        if (heavy) {
+          Result<Chunk> now = chunks->Get(name, c.chunk);
+          if (!now.ok()) return fail_all(now.status());
+          Result<std::optional<nlohmann::json>> middle =
+              MiddleOfRest(plan, options, *now, chunk_rows);
+          if (!middle.ok()) return fail_all(middle.status());
+          if (middle->has_value()) {
+            Result<int> added = chunks->Split(name, c.chunk, worker_id, **middle, s.message());
+            if (!added.ok()) return fail_all(added.status());
+            spdlog::warn("{}: chunk {} {} split at {} (chunk {} takes the upper half) after: {}",
+                         name, c.chunk, RangeText(c), (*middle)->dump(), *added, s.message());
+            continue;
+          }
+        }
         // Outages, a lost claim and stops end this run (the manager waits outages out and runs
         // the copy again, every range from its cursor); other errors are the range's own.
-        if (s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kLeaseLost ||
+        if (heavy || s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kLeaseLost ||
             s.code() == StatusCode::kCancelled) {
           if (s.code() != StatusCode::kLeaseLost) (void)chunks->Release(name, c.chunk, worker_id);
           return fail_all(s);
@@ -881,7 +970,14 @@ class PlannedCopy final : public BackgroundMigration {
     // Unknown (a table never analyzed) or small: counted exactly.
     if (estimate < (plan.estimate_table.empty() ? kCountBelowRows : 1)) {
       Result<PgResult> c = conn->Exec("SELECT count(*) FROM " + plan.from);
-      if (!c.ok()) return c.status().WithContext("counting " + plan.source);
+      if (!c.ok() && c.status().code() == StatusCode::kUnavailable) {
+        return c.status().WithContext("counting " + plan.source);
+      }
+      if (!c.ok()) {  // e.g. over statement_timeout: the copy goes on without a total
+        spdlog::warn("{}: no estimate of the rows to copy (counting failed: {})", plan.source,
+                     c.status().message());
+        return Status::Ok();
+      }
       estimate = c->GetInt(0, 0);
     }
     return ctx.ReportTotalEstimate(estimate);

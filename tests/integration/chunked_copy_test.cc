@@ -4,6 +4,8 @@
 // that cannot be written fails alone, naming its range, while the others finish.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "migrations/file_copy.h"
 #include "testing/recording_context.h"
 #include "testing/test_clickhouse.h"
@@ -160,6 +162,42 @@ TEST_F(ChunkedCopyTest, ARangeThatCannotBeWrittenFailsAloneNamingItsRangeAndTheO
   EXPECT_EQ(rows, 70) << "ids 531-600 only";
   EXPECT_EQ(Chunks(), AllDone());
   EXPECT_EQ(ChText("SELECT count(), uniqExact(id), sum(v) FROM dest"), "1000\t1000\t99400\n");
+}
+
+TEST_F(ChunkedCopyTest, ARangeThatTimesOutIsSplitUntilItsPiecesFitAndEveryRowArrivesOnce) {
+  // Rows 501-600 take 10 ms each to read; a statement may take 250 ms: range 5 (1 s) cannot be
+  // read in one statement, its halves and their halves can.
+  // (STABLE, so that Postgres leaves it out of queries that do not read v: the split's.)
+  Pg("CREATE FUNCTION slow(id bigint, v int) RETURNS int LANGUAGE plpgsql STABLE AS $$ BEGIN "
+     "IF id BETWEEN 501 AND 600 THEN PERFORM pg_sleep(0.01); END IF; RETURN v; END $$");
+  Pg("DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET statement_timeout = %L', "
+     "current_database(), '250ms'); END $$");
+  file_.select = "SELECT id, slow(id, v) AS v FROM src";
+  RecordingContext ctx(Env(), {{"chunkRows", 100}, {"concurrency", 2}, {"batchSize", 5}});
+  Status s = Run(ctx);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(ChText("SELECT count(), uniqExact(id), sum(v) FROM dest"), "1000\t1000\t99500\n");
+  // Split ranges: more than 10, all done, and they still tile the key: from the start, each
+  // beginning where another ends, the last open-ended.
+  Result<PgResult> r = conn_->Exec(
+      "SELECT coalesce(lower_bound->>'id', '-'), coalesce(upper_bound->>'id', '-'), status "
+      "FROM background_migration_chunks");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_GT(r->rows(), 10) << "range 5 was split";
+  std::map<std::string, std::string> next;  // lower -> upper
+  for (int i = 0; i < r->rows(); ++i) {
+    EXPECT_EQ(r->Get(i, 2), "done");
+    EXPECT_TRUE(next.emplace(std::string(r->Get(i, 0)), std::string(r->Get(i, 1))).second)
+        << "two ranges start at " << r->Get(i, 0);
+  }
+  std::string at = "-";
+  int walked = 0;
+  do {
+    ASSERT_TRUE(next.contains(at)) << "no range starts at " << at << " (a gap)";
+    at = next[at];
+    ++walked;
+  } while (at != "-" && walked <= r->rows());
+  EXPECT_EQ(walked, r->rows()) << "every range on the one chain from start to end";
 }
 
 TEST_F(ChunkedCopyTest, ChunkRowsIsRefusedForACopyStartedAsOneRange) {
