@@ -19,6 +19,21 @@
 // answer within the other half (a stopped process, a black hole) fails the request, one that
 // answers is busy (a long query or insert; ClickHouse 18.16 sends no progress while working)
 // and the request goes on.
+//
+// Failover. CLICKHOUSE_URL may list several nodes, http://a:8123,http://b:8123: replicas of one
+// shard holding the same tables (nothing here checks that). A request goes to the current node
+// (at first the first one listed) and moves on to the next, in list order, only when it could
+// not connect to it: the name did not resolve, the connection was refused, or connecting took
+// longer than connect_timeout. Such a node was sent no byte of the request, so sending the
+// same request to the next node is safe for every request, an INSERT included. The node that
+// takes the connection becomes the current one for this client's later requests. Every other
+// failure (a dropped connection, a timeout or stall after connecting, a ClickHouse error) is
+// returned naming its node and is not sent elsewhere: a write's outcome is unknown there and an
+// insert's streamed body cannot be replayed. The caller redoes such work from its last
+// checkpoint (a copy waits out kUnavailable and re-sends the batch, whose identical rows
+// ReplacingMergeTree collapses), and that next request, finding the node unreachable, moves on.
+// When no node can be connected to, the error is kUnavailable listing each node and its
+// failure. Each move is logged (warning) with both nodes.
 #pragma once
 
 #include <curl/curl.h>
@@ -81,7 +96,8 @@ std::chrono::milliseconds DefaultClickHouseStallTimeout();
 // Member initializers are explicit so designated initialization ({.url = ...}) compiles
 // without -Wmissing-field-initializers noise.
 struct ClickHouseHttpConfig {
-  std::string url{};       // CLICKHOUSE_URL, e.g. http://127.0.0.1:8123 (a path is kept)
+  std::string url{};       // CLICKHOUSE_URL, e.g. http://127.0.0.1:8123 (a path is kept), or
+                           // several nodes: http://a:8123,http://b:8123 (see Failover above)
   std::string user{};      // CLICKHOUSE_USER; "" sends no user header (server's default user)
   std::string password{};  // CLICKHOUSE_PASSWORD
   std::string database{};  // CLICKHOUSE_DB; "" uses the user's default database
@@ -104,9 +120,10 @@ using CurlSlistPtr = std::unique_ptr<curl_slist, CurlSlistDeleter>;
 class HttpClickHouseClient final : public ClickHouseClient {
  public:
   // Validates the configuration; does not connect (the first request does). kInvalidArgument
-  // for a missing or malformed URL or a non-http(s) scheme. Credentials written into the URL
-  // (http://user:pass@host:8123) are moved into the headers and used when `user`/`password`
-  // are empty.
+  // for a missing or malformed URL or list (node_list.h) or a non-http(s) scheme, naming the
+  // node by its position when several are listed. Credentials written into a node's URL
+  // (http://user:pass@host:8123) are moved into the headers and used for that node when
+  // `user`/`password` are empty.
   static Result<std::unique_ptr<HttpClickHouseClient>> Create(ClickHouseHttpConfig config);
 
   HttpClickHouseClient(const HttpClickHouseClient&) = delete;
@@ -120,38 +137,61 @@ class HttpClickHouseClient final : public ClickHouseClient {
   Result<std::string> Version() override;
   Status Ping() override;
 
-  // The server URL without credentials or query string, as shown in messages.
-  const std::string& endpoint() const { return base_url_; }
+  // The current node's URL without credentials or query string, as shown in messages: the
+  // node the last request was sent to (the first listed before any request).
+  const std::string& endpoint() const { return nodes_[current_].base_url; }
+  // How many nodes CLICKHOUSE_URL lists.
+  size_t node_count() const { return nodes_.size(); }
+  // How many times this client moved to another node because its node was unreachable.
+  uint64_t failovers() const { return failovers_; }
   // TCP connections this client has opened so far; stays at 1 while keep-alive holds.
   uint64_t connections_opened() const { return connections_opened_; }
 
  private:
-  HttpClickHouseClient(ClickHouseHttpConfig config, CurlPtr curl, std::string base_url,
-                       std::string base_query, std::string ping_url);
+  // One server of CLICKHOUSE_URL.
+  struct Node {
+    std::string base_url;    // without credentials, query or fragment
+    std::string base_query;  // the query string written in the node's URL
+    std::string ping_url;
+    std::string user;
+    std::string password;
+  };
+  using UrlParams = std::vector<std::pair<std::string, std::string>>;
 
-  // Builds "<base>?<base query>&database=..&<settings>&<extra>", or an error for a setting
-  // name that is malformed or reserved.
-  Result<std::string> BuildUrl(const Settings& settings,
-                               const std::vector<std::pair<std::string, std::string>>& extra) const;
-  // Performs one request: a chunked POST with the body pulled from `body`, or a GET when
-  // `body` is null. Fills `response` with the response body, keeping at most
-  // `max_response_bytes` (and the last 64 KiB beyond, for error detection). `check_tail`: look
-  // for an exception appended to a 200 body.
-  Status Perform(const std::string& url, InsertSource* body, std::string* response,
-                 size_t max_response_bytes, bool check_tail);
-  // The Status for a transfer that libcurl failed (no usable server answer).
-  Status StatusFromCurl(int curl_code, const char* error_buffer) const;
-  // Replaces the password in `status`'s message, should a server ever echo it.
+  HttpClickHouseClient(ClickHouseHttpConfig config, CurlPtr curl, std::vector<Node> nodes);
+
+  // Builds "<base>?<base query>&database=..&<settings>&<extra>" for `node`, or an error for a
+  // setting name that is malformed or reserved.
+  Result<std::string> BuildUrl(const Node& node, const Settings& settings,
+                               const UrlParams& extra) const;
+  // Performs one request on the current node, moving on while nodes are unreachable (see
+  // Failover in the file comment): a chunked POST with the body pulled from `body` to the
+  // node's URL with `settings` and `extra`, or a GET of its /ping when `body` is null. Fills
+  // `response` with the response body, keeping at most `max_response_bytes` (and the last
+  // 64 KiB beyond, for error detection). `check_tail`: look for an exception appended to a 200
+  // body.
+  Status Perform(const Settings& settings, const UrlParams& extra, InsertSource* body,
+                 std::string* response, size_t max_response_bytes, bool check_tail);
+  // Performs the request on `node` alone. Sets `*unreachable` to what failed when no
+  // connection to the node could be made and nothing was sent (the request may go elsewhere).
+  Status PerformOn(const Node& node, const std::string& url, InsertSource* body,
+                   std::string* response, size_t max_response_bytes, bool check_tail,
+                   std::optional<std::string>* unreachable);
+  // The Status for a transfer with `node` that libcurl failed (no usable server answer);
+  // `connected`: a connection was made (or reused) for it.
+  Status StatusFromCurl(const Node& node, int curl_code, const char* error_buffer,
+                        bool connected) const;
+  // Replaces every node's password in `status`'s message, should a server ever echo it.
   Status Scrubbed(Status status) const;
-  // OK when the server answers /ping within `timeout` on a connection of its own.
-  Status PingWithin(std::chrono::milliseconds timeout);
+  // OK when `node` answers /ping within `timeout` on a connection of its own.
+  Status PingWithin(const Node& node, std::chrono::milliseconds timeout);
 
   ClickHouseHttpConfig config_;
   CurlPtr curl_;
-  CurlPtr probe_curl_;  // the stall check's own connection; created when first needed
-  std::string base_url_;
-  std::string base_query_;
-  std::string ping_url_;
+  CurlPtr probe_curl_;       // the stall check's own connection; created when first needed
+  std::vector<Node> nodes_;  // at least one
+  size_t current_ = 0;       // index into nodes_
+  uint64_t failovers_ = 0;
   uint64_t connections_opened_ = 0;
 };
 
