@@ -10,6 +10,7 @@
 #include <exception>
 #include <functional>
 #include <limits>
+#include <map>
 #include <mutex>
 
 #include "clickhouse/node_list.h"
@@ -317,6 +318,18 @@ size_t HeaderCallback(char* buffer, size_t size, size_t nitems, void* userdata) 
   return n;
 }
 
+// The node where every client of one CLICKHOUSE_URL in this process sends its next request, so
+// that a client opened after a move (a copy's next attempt, another thread) does not go back to
+// a node found unreachable. Kept for the life of the process: one entry per URL text.
+std::shared_ptr<std::atomic<size_t>> SharedCurrentNode(const std::string& url) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<std::atomic<size_t>>> by_url;
+  std::lock_guard<std::mutex> lock(mu);
+  std::shared_ptr<std::atomic<size_t>>& current = by_url[url];
+  if (current == nullptr) current = std::make_shared<std::atomic<size_t>>(0);
+  return current;
+}
+
 }  // namespace
 
 void SetDefaultClickHouseStallTimeout(std::chrono::milliseconds stall) {
@@ -387,13 +400,25 @@ Result<std::unique_ptr<HttpClickHouseClient>> HttpClickHouseClient::Create(
 
   CurlPtr curl(curl_easy_init());
   if (curl == nullptr) return Internal("libcurl could not allocate a handle");
-  return std::unique_ptr<HttpClickHouseClient>(
-      new HttpClickHouseClient(std::move(config), std::move(curl), std::move(nodes)));
+  std::shared_ptr<std::atomic<size_t>> shared_current = SharedCurrentNode(config.url);
+  return std::unique_ptr<HttpClickHouseClient>(new HttpClickHouseClient(
+      std::move(config), std::move(curl), std::move(nodes), std::move(shared_current)));
 }
 
 HttpClickHouseClient::HttpClickHouseClient(ClickHouseHttpConfig config, CurlPtr curl,
-                                           std::vector<Node> nodes)
-    : config_(std::move(config)), curl_(std::move(curl)), nodes_(std::move(nodes)) {}
+                                           std::vector<Node> nodes,
+                                           std::shared_ptr<std::atomic<size_t>> shared_current)
+    : config_(std::move(config)),
+      curl_(std::move(curl)),
+      nodes_(std::move(nodes)),
+      shared_current_(std::move(shared_current)),
+      current_(shared_current_->load() % nodes_.size()) {}
+
+void HttpClickHouseClient::MoveTo(size_t index) {
+  current_ = index;
+  shared_current_->store(index);
+  ++failovers_;
+}
 
 HttpClickHouseClient::~HttpClickHouseClient() = default;
 
@@ -424,6 +449,7 @@ Status HttpClickHouseClient::Perform(const Settings& settings, const UrlParams& 
                                      InsertSource* body, std::string* response,
                                      size_t max_response_bytes, bool check_tail) {
   std::vector<std::string> failures;  // "ClickHouse at <node>: <what failed>", in order tried
+  current_ = shared_current_->load() % nodes_.size();
   for (size_t tried = 0; tried < nodes_.size(); ++tried) {
     const size_t index = (current_ + tried) % nodes_.size();
     const Node& node = nodes_[index];
@@ -434,14 +460,22 @@ Status HttpClickHouseClient::Perform(const Settings& settings, const UrlParams& 
       url = std::move(*built);
     }
     std::optional<std::string> unreachable;
-    Status status =
-        PerformOn(node, url, body, response, max_response_bytes, check_tail, &unreachable);
+    bool stalled = false;
+    Status status = PerformOn(node, url, body, response, max_response_bytes, check_tail,
+                              &unreachable, &stalled);
     if (!unreachable.has_value() || nodes_.size() == 1) {
       if (index != current_) {
         spdlog::warn("ClickHouse: requests now go to {} (node {} of {} in CLICKHOUSE_URL)",
                      node.base_url, index + 1, nodes_.size());
-        current_ = index;
-        ++failovers_;
+        MoveTo(index);
+      }
+      if (stalled && nodes_.size() > 1) {
+        const size_t next = (index + 1) % nodes_.size();
+        spdlog::warn(
+            "ClickHouse at {} stalled and did not answer /ping; later requests go to {} (node {} "
+            "of {} in CLICKHOUSE_URL)",
+            node.base_url, nodes_[next].base_url, next + 1, nodes_.size());
+        MoveTo(next);
       }
       return status;
     }
@@ -464,7 +498,8 @@ Status HttpClickHouseClient::Perform(const Settings& settings, const UrlParams& 
 
 Status HttpClickHouseClient::PerformOn(const Node& node, const std::string& url, InsertSource* body,
                                        std::string* response, size_t max_response_bytes,
-                                       bool check_tail, std::optional<std::string>* unreachable) {
+                                       bool check_tail, std::optional<std::string>* unreachable,
+                                       bool* stalled) {
   CURL* curl = curl_.get();
   curl_easy_reset(curl);  // keeps the live connection, so it is reused
 
@@ -549,6 +584,7 @@ Status HttpClickHouseClient::PerformOn(const Node& node, const std::string& url,
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &http_status);
   if (!request.callback_error.ok()) return request.callback_error;
   if (!request.stalled.ok()) {
+    *stalled = true;
     return Scrubbed(Unavailable(
         "ClickHouse at " + node.base_url + " stalled: no bytes moved for " +
         SecondsText(config_.stall_timeout / 2) + " s and it did not answer /ping within " +

@@ -3,7 +3,8 @@
 // HttpClickHouseClient is the libcurl implementation over ClickHouse's HTTP interface.
 //
 // Not thread-safe: a client owns one connection (a CURL easy handle, kept alive between
-// requests) and serves one request at a time; give each thread its own client. Credentials
+// requests) and serves one request at a time; give each thread its own client. Clients of one
+// CLICKHOUSE_URL share only which node is current (an atomic; see Failover below). Credentials
 // travel only in the X-ClickHouse-User / X-ClickHouse-Key headers, never in a URL, a log line
 // or an error message.
 //
@@ -21,23 +22,26 @@
 // and the request goes on.
 //
 // Failover. CLICKHOUSE_URL may list several nodes, http://a:8123,http://b:8123: replicas of one
-// shard holding the same tables (nothing here checks that). A request goes to the current node
-// (at first the first one listed) and moves on to the next, in list order, only when it could
-// not connect to it: the name did not resolve, the connection was refused, or connecting took
-// longer than connect_timeout. Such a node was sent no byte of the request, so sending the
-// same request to the next node is safe for every request, an INSERT included. The node that
-// takes the connection becomes the current one for this client's later requests. Every other
-// failure (a dropped connection, a timeout or stall after connecting, a ClickHouse error) is
-// returned naming its node and is not sent elsewhere: a write's outcome is unknown there and an
-// insert's streamed body cannot be replayed. The caller redoes such work from its last
-// checkpoint (a copy waits out kUnavailable and re-sends the batch, whose identical rows
-// ReplacingMergeTree collapses), and that next request, finding the node unreachable, moves on.
-// When no node can be connected to, the error is kUnavailable listing each node and its
-// failure. Each move is logged (warning) with both nodes.
+// shard holding the same tables (nothing here checks that). One rule decides what is sent
+// where: a request is sent to another node only when nothing of it reached its node, i.e. the
+// client could not connect to it (the name did not resolve, the connection was refused, or
+// connecting took longer than connect_timeout); it then goes to the next node in list order,
+// which is safe for every request, an INSERT included. Every other failure (a dropped
+// connection, a timeout or stall after connecting, a ClickHouse error) is returned naming its
+// node and is never sent elsewhere: a write's outcome is unknown there, and an insert's streamed
+// body cannot be replayed. The caller redoes such work from its last checkpoint (a copy waits
+// out kUnavailable and re-sends the batch, whose identical rows ReplacingMergeTree collapses).
+// Where that next request goes: every client of the same CLICKHOUSE_URL in the process shares
+// one current node (at first the first listed). It moves when a node cannot be connected to, or
+// when a request to it stalled and it did not answer /ping (see above), and stays on the new
+// node until that one fails the same way. When no node can be connected to, the error is
+// kUnavailable listing each node and its failure. Each move is logged (warning) naming the node
+// left and the node taken.
 #pragma once
 
 #include <curl/curl.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -137,12 +141,12 @@ class HttpClickHouseClient final : public ClickHouseClient {
   Result<std::string> Version() override;
   Status Ping() override;
 
-  // The current node's URL without credentials or query string, as shown in messages: the
-  // node the last request was sent to (the first listed before any request).
+  // The URL without credentials or query string, as shown in messages, of the node this
+  // client's last request went to (or, before any request, the process's current node).
   const std::string& endpoint() const { return nodes_[current_].base_url; }
   // How many nodes CLICKHOUSE_URL lists.
   size_t node_count() const { return nodes_.size(); }
-  // How many times this client moved to another node because its node was unreachable.
+  // How many times this client moved the current node (see Failover above).
   uint64_t failovers() const { return failovers_; }
   // TCP connections this client has opened so far; stays at 1 while keep-alive holds.
   uint64_t connections_opened() const { return connections_opened_; }
@@ -158,7 +162,8 @@ class HttpClickHouseClient final : public ClickHouseClient {
   };
   using UrlParams = std::vector<std::pair<std::string, std::string>>;
 
-  HttpClickHouseClient(ClickHouseHttpConfig config, CurlPtr curl, std::vector<Node> nodes);
+  HttpClickHouseClient(ClickHouseHttpConfig config, CurlPtr curl, std::vector<Node> nodes,
+                       std::shared_ptr<std::atomic<size_t>> shared_current);
 
   // Builds "<base>?<base query>&database=..&<settings>&<extra>" for `node`, or an error for a
   // setting name that is malformed or reserved.
@@ -173,10 +178,13 @@ class HttpClickHouseClient final : public ClickHouseClient {
   Status Perform(const Settings& settings, const UrlParams& extra, InsertSource* body,
                  std::string* response, size_t max_response_bytes, bool check_tail);
   // Performs the request on `node` alone. Sets `*unreachable` to what failed when no
-  // connection to the node could be made and nothing was sent (the request may go elsewhere).
+  // connection to the node could be made and nothing was sent (the request may go elsewhere),
+  // `*stalled` when the request stalled and the node did not answer /ping.
   Status PerformOn(const Node& node, const std::string& url, InsertSource* body,
                    std::string* response, size_t max_response_bytes, bool check_tail,
-                   std::optional<std::string>* unreachable);
+                   std::optional<std::string>* unreachable, bool* stalled);
+  // Makes nodes_[index] the node this client and every other of its URL send to next.
+  void MoveTo(size_t index);
   // The Status for a transfer with `node` that libcurl failed (no usable server answer);
   // `connected`: a connection was made (or reused) for it.
   Status StatusFromCurl(const Node& node, int curl_code, const char* error_buffer,
@@ -190,7 +198,10 @@ class HttpClickHouseClient final : public ClickHouseClient {
   CurlPtr curl_;
   CurlPtr probe_curl_;       // the stall check's own connection; created when first needed
   std::vector<Node> nodes_;  // at least one
-  size_t current_ = 0;       // index into nodes_
+  // The index into nodes_ shared by the process's clients of this URL, and this client's copy
+  // of it, taken at each request.
+  std::shared_ptr<std::atomic<size_t>> shared_current_;
+  size_t current_ = 0;
   uint64_t failovers_ = 0;
   uint64_t connections_opened_ = 0;
 };

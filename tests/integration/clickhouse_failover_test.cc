@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <sstream>
@@ -33,6 +34,23 @@ using std::chrono::seconds;
 using SteadyClock = std::chrono::steady_clock;
 
 std::string LoopbackUrl(int port) { return "http://127.0.0.1:" + std::to_string(port); }
+
+// A loopback address of its own for each port the tests make unreachable (127.0.0.10, .11, ...),
+// so that no two tests of this process list the same node: the client's choice of node is kept
+// per CLICKHOUSE_URL for the life of the process.
+sockaddr_in NextLoopbackAddress() {
+  static std::atomic<uint32_t> next{10};
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl((127u << 24) | next++);
+  return addr;
+}
+
+std::string UrlOf(const sockaddr_in& addr) {
+  char host[INET_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET, &addr.sin_addr, host, sizeof host);
+  return "http://" + std::string(host) + ":" + std::to_string(ntohs(addr.sin_port));
+}
 // A node's URL as the client shows it (libcurl's normal form: "/" for an empty path).
 std::string Shown(const std::string& url) { return url + "/"; }
 
@@ -42,27 +60,25 @@ class RefusingPort {
  public:
   RefusingPort() {
     fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sockaddr_in addr = NextLoopbackAddress();
     socklen_t len = sizeof addr;
     if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
         getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
       ADD_FAILURE() << "could not bind a loopback port";
       return;
     }
-    port_ = ntohs(addr.sin_port);
+    url_ = UrlOf(addr);
   }
   ~RefusingPort() {
     if (fd_ >= 0) close(fd_);
   }
   RefusingPort(const RefusingPort&) = delete;
   RefusingPort& operator=(const RefusingPort&) = delete;
-  std::string url() const { return LoopbackUrl(port_); }
+  const std::string& url() const { return url_; }
 
  private:
   int fd_ = -1;
-  int port_ = 0;
+  std::string url_;
 };
 
 // A loopback listener that never accepts, its accept queue (backlog 0) filled by connections
@@ -72,9 +88,7 @@ class BlackHolePort {
  public:
   BlackHolePort() {
     listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sockaddr_in addr = NextLoopbackAddress();
     socklen_t len = sizeof addr;
     if (listen_fd_ < 0 || bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
         listen(listen_fd_, 0) != 0 ||
@@ -82,7 +96,7 @@ class BlackHolePort {
       ADD_FAILURE() << "could not listen on a loopback port";
       return;
     }
-    port_ = ntohs(addr.sin_port);
+    url_ = UrlOf(addr);
     for (int i = 0; i < 3; ++i) {
       const int fd = socket(AF_INET, SOCK_STREAM, 0);
       fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -96,11 +110,11 @@ class BlackHolePort {
   }
   BlackHolePort(const BlackHolePort&) = delete;
   BlackHolePort& operator=(const BlackHolePort&) = delete;
-  std::string url() const { return LoopbackUrl(port_); }
+  const std::string& url() const { return url_; }
 
  private:
   int listen_fd_ = -1;
-  int port_ = 0;
+  std::string url_;
   std::vector<int> fillers_;
 };
 
@@ -253,8 +267,9 @@ TEST_F(ClickHouseFailoverTest, ANodeThatDoesNotAcceptWithinTheConnectTimeoutIsSk
 TEST_F(ClickHouseFailoverTest, ANodeWhoseNameDoesNotResolveIsSkipped) {
   // .invalid never resolves (RFC 2606); a resolver that cannot be reached times out within the
   // connect timeout instead, which moves on the same way.
-  std::unique_ptr<HttpClickHouseClient> client =
-      Client("http://bgm-no-such-node.invalid:8123," + real_, seconds(2));
+  static std::atomic<int> run{0};  // a name of its own each run (the choice of node is kept)
+  const std::string unresolvable = "http://bgm-no-such-node-" + std::to_string(run++) + ".invalid";
+  std::unique_ptr<HttpClickHouseClient> client = Client(unresolvable + "," + real_, seconds(2));
   ASSERT_NE(client, nullptr);
   Result<std::string> r = client->Query("SELECT 2");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -331,6 +346,66 @@ TEST_F(ClickHouseFailoverTest, AnInsertThatTimesOutAfterConnectingIsNotSentToThe
   EXPECT_EQ((*client)->endpoint(), Shown(LoopbackUrl(proxy.port())));
   EXPECT_EQ((*client)->failovers(), 0u);
   EXPECT_EQ(ch_.Scalar("SELECT count() FROM rows"), "0");
+}
+
+TEST_F(ClickHouseFailoverTest, AClientOpenedAfterAMoveStartsOnTheNodeThatWorks) {
+  RefusingPort refused;
+  const std::string url = refused.url() + "," + real_;
+  std::unique_ptr<HttpClickHouseClient> first = Client(url);
+  ASSERT_NE(first, nullptr);
+  ASSERT_TRUE(first->Ping().ok());
+  EXPECT_EQ(first->failovers(), 1u);
+  // Another client of the same CLICKHOUSE_URL in this process (a copy's next attempt, another
+  // thread) starts where the first one moved to, and never tries the refusing node.
+  std::unique_ptr<HttpClickHouseClient> second = Client(url);
+  ASSERT_NE(second, nullptr);
+  EXPECT_EQ(second->endpoint(), Shown(real_));
+  Result<std::string> r = second->Query("SELECT 3");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(second->failovers(), 0u);
+  // A different list is a different process-wide choice.
+  std::unique_ptr<HttpClickHouseClient> other = Client(refused.url() + ", " + real_);
+  ASSERT_NE(other, nullptr);
+  EXPECT_EQ(other->endpoint(), Shown(refused.url()));
+}
+
+TEST_F(ClickHouseFailoverTest, AStalledNodeIsLeftForLaterRequestsButItsInsertIsNotResent) {
+  const std::string port = real_.substr(real_.rfind(':') + 1);
+  testing::FreezableProxy proxy(std::stoi(port));
+  proxy.Freeze();
+  const std::string proxy_url = LoopbackUrl(proxy.port());
+  ClickHouseHttpConfig config;
+  config.url = proxy_url + "," + real_;
+  config.user = "default";
+  config.database = ch_.database();
+  config.stall_timeout = milliseconds(1000);
+  Result<std::unique_ptr<HttpClickHouseClient>> client = HttpClickHouseClient::Create(config);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  LogCapture log;
+  std::string rows;
+  EncodeRows(0, 100, rows);
+  StringInsertSource body(rows);
+  const auto start = SteadyClock::now();
+  Status s = (*client)->Insert("INSERT INTO rows FORMAT RowBinary", body);
+  EXPECT_LT(SteadyClock::now() - start, seconds(5));
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+  EXPECT_TRUE(s.message().starts_with("ClickHouse at " + Shown(proxy_url) + " stalled"))
+      << s.message();
+  EXPECT_EQ(ch_.Scalar("SELECT count() FROM rows"), "0");  // not sent to the next node
+  // Later requests go to the next node.
+  EXPECT_EQ((*client)->endpoint(), Shown(real_));
+  EXPECT_EQ((*client)->failovers(), 1u);
+  const std::vector<std::string> lines = log.Lines();
+  ASSERT_EQ(lines.size(), 1u) << ::testing::PrintToString(lines);
+  EXPECT_NE(lines[0].find("ClickHouse at " + Shown(proxy_url) +
+                          " stalled and did not answer /ping; later requests go to " +
+                          Shown(real_) + " (node 2 of 2 in CLICKHOUSE_URL)"),
+            std::string::npos)
+      << lines[0];
+  StringInsertSource again(rows);
+  Status redo = (*client)->Insert("INSERT INTO rows FORMAT RowBinary", again);
+  ASSERT_TRUE(redo.ok()) << redo.ToString();
+  EXPECT_EQ(ch_.Scalar("SELECT count() FROM rows"), "100");
 }
 
 }  // namespace

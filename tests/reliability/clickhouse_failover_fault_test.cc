@@ -114,17 +114,16 @@ class ClickHouseFailoverFaultTest : public ::testing::Test {
     return ids;
   }
 
-  void CopyAndKillTheFirstNode(bool mid_insert);
+  enum class Fault { kKill, kKillInsideAnInsert, kFreeze };
+  void CopyAndLoseTheFirstNode(Fault fault);
 
   PrivateServers first_;
   PrivateServers second_;
   std::optional<PgConnection> pg_;
 };
 
-// Copies the traces through both nodes and kills the first one after 3000 rows: at once
-// (wherever the copy is: between two inserts or inside one), or, `mid_insert`, after freezing
-// it (SIGSTOP) for a second, so that an insert is certainly in flight on it when it dies.
-void ClickHouseFailoverFaultTest::CopyAndKillTheFirstNode(bool mid_insert) {
+// Copies the traces through both nodes and takes the first one away after 3000 rows.
+void ClickHouseFailoverFaultTest::CopyAndLoseTheFirstNode(Fault fault) {
   // The application's ClickHouse tables on each server (each node alone: fast migrations go
   // to one node, and these two are not a cluster), then the source rows.
   for (const std::string& node : {first_.clickhouse_url(), second_.clickhouse_url()}) {
@@ -140,21 +139,30 @@ void ClickHouseFailoverFaultTest::CopyAndKillTheFirstNode(bool mid_insert) {
   PgRun("UPDATE background_migrations SET args = $1::jsonb WHERE name = $2",
         {nlohmann::json{{"batchSize", 500}, {"pauseMs", 200}}.dump(), testing::kCopyTraces});
 
-  ChildProcess worker(BGM_BINARY, {"worker", "--exit-when-idle"}, Env(BothNodes(), "w-failover"));
+  auto env = Env(BothNodes(), "w-failover");
+  env["BGMIGRATE_CLICKHOUSE_STALL_SECONDS"] = "2";
+  ChildProcess worker(BGM_BINARY, {"worker", "--exit-when-idle"}, env);
   ASSERT_TRUE(WaitFor([&] { return RowsProcessed() >= 3000; }, seconds(60)));
-  if (mid_insert) {
-    const int pid = first_.ClickHousePid();
-    ASSERT_GT(pid, 0);
+  const int pid = first_.ClickHousePid();
+  ASSERT_GT(pid, 0);
+  // Resumes a frozen server whatever happens below, so that it can be stopped at the end.
+  std::unique_ptr<const int, void (*)(const int*)> resume(&pid,
+                                                          [](const int* p) { kill(*p, SIGCONT); });
+  if (fault != Fault::kKill) {
     ASSERT_EQ(kill(pid, SIGSTOP), 0);
+  }
+  if (fault == Fault::kKillInsideAnInsert) {
     std::this_thread::sleep_for(seconds(1));  // > pauseMs: the next insert is waiting on it
   }
-  ASSERT_TRUE(first_.Kill("clickhouse"));
-  const auto killed = Clock::now();
-  const int64_t rows_at_kill = RowsProcessed();
-  ASSERT_LT(rows_at_kill, 30000) << "the copy finished before the first node was killed";
+  if (fault != Fault::kFreeze) {
+    ASSERT_TRUE(first_.Kill("clickhouse"));
+  }
+  const auto lost_at = Clock::now();
+  const int64_t rows_at_loss = RowsProcessed();
+  ASSERT_LT(rows_at_loss, 30000) << "the copy finished before the first node was lost";
 
   ASSERT_TRUE(worker.Wait(seconds(120)).has_value()) << "the copy did not finish";
-  const double finished_after = std::chrono::duration<double>(Clock::now() - killed).count();
+  const double finished_after = std::chrono::duration<double>(Clock::now() - lost_at).count();
   EXPECT_EQ(CopyStatus(), "finished");
   EXPECT_EQ(PgScalar("SELECT count(*) FROM background_migration_events WHERE migration_name = $1 "
                      "AND kind = 'acquired'",
@@ -163,13 +171,21 @@ void ClickHouseFailoverFaultTest::CopyAndKillTheFirstNode(bool mid_insert) {
 
   // The worker's log names the node it left and the node it went to.
   const std::string log = worker.Stderr();
-  EXPECT_NE(log.find("ClickHouse at " + first_.clickhouse_url() + "/ is unreachable ("),
-            std::string::npos)
-      << log;
-  EXPECT_NE(log.find("ClickHouse: requests now go to " + second_.clickhouse_url() +
-                     "/ (node 2 of 2 in CLICKHOUSE_URL)"),
-            std::string::npos)
-      << log;
+  if (fault == Fault::kFreeze) {
+    EXPECT_NE(log.find("ClickHouse at " + first_.clickhouse_url() +
+                       "/ stalled and did not answer /ping; later requests go to " +
+                       second_.clickhouse_url() + "/ (node 2 of 2 in CLICKHOUSE_URL)"),
+              std::string::npos)
+        << log;
+  } else {
+    EXPECT_NE(log.find("ClickHouse at " + first_.clickhouse_url() + "/ is unreachable ("),
+              std::string::npos)
+        << log;
+    EXPECT_NE(log.find("ClickHouse: requests now go to " + second_.clickhouse_url() +
+                       "/ (node 2 of 2 in CLICKHOUSE_URL)"),
+              std::string::npos)
+        << log;
+  }
   // Whether the copy had to wait depends on where the kill landed: inside an insert (its
   // outcome unknown: the copy waits and redoes the batch from its checkpoint, now on the
   // second node) or between two (the next insert moved on by itself).
@@ -177,7 +193,7 @@ void ClickHouseFailoverFaultTest::CopyAndKillTheFirstNode(bool mid_insert) {
       "SELECT count(*) FROM background_migration_events WHERE migration_name = $1 AND "
       "kind = 'waiting'",
       {testing::kCopyTraces});
-  if (mid_insert) {
+  if (fault != Fault::kKill) {
     // The insert in flight failed naming the first node, and the copy waited once: its redo
     // went to the second node straight away.
     EXPECT_EQ(waits, "1");
@@ -189,13 +205,17 @@ void ClickHouseFailoverFaultTest::CopyAndKillTheFirstNode(bool mid_insert) {
         << reason;
   }
 
-  ASSERT_TRUE(first_.Start("clickhouse"));
+  if (fault == Fault::kFreeze) {
+    resume.reset();
+  } else {
+    ASSERT_TRUE(first_.Start("clickhouse"));
+  }
   const std::set<std::string> source = SourceIds();
   const std::set<std::string> on_first = ClickHouseIds(first_.clickhouse_url());
   const std::set<std::string> on_second = ClickHouseIds(second_.clickhouse_url());
   ASSERT_EQ(source.size(), 30000u);
-  // Every batch checkpointed before the kill had been acknowledged by the first node.
-  EXPECT_GE(static_cast<int64_t>(on_first.size()), rows_at_kill);
+  // Every batch checkpointed before the loss had been acknowledged by the first node.
+  EXPECT_GE(static_cast<int64_t>(on_first.size()), rows_at_loss);
   EXPECT_GT(on_second.size(), 0u);
   std::set<std::string> both = on_first;
   both.insert(on_second.begin(), on_second.end());
@@ -207,20 +227,30 @@ void ClickHouseFailoverFaultTest::CopyAndKillTheFirstNode(bool mid_insert) {
   EXPECT_EQ(lost.size(), 0u) << "source ids on neither node, e.g. " << lost.front();
   EXPECT_EQ(invented.size(), 0u) << "ids not in the source, e.g. " << invented.front();
   const size_t overlap = on_first.size() + on_second.size() - both.size();
-  std::cout << "figure: first node killed " << (mid_insert ? "inside an insert" : "at once")
-            << " at row " << rows_at_kill << "; copy finished " << finished_after
-            << " s later through the second node; first holds " << on_first.size()
-            << " ids, second " << on_second.size() << ", " << overlap
-            << " on both (the batch in flight at the kill, redone); " << waits << " waits"
-            << std::endl;
+  const char* how = fault == Fault::kKill                 ? "killed"
+                    : fault == Fault::kKillInsideAnInsert ? "killed inside an insert"
+                                                          : "frozen";
+  std::cout << "figure: first node " << how << " at row " << rows_at_loss << "; copy finished "
+            << finished_after << " s later through the second node; first holds " << on_first.size()
+            << " ids, second " << on_second.size() << ", " << overlap << " on both; " << waits
+            << " waits" << std::endl;
 }
 
+// Killed at once, wherever the copy is: between two inserts or inside one.
 TEST_F(ClickHouseFailoverFaultTest, CopyCarriesOnOnTheSecondNodeWhenTheFirstIsKilled) {
-  CopyAndKillTheFirstNode(/*mid_insert=*/false);
+  CopyAndLoseTheFirstNode(Fault::kKill);
 }
 
+// Frozen (SIGSTOP) for a second first, so that an insert is certainly in flight when it dies.
 TEST_F(ClickHouseFailoverFaultTest, AnInsertCutOffByTheKillIsRedoneOnTheSecondNode) {
-  CopyAndKillTheFirstNode(/*mid_insert=*/true);
+  CopyAndLoseTheFirstNode(Fault::kKillInsideAnInsert);
+}
+
+// Frozen and left so: connections to it still open (the kernel accepts them), nothing answers.
+// The insert stalls (BGMIGRATE_CLICKHOUSE_STALL_SECONDS=2), /ping goes unanswered, and the
+// redo goes to the second node.
+TEST_F(ClickHouseFailoverFaultTest, AFrozenFirstNodeIsLeftAfterItsInsertStalls) {
+  CopyAndLoseTheFirstNode(Fault::kFreeze);
 }
 
 }  // namespace
