@@ -3,7 +3,8 @@
 // covers: refused (a bound socket that never listens), a connect timeout (a listener whose
 // accept queue is full, so SYNs are dropped), a name that does not resolve. And the failures
 // the rule keeps on their node: a ClickHouse error, and a timeout after connecting (a frozen
-// proxy). HTTP only: skipped when the tests run on the embedded engine.
+// proxy); a stall that moves the process's node for later requests; and `bgmigrate migrate`
+// with good and malformed lists. HTTP only: skipped when the tests run on the embedded engine.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -24,7 +25,9 @@
 #include "clickhouse/client_factory.h"
 #include "clickhouse/row_binary.h"
 #include "testing/freezable_proxy.h"
+#include "testing/process.h"
 #include "testing/test_clickhouse.h"
+#include "testing/test_database.h"
 
 namespace bgm {
 namespace {
@@ -406,6 +409,39 @@ TEST_F(ClickHouseFailoverTest, AStalledNodeIsLeftForLaterRequestsButItsInsertIsN
   Status redo = (*client)->Insert("INSERT INTO rows FORMAT RowBinary", again);
   ASSERT_TRUE(redo.ok()) << redo.ToString();
   EXPECT_EQ(ch_.Scalar("SELECT count() FROM rows"), "100");
+}
+
+TEST_F(ClickHouseFailoverTest, MigrateTakesAListAndStopsOnAMalformedOneWithItsError) {
+  testing::TestDatabase pg;
+  ASSERT_TRUE(pg.ok());
+  auto migrate = [&](const std::string& clickhouse_url) {
+    return testing::RunProcess(BGM_BINARY, {"migrate"},
+                               {{"DATABASE_URL", pg.url()},
+                                {"CLICKHOUSE_URL", clickhouse_url},
+                                {"CLICKHOUSE_DB", ch_.database()}});
+  };
+  struct Case {
+    std::string url, error;
+  };
+  for (const Case& c :
+       {Case{real_ + ",", "CLICKHOUSE_URL lists 2 nodes separated by commas and node 2 is empty"},
+        Case{"embedded:///tmp/x," + real_,
+             "node 1 is embedded:, which cannot be combined with other nodes"},
+        Case{real_ + ",ftp://127.0.0.1:21",
+             "node 2 of 2 in CLICKHOUSE_URL must start with http:// or https://"}}) {
+    SCOPED_TRACE(c.url);
+    testing::ProcessResult r = migrate(c.url);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find(c.error), std::string::npos) << r.err;
+  }
+  // A good list: the fast migrations reach the second node, and the log says so.
+  RefusingPort refused;
+  testing::ProcessResult ok = migrate(refused.url() + "," + real_);
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_NE(ok.err.find("ClickHouse at " + Shown(refused.url()) + " is unreachable ("),
+            std::string::npos)
+      << ok.err;
+  EXPECT_NE(ch_.Scalar("SELECT count() FROM bgmigrate_schema_versions"), "0");
 }
 
 }  // namespace
