@@ -628,6 +628,16 @@ Status HttpClickHouseClient::StatusFromCurl(const Node& node, int curl_code,
   const auto rc = static_cast<CURLcode>(curl_code);
   std::string detail = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(rc);
   std::string where = "ClickHouse at " + node.base_url;
+  // A kept-alive connection that dies before any byte of the answer makes libcurl try the
+  // request again on a new one: that attempt's failure to connect, or its failure to rewind a
+  // body it cannot replay (ours are streamed), comes back after the request was sent.
+  const bool sent_then_lost =
+      connected && (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY ||
+                    rc == CURLE_COULDNT_CONNECT || rc == CURLE_SEND_FAIL_REWIND);
+  if (sent_then_lost) {
+    return Scrubbed(Unavailable("connection to " + where + " failed: " + detail +
+                                "; the outcome of a write is unknown"));
+  }
   switch (rc) {
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:

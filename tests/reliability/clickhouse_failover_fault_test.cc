@@ -255,5 +255,39 @@ TEST_F(ClickHouseFailoverFaultTest, AFrozenFirstNodeIsLeftAfterItsInsertStalls) 
   CopyAndLoseTheFirstNode(Fault::kFreeze);
 }
 
+// Regression: a ClickHouse killed while an insert waited for its answer on a kept-alive
+// connection failed the insert as kInternal ("curl error 65": libcurl wanted to resend the body
+// on a new connection and could not rewind it), which fails a migration at once instead of
+// waiting the outage out. Seen as a copy `failed` in
+// AnInsertCutOffByTheKillIsRedoneOnTheSecondNode.
+TEST(ClickHouseKilledMidInsertTest, AnInsertOnAReusedConnectionCutOffByAKillIsUnavailable) {
+  PrivateServers servers;
+  ASSERT_TRUE(servers.ok());
+  Result<std::unique_ptr<HttpClickHouseClient>> ch =
+      HttpClickHouseClient::Create({.url = servers.clickhouse_url(), .user = "default"});
+  ASSERT_TRUE(ch.ok()) << ch.status().ToString();
+  ASSERT_TRUE((*ch)->Execute("CREATE TABLE t (id UInt64) ENGINE = MergeTree ORDER BY id").ok());
+  ASSERT_TRUE((*ch)->Ping().ok());  // the connection the insert reuses
+  // Frozen, the server takes the whole small body into its socket buffer and answers nothing;
+  // killed a second later, it resets the connection before any byte of an answer.
+  const int pid = servers.ClickHousePid();
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(kill(pid, SIGSTOP), 0);
+  std::jthread killer([&servers] {
+    std::this_thread::sleep_for(seconds(1));
+    EXPECT_TRUE(servers.Kill("clickhouse"));
+  });
+  const std::string rows(8 * 1000, '\0');  // 1000 rows of id 0
+  StringInsertSource body(rows);
+  Status s = (*ch)->Insert("INSERT INTO t FORMAT RowBinary", body);
+  killer.join();
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+  EXPECT_TRUE(s.message().starts_with("connection to ClickHouse at " + servers.clickhouse_url() +
+                                      "/ failed: "))
+      << s.message();
+  EXPECT_NE(s.message().find("the outcome of a write is unknown"), std::string::npos)
+      << s.message();
+}
+
 }  // namespace
 }  // namespace bgm
