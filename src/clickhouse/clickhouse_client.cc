@@ -10,7 +10,11 @@
 #include <exception>
 #include <functional>
 #include <limits>
+#include <map>
 #include <mutex>
+
+#include "clickhouse/node_list.h"
+#include "common/logging.h"
 
 namespace bgm {
 namespace {
@@ -191,6 +195,9 @@ struct Request {
   std::optional<int> exception_code;
   std::string exception_tag;
   char error_buffer[CURL_ERROR_SIZE] = {};
+  // A connection was made or reused for the request (or its body was read): from then on the
+  // node may have seen some of it.
+  bool connected = false;
   // Stall detection: the last time a byte moved (or our own source handed over data), and the
   // check that runs after half the stall timeout of silence (null: no check).
   std::chrono::milliseconds stall{0};
@@ -224,8 +231,16 @@ int XferInfoCallback(void* userdata, curl_off_t /*dltotal*/, curl_off_t dlnow,
   return 1;  // abort the transfer: CURLE_ABORTED_BY_CALLBACK
 }
 
+// Called once a connection is established or reused, before the request is sent on it.
+int PrereqCallback(void* userdata, char* /*primary_ip*/, char* /*local_ip*/, int /*primary_port*/,
+                   int /*local_port*/) {
+  static_cast<Request*>(userdata)->connected = true;
+  return CURL_PREREQFUNC_OK;
+}
+
 size_t ReadCallback(char* buffer, size_t size, size_t nitems, void* userdata) {
   auto* r = static_cast<Request*>(userdata);
+  r->connected = true;
   const size_t capacity = size * nitems;
   try {
     Result<size_t> n = r->gzip != nullptr ? r->gzip->Read(*r->source, buffer, capacity)
@@ -303,6 +318,18 @@ size_t HeaderCallback(char* buffer, size_t size, size_t nitems, void* userdata) 
   return n;
 }
 
+// The node where every client of one CLICKHOUSE_URL in this process sends its next request, so
+// that a client opened after a move (a copy's next attempt, another thread) does not go back to
+// a node found unreachable. Kept for the life of the process: one entry per URL text.
+std::shared_ptr<std::atomic<size_t>> SharedCurrentNode(const std::string& url) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<std::atomic<size_t>>> by_url;
+  std::lock_guard<std::mutex> lock(mu);
+  std::shared_ptr<std::atomic<size_t>>& current = by_url[url];
+  if (current == nullptr) current = std::make_shared<std::atomic<size_t>>(0);
+  return current;
+}
+
 }  // namespace
 
 void SetDefaultClickHouseStallTimeout(std::chrono::milliseconds stall) {
@@ -319,66 +346,85 @@ Result<std::unique_ptr<HttpClickHouseClient>> HttpClickHouseClient::Create(
   if (config.url.empty()) {
     return InvalidArgument("no ClickHouse URL: set CLICKHOUSE_URL, e.g. http://127.0.0.1:8123");
   }
-  CurlUrlPtr url(curl_url());
-  if (url == nullptr) return Internal("libcurl could not allocate a URL");
-  // The URL is never echoed in these errors: it may carry a password.
-  if (CURLUcode rc = curl_url_set(url.get(), CURLUPART_URL, config.url.c_str(), 0);
-      rc != CURLUE_OK) {
-    return InvalidArgument(std::string("CLICKHOUSE_URL is not a valid URL (") +
-                           curl_url_strerror(rc) + "); expected e.g. http://127.0.0.1:8123");
-  }
-  const std::string scheme = UrlPart(url.get(), CURLUPART_SCHEME);
-  if (scheme != "http" && scheme != "https") {
-    return InvalidArgument(
-        "CLICKHOUSE_URL must start with http:// or https:// (the HTTP port, "
-        "8123 by default), not " +
-        scheme + "://");
-  }
-  const std::string url_user = UrlPart(url.get(), CURLUPART_USER, CURLU_URLDECODE);
-  const std::string url_password = UrlPart(url.get(), CURLUPART_PASSWORD, CURLU_URLDECODE);
-  if (config.user.empty()) config.user = url_user;
-  if (config.password.empty()) config.password = url_password;
-  if (HasLineBreak(config.user) || HasLineBreak(config.password)) {
-    return InvalidArgument("CLICKHOUSE_USER or CLICKHOUSE_PASSWORD contains a line break");
-  }
   if (config.connect_timeout.count() <= 0 || config.total_timeout.count() <= 0 ||
       config.stall_timeout.count() < 0) {
     return InvalidArgument("ClickHouse timeouts must be positive");
   }
-  std::string base_query = UrlPart(url.get(), CURLUPART_QUERY);
-  curl_url_set(url.get(), CURLUPART_USER, nullptr, 0);
-  curl_url_set(url.get(), CURLUPART_PASSWORD, nullptr, 0);
-  curl_url_set(url.get(), CURLUPART_OPTIONS, nullptr, 0);
-  curl_url_set(url.get(), CURLUPART_QUERY, nullptr, 0);
-  curl_url_set(url.get(), CURLUPART_FRAGMENT, nullptr, 0);
-  std::string base_url = UrlPart(url.get(), CURLUPART_URL);
-  std::string path = UrlPart(url.get(), CURLUPART_PATH);
-  if (path.empty() || path.back() != '/') path += '/';
-  path += "ping";
-  curl_url_set(url.get(), CURLUPART_PATH, path.c_str(), 0);
-  std::string ping_url = UrlPart(url.get(), CURLUPART_URL);
+  Result<std::vector<std::string>> listed = SplitClickHouseUrl(config.url);
+  if (!listed.ok()) return listed.status();
+  std::vector<Node> nodes;
+  for (size_t i = 0; i < listed->size(); ++i) {
+    // The URL is never echoed in these errors: it may carry a password.
+    const std::string which = listed->size() == 1
+                                  ? "CLICKHOUSE_URL"
+                                  : "node " + std::to_string(i + 1) + " of " +
+                                        std::to_string(listed->size()) + " in CLICKHOUSE_URL";
+    CurlUrlPtr url(curl_url());
+    if (url == nullptr) return Internal("libcurl could not allocate a URL");
+    if (CURLUcode rc =
+            curl_url_set(url.get(), CURLUPART_URL, (*listed)[i].c_str(), CURLU_NON_SUPPORT_SCHEME);
+        rc != CURLUE_OK) {
+      return InvalidArgument(which + " is not a valid URL (" + curl_url_strerror(rc) +
+                             "); expected e.g. http://127.0.0.1:8123");
+    }
+    const std::string scheme = UrlPart(url.get(), CURLUPART_SCHEME);
+    if (scheme != "http" && scheme != "https") {
+      return InvalidArgument(which +
+                             " must start with http:// or https:// (the HTTP port, 8123 by "
+                             "default), not " +
+                             scheme + "://");
+    }
+    Node node;
+    node.user =
+        config.user.empty() ? UrlPart(url.get(), CURLUPART_USER, CURLU_URLDECODE) : config.user;
+    node.password = config.password.empty()
+                        ? UrlPart(url.get(), CURLUPART_PASSWORD, CURLU_URLDECODE)
+                        : config.password;
+    if (HasLineBreak(node.user) || HasLineBreak(node.password)) {
+      return InvalidArgument("CLICKHOUSE_USER or CLICKHOUSE_PASSWORD contains a line break");
+    }
+    node.base_query = UrlPart(url.get(), CURLUPART_QUERY);
+    curl_url_set(url.get(), CURLUPART_USER, nullptr, 0);
+    curl_url_set(url.get(), CURLUPART_PASSWORD, nullptr, 0);
+    curl_url_set(url.get(), CURLUPART_OPTIONS, nullptr, 0);
+    curl_url_set(url.get(), CURLUPART_QUERY, nullptr, 0);
+    curl_url_set(url.get(), CURLUPART_FRAGMENT, nullptr, 0);
+    node.base_url = UrlPart(url.get(), CURLUPART_URL);
+    std::string path = UrlPart(url.get(), CURLUPART_PATH);
+    if (path.empty() || path.back() != '/') path += '/';
+    path += "ping";
+    curl_url_set(url.get(), CURLUPART_PATH, path.c_str(), 0);
+    node.ping_url = UrlPart(url.get(), CURLUPART_URL);
+    nodes.push_back(std::move(node));
+  }
 
   CurlPtr curl(curl_easy_init());
   if (curl == nullptr) return Internal("libcurl could not allocate a handle");
-  return std::unique_ptr<HttpClickHouseClient>(
-      new HttpClickHouseClient(std::move(config), std::move(curl), std::move(base_url),
-                               std::move(base_query), std::move(ping_url)));
+  std::shared_ptr<std::atomic<size_t>> shared_current = SharedCurrentNode(config.url);
+  return std::unique_ptr<HttpClickHouseClient>(new HttpClickHouseClient(
+      std::move(config), std::move(curl), std::move(nodes), std::move(shared_current)));
 }
 
 HttpClickHouseClient::HttpClickHouseClient(ClickHouseHttpConfig config, CurlPtr curl,
-                                           std::string base_url, std::string base_query,
-                                           std::string ping_url)
+                                           std::vector<Node> nodes,
+                                           std::shared_ptr<std::atomic<size_t>> shared_current)
     : config_(std::move(config)),
       curl_(std::move(curl)),
-      base_url_(std::move(base_url)),
-      base_query_(std::move(base_query)),
-      ping_url_(std::move(ping_url)) {}
+      nodes_(std::move(nodes)),
+      shared_current_(std::move(shared_current)),
+      current_(shared_current_->load() % nodes_.size()) {}
+
+void HttpClickHouseClient::MoveTo(size_t index) {
+  current_ = index;
+  shared_current_->store(index);
+  ++failovers_;
+}
 
 HttpClickHouseClient::~HttpClickHouseClient() = default;
 
-Result<std::string> HttpClickHouseClient::BuildUrl(
-    const Settings& settings, const std::vector<std::pair<std::string, std::string>>& extra) const {
-  std::string query = base_query_;
+Result<std::string> HttpClickHouseClient::BuildUrl(const Node& node, const Settings& settings,
+                                                   const UrlParams& extra) const {
+  std::string query = node.base_query;
   auto add = [&query](std::string_view name, std::string_view value) {
     if (!query.empty()) query += '&';
     query += UrlEncode(name);
@@ -396,12 +442,64 @@ Result<std::string> HttpClickHouseClient::BuildUrl(
     add(name, value);
   }
   for (const auto& [name, value] : extra) add(name, value);
-  return query.empty() ? base_url_ : base_url_ + "?" + query;
+  return query.empty() ? node.base_url : node.base_url + "?" + query;
 }
 
-Status HttpClickHouseClient::Perform(const std::string& url, InsertSource* body,
-                                     std::string* response, size_t max_response_bytes,
-                                     bool check_tail) {
+Status HttpClickHouseClient::Perform(const Settings& settings, const UrlParams& extra,
+                                     InsertSource* body, std::string* response,
+                                     size_t max_response_bytes, bool check_tail) {
+  std::vector<std::string> failures;  // "ClickHouse at <node>: <what failed>", in order tried
+  current_ = shared_current_->load() % nodes_.size();
+  for (size_t tried = 0; tried < nodes_.size(); ++tried) {
+    const size_t index = (current_ + tried) % nodes_.size();
+    const Node& node = nodes_[index];
+    std::string url = node.ping_url;
+    if (body != nullptr) {
+      Result<std::string> built = BuildUrl(node, settings, extra);
+      if (!built.ok()) return built.status();
+      url = std::move(*built);
+    }
+    std::optional<std::string> unreachable;
+    bool stalled = false;
+    Status status = PerformOn(node, url, body, response, max_response_bytes, check_tail,
+                              &unreachable, &stalled);
+    if (!unreachable.has_value() || nodes_.size() == 1) {
+      if (index != current_) {
+        spdlog::warn("ClickHouse: requests now go to {} (node {} of {} in CLICKHOUSE_URL)",
+                     node.base_url, index + 1, nodes_.size());
+        MoveTo(index);
+      }
+      if (stalled && nodes_.size() > 1) {
+        const size_t next = (index + 1) % nodes_.size();
+        spdlog::warn(
+            "ClickHouse at {} stalled and did not answer /ping; later requests go to {} (node {} "
+            "of {} in CLICKHOUSE_URL)",
+            node.base_url, nodes_[next].base_url, next + 1, nodes_.size());
+        MoveTo(next);
+      }
+      return status;
+    }
+    failures.push_back("ClickHouse at " + node.base_url + ": " + *unreachable);
+    if (tried + 1 < nodes_.size()) {
+      spdlog::warn(
+          "ClickHouse at {} is unreachable ({}); trying the next node in "
+          "CLICKHOUSE_URL, {}",
+          node.base_url, *unreachable, nodes_[(index + 1) % nodes_.size()].base_url);
+    }
+  }
+  std::string message = "could not connect to any of the " + std::to_string(nodes_.size()) +
+                        " ClickHouse nodes in CLICKHOUSE_URL: ";
+  for (size_t i = 0; i < failures.size(); ++i) {
+    message += (i > 0 ? "; " : "") + failures[i];
+  }
+  message += "; check CLICKHOUSE_URL and that the servers are running";
+  return Scrubbed(Unavailable(std::move(message)));
+}
+
+Status HttpClickHouseClient::PerformOn(const Node& node, const std::string& url, InsertSource* body,
+                                       std::string* response, size_t max_response_bytes,
+                                       bool check_tail, std::optional<std::string>* unreachable,
+                                       bool* stalled) {
   CURL* curl = curl_.get();
   curl_easy_reset(curl);  // keeps the live connection, so it is reused
 
@@ -410,8 +508,8 @@ Status HttpClickHouseClient::Perform(const std::string& url, InsertSource* body,
   request.response = response;
   request.max_response_bytes = max_response_bytes;
   request.stall = config_.stall_timeout;
-  if (config_.stall_timeout.count() > 0 && url != ping_url_) {
-    request.check_alive = [this] { return PingWithin(config_.stall_timeout / 2); };
+  if (config_.stall_timeout.count() > 0 && body != nullptr) {
+    request.check_alive = [this, &node] { return PingWithin(node, config_.stall_timeout / 2); };
   }
   response->clear();
 
@@ -425,10 +523,8 @@ Status HttpClickHouseClient::Perform(const std::string& url, InsertSource* body,
     return true;
   };
   bool headers_ok = true;
-  if (!config_.user.empty()) headers_ok &= add_header("X-ClickHouse-User: " + config_.user);
-  if (!config_.password.empty()) {
-    headers_ok &= add_header("X-ClickHouse-Key: " + config_.password);
-  }
+  if (!node.user.empty()) headers_ok &= add_header("X-ClickHouse-User: " + node.user);
+  if (!node.password.empty()) headers_ok &= add_header("X-ClickHouse-Key: " + node.password);
   if (body != nullptr) {
     headers_ok &= add_header("Transfer-Encoding: chunked");
     headers_ok &= add_header("Expect:");  // no 100-continue round trip
@@ -450,6 +546,8 @@ Status HttpClickHouseClient::Perform(const std::string& url, InsertSource* body,
   curl_easy_setopt(curl, CURLOPT_USERAGENT, kUserAgent);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, request.error_buffer);
   curl_easy_setopt(curl, CURLOPT_SOCKOPTFUNCTION, &AbortiveCloseSocket);
+  curl_easy_setopt(curl, CURLOPT_PREREQFUNCTION, &PrereqCallback);
+  curl_easy_setopt(curl, CURLOPT_PREREQDATA, &request);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(config_.connect_timeout.count()));
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(config_.total_timeout.count()));
@@ -486,8 +584,9 @@ Status HttpClickHouseClient::Perform(const std::string& url, InsertSource* body,
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &http_status);
   if (!request.callback_error.ok()) return request.callback_error;
   if (!request.stalled.ok()) {
+    *stalled = true;
     return Scrubbed(Unavailable(
-        "ClickHouse at " + base_url_ + " stalled: no bytes moved for " +
+        "ClickHouse at " + node.base_url + " stalled: no bytes moved for " +
         SecondsText(config_.stall_timeout / 2) + " s and it did not answer /ping within " +
         SecondsText(config_.stall_timeout / 2) + " s (BGMIGRATE_CLICKHOUSE_STALL_SECONDS=" +
         SecondsText(config_.stall_timeout) + "): " + request.stalled.message() +
@@ -506,17 +605,39 @@ Status HttpClickHouseClient::Perform(const std::string& url, InsertSource* body,
                                                    request.exception_tag, head, false);
       if (ClickHouseErrorCode(server).has_value()) return Scrubbed(std::move(server));
     }
-    return StatusFromCurl(rc, request.error_buffer);
+    if (!request.connected &&
+        (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY ||
+         rc == CURLE_COULDNT_CONNECT || rc == CURLE_OPERATION_TIMEDOUT)) {
+      std::string detail =
+          request.error_buffer[0] != '\0' ? request.error_buffer : curl_easy_strerror(rc);
+      if (rc == CURLE_OPERATION_TIMEDOUT) {
+        const auto limit = std::min(config_.connect_timeout, config_.total_timeout);
+        detail = "no connection within " + std::to_string(limit.count()) + " ms: " + detail;
+      }
+      *unreachable = std::move(detail);
+    }
+    return StatusFromCurl(node, rc, request.error_buffer, request.connected);
   }
   return Scrubbed(StatusFromClickHouseResponse(http_status, request.exception_code,
                                                request.exception_tag, success ? tail : head,
                                                check_tail));
 }
 
-Status HttpClickHouseClient::StatusFromCurl(int curl_code, const char* error_buffer) const {
+Status HttpClickHouseClient::StatusFromCurl(const Node& node, int curl_code,
+                                            const char* error_buffer, bool connected) const {
   const auto rc = static_cast<CURLcode>(curl_code);
   std::string detail = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(rc);
-  std::string where = "ClickHouse at " + base_url_;
+  std::string where = "ClickHouse at " + node.base_url;
+  // A kept-alive connection that dies before any byte of the answer makes libcurl try the
+  // request again on a new one: that attempt's failure to connect, or its failure to rewind a
+  // body it cannot replay (ours are streamed), comes back after the request was sent.
+  const bool sent_then_lost =
+      connected && (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY ||
+                    rc == CURLE_COULDNT_CONNECT || rc == CURLE_SEND_FAIL_REWIND);
+  if (sent_then_lost) {
+    return Scrubbed(Unavailable("connection to " + where + " failed: " + detail +
+                                "; the outcome of a write is unknown"));
+  }
   switch (rc) {
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
@@ -524,9 +645,7 @@ Status HttpClickHouseClient::StatusFromCurl(int curl_code, const char* error_buf
       return Scrubbed(Unavailable("could not connect to " + where + ": " + detail +
                                   "; check CLICKHOUSE_URL and that the server is running"));
     case CURLE_OPERATION_TIMEDOUT: {
-      curl_off_t connect_us = 0;
-      curl_easy_getinfo(curl_.get(), CURLINFO_CONNECT_TIME_T, &connect_us);
-      if (connect_us == 0) {
+      if (!connected) {
         return Scrubbed(Unavailable("could not connect to " + where + " within " +
                                     std::to_string(config_.connect_timeout.count()) +
                                     " ms: " + detail));
@@ -563,18 +682,22 @@ Status HttpClickHouseClient::StatusFromCurl(int curl_code, const char* error_buf
 }
 
 Status HttpClickHouseClient::Scrubbed(Status status) const {
-  if (status.ok() || config_.password.empty()) return status;
+  if (status.ok()) return status;
   std::string msg = status.message();
   bool changed = false;
-  for (size_t pos = msg.find(config_.password); pos != std::string::npos;
-       pos = msg.find(config_.password, pos + 3)) {
-    msg.replace(pos, config_.password.size(), "***");
-    changed = true;
+  for (const Node& node : nodes_) {
+    const std::string& password = node.password;
+    if (password.empty()) continue;
+    for (size_t pos = msg.find(password); pos != std::string::npos;
+         pos = msg.find(password, pos + 3)) {
+      msg.replace(pos, password.size(), "***");
+      changed = true;
+    }
   }
   return changed ? Status(status.code(), std::move(msg)) : status;
 }
 
-Status HttpClickHouseClient::PingWithin(std::chrono::milliseconds timeout) {
+Status HttpClickHouseClient::PingWithin(const Node& node, std::chrono::milliseconds timeout) {
   if (probe_curl_ == nullptr) probe_curl_.reset(curl_easy_init());
   CURL* curl = probe_curl_.get();
   if (curl == nullptr) return Internal("libcurl could not allocate a handle");
@@ -582,7 +705,7 @@ Status HttpClickHouseClient::PingWithin(std::chrono::milliseconds timeout) {
   std::string body;
   char error_buffer[CURL_ERROR_SIZE] = {};
   const long ms = std::max<long>(1, static_cast<long>(timeout.count()));
-  curl_easy_setopt(curl, CURLOPT_URL, ping_url_.c_str());
+  curl_easy_setopt(curl, CURLOPT_URL, node.ping_url.c_str());
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_USERAGENT, kUserAgent);
@@ -608,30 +731,25 @@ Status HttpClickHouseClient::PingWithin(std::chrono::milliseconds timeout) {
 }
 
 Result<std::string> HttpClickHouseClient::Query(std::string_view sql, const Settings& settings) {
-  Result<std::string> url = BuildUrl(settings, {});
-  if (!url.ok()) return url.status();
   StringInsertSource body(sql);
   std::string response;
-  BGM_RETURN_IF_ERROR(
-      Perform(*url, &body, &response, std::numeric_limits<size_t>::max(), /*check_tail=*/true));
+  BGM_RETURN_IF_ERROR(Perform(settings, {}, &body, &response, std::numeric_limits<size_t>::max(),
+                              /*check_tail=*/true));
   return response;
 }
 
 Status HttpClickHouseClient::Execute(std::string_view sql, const Settings& settings) {
-  Result<std::string> url = BuildUrl(settings, {});
-  if (!url.ok()) return url.status();
   StringInsertSource body(sql);
   std::string response;
-  return Perform(*url, &body, &response, kSmallResponseBytes, /*check_tail=*/true);
+  return Perform(settings, {}, &body, &response, kSmallResponseBytes, /*check_tail=*/true);
 }
 
 Status HttpClickHouseClient::Insert(std::string_view insert_query, InsertSource& source,
                                     const Settings& settings) {
   if (insert_query.empty()) return InvalidArgument("empty insert query");
-  Result<std::string> url = BuildUrl(settings, {{"query", std::string(insert_query)}});
-  if (!url.ok()) return url.status();
   std::string response;
-  return Perform(*url, &source, &response, kSmallResponseBytes, /*check_tail=*/true);
+  return Perform(settings, {{"query", std::string(insert_query)}}, &source, &response,
+                 kSmallResponseBytes, /*check_tail=*/true);
 }
 
 Result<std::string> HttpClickHouseClient::Version() {
@@ -644,9 +762,9 @@ Result<std::string> HttpClickHouseClient::Version() {
 
 Status HttpClickHouseClient::Ping() {
   std::string response;
-  BGM_RETURN_IF_ERROR(Perform(ping_url_, nullptr, &response, 4096, /*check_tail=*/false));
+  BGM_RETURN_IF_ERROR(Perform({}, {}, nullptr, &response, 4096, /*check_tail=*/false));
   if (Trim(response) != "Ok.") {
-    return Unavailable(base_url_ + " answered its health check with \"" +
+    return Unavailable(endpoint() + " answered its health check with \"" +
                        std::string(Trim(response).substr(0, 100)) +
                        "\" instead of \"Ok.\"; is CLICKHOUSE_URL a ClickHouse server?");
   }

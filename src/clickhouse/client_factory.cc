@@ -1,5 +1,9 @@
 #include "clickhouse/client_factory.h"
 
+#include <algorithm>
+
+#include "clickhouse/node_list.h"
+
 namespace bgm {
 
 Result<std::unique_ptr<ClickHouseClient>> OpenClickHouseClient(const ClickHouseClientOptions& o) {
@@ -9,7 +13,9 @@ Result<std::unique_ptr<ClickHouseClient>> OpenClickHouseClient(const ClickHouseC
         "server (scripts/services.sh env prints it for the local one) or "
         "CLICKHOUSE_URL=embedded:///path/to/data for the embedded engine");
   }
-  if (IsEmbeddedClickHouseUrl(o.url)) {
+  Result<std::vector<std::string>> nodes = SplitClickHouseUrl(o.url);
+  if (!nodes.ok()) return nodes.status();
+  if (nodes->size() == 1 && IsEmbeddedClickHouseUrl(o.url)) {
     Result<std::string> path = EmbeddedPathFromUrl(o.url);
     if (!path.ok()) return path.status();
     Result<std::unique_ptr<EmbeddedClickHouseClient>> c =
@@ -20,10 +26,14 @@ Result<std::unique_ptr<ClickHouseClient>> OpenClickHouseClient(const ClickHouseC
   Result<std::unique_ptr<HttpClickHouseClient>> c = HttpClickHouseClient::Create(
       {.url = o.url, .user = o.user, .password = o.password, .database = o.database});
   if (!c.ok()) {
-    if (c.status().code() == StatusCode::kInvalidArgument &&
-        o.url.find("://") != std::string::npos && !o.url.starts_with("http")) {
+    const bool foreign_scheme = std::any_of(nodes->begin(), nodes->end(), [](const auto& n) {
+      return n.find("://") != std::string::npos && !n.starts_with("http");
+    });
+    if (c.status().code() == StatusCode::kInvalidArgument && foreign_scheme) {
       return InvalidArgument(c.status().message() +
-                             "; CLICKHOUSE_URL takes http(s)://host:port or embedded:///path");
+                             (nodes->size() == 1
+                                  ? "; CLICKHOUSE_URL takes http(s)://host:port or embedded:///path"
+                                  : "; each node listed in CLICKHOUSE_URL is http(s)://host:port"));
     }
     return c.status();
   }

@@ -44,8 +44,10 @@ const std::vector<SettingDoc>& SettingDocs() {
   static const std::vector<SettingDoc> kDocs = {
       {"DATABASE_URL", "(required)", "Postgres connection URL (libpq syntax)"},
       {"CLICKHOUSE_URL", "(none)",
-       "ClickHouse HTTP endpoint (http://127.0.0.1:8123) or embedded engine "
-       "(embedded:///data/dir)"},
+       "ClickHouse HTTP endpoint (http://127.0.0.1:8123), several replicas separated by commas "
+       "(http://ch1:8123,http://ch2:8123: the process moves to the next when it cannot connect or "
+       "a request stalls unanswered), or "
+       "embedded engine (embedded:///data/dir)"},
       {"CLICKHOUSE_USER", "default", "ClickHouse user (sent as a header, never logged)"},
       {"CLICKHOUSE_PASSWORD", "(empty)", "ClickHouse password (sent as a header, never logged)"},
       {"CLICKHOUSE_DB", "default", "ClickHouse database (created if missing)"},
