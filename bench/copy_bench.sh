@@ -3,9 +3,12 @@
 # same run:
 #   baseline: psql -c "COPY (SELECT ...) TO STDOUT" | curl POST "INSERT ... FORMAT TabSeparated"
 #             (streamed over ClickHouse's HTTP interface, faster than clickhouse-client)
-#   bgmigrate: the 20241024_1730_migrate_traces_from_pg_to_ch background migration (one worker)
-# Prints rows/s, peak RSS and CPU seconds per million rows of each, and their ratio. Uses
-# private servers (.bgm-data/bench).
+#   limit: the copied rows, already RowBinary, POSTed as 4 parallel INSERTs (ClickHouse alone)
+#   bgmigrate: the 20241024_1730_migrate_traces_from_pg_to_ch background migration as one
+#             stream, in key-range chunks (TRACES/16 rows) with concurrency 1, 2 and 4, and with
+#             two worker processes of concurrency 2
+# Prints rows/s, peak RSS and client CPU seconds per million rows of each, and the ratios to the
+# pipe and to the limit. Uses private servers (.bgm-data/bench).
 #   BENCH_TRACES=1000000 BENCH_BLOB_BYTES=500 bench/copy_bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,34 +68,76 @@ read -r curl_rss curl_u curl_s </tmp/bench_ch_rss
 pipe_rss=$(( (psql_rss + curl_rss) / 1024 ))
 pipe_cpu=$(echo "$psql_u + $psql_s + $curl_u + $curl_s" | bc)
 
-# One copy by a worker: seconds between its first and last batch (plus the first batch's
-# own time), rows in ClickHouse, peak RSS and CPU. Sets copy_ms, rows, rss, cpu.
-measure_copy() {  # measure_copy <migration name> <ClickHouse database> [migrations dir]
-  local name=$1 db=$2 dir=${3:-}
-  CLICKHOUSE_DB=$db BGMIGRATE_MIGRATIONS_DIR=$dir "$BIN" migrate >/dev/null 2>&1
-  /usr/bin/time -f "%M %U %S" -o /tmp/bench_bgm_rss env BGMIGRATE_LOG_FORMAT=json \
-    CLICKHOUSE_DB="$db" BGMIGRATE_MIGRATIONS_DIR="$dir" \
-    "$BIN" worker --exit-when-idle 2>/tmp/bench_worker.log
-  copy_ms=$(psql "$DATABASE_URL" -Atc "SELECT round(extract(epoch from (max(at) - min(at))) * 1000
-    + (array_agg((detail->>'ms')::int ORDER BY id))[1]) FROM background_migration_events
-    WHERE migration_name = '$name' AND kind = 'batch'")
-  rows=$(curl -sf "$CLICKHOUSE_URL" --data-binary "SELECT count() FROM $db.traces FINAL")
-  local rss_kib u s
-  read -r rss_kib u s </tmp/bench_bgm_rss
-  rss=$(( rss_kib / 1024 ))
-  cpu=$(echo "$u + $s" | bc)
+# Each copy's time: between its first and last batch (plus the first batch's own time).
+COPY_NAME=20241024_1730_migrate_traces_from_pg_to_ch
+MIG_DIR=examples/langfuse/migrations
+# A fresh run of the copy with `args` into ClickHouse database `db`: the control rows reset.
+reset_copy() {  # reset_copy <ClickHouse database> <args JSON>
+  local db=$1 args=$2
+  curl -sf "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS $db" >/dev/null
+  psql "$DATABASE_URL" -qc "DELETE FROM background_migration_events" \
+    -c "DELETE FROM background_migration_chunks" -c "DELETE FROM background_migrations"
+  CLICKHOUSE_DB=$db BGMIGRATE_MIGRATIONS_DIR=$MIG_DIR "$BIN" migrate >/dev/null 2>&1
+  psql "$DATABASE_URL" -qc "UPDATE background_migrations SET paused_at = now() WHERE name <> '$COPY_NAME'" \
+    -c "UPDATE background_migrations SET args = '$args'::jsonb WHERE name = '$COPY_NAME'"
 }
 
-echo "== bgmigrate: 20241024_1730_migrate_traces_from_pg_to_ch (examples/langfuse/migrations)"
-measure_copy 20241024_1730_migrate_traces_from_pg_to_ch bench examples/langfuse/migrations
-bgm_ms=$copy_ms bgm_rows=$rows bgm_rss=$rss bgm_cpu=$cpu
-BGMIGRATE_MIGRATIONS_DIR=examples/langfuse/migrations \
-  "$BIN" verify 20241024_1730_migrate_traces_from_pg_to_ch --sample 0 | tail -1
+declare -A c_rate c_rss c_cpu c_rows
+chunk=$(( TRACES / 16 > 1000 ? TRACES / 16 : 1000 ))
+configs=("one stream|{}|1" "chunks, concurrency 1|{\"chunkRows\": $chunk, \"concurrency\": 1}|1"
+         "chunks, concurrency 2|{\"chunkRows\": $chunk, \"concurrency\": 2}|1"
+         "chunks, concurrency 4|{\"chunkRows\": $chunk, \"concurrency\": 4}|1"
+         "chunks, 2 workers x 2|{\"chunkRows\": $chunk, \"concurrency\": 2}|2")
+for cfg in "${configs[@]}"; do
+  IFS='|' read -r label args workers <<<"$cfg"
+  echo "== bgmigrate $COPY_NAME: $label, $workers worker(s)"
+  reset_copy bench "$args"
+  for w in $(seq 1 "$workers"); do
+    /usr/bin/time -f "%M %U %S" -o "/tmp/bench_bgm_rss_$w" env BGMIGRATE_LOG_FORMAT=json \
+      CLICKHOUSE_DB=bench BGMIGRATE_MIGRATIONS_DIR=$MIG_DIR BGMIGRATE_WORKER_ID="bench-w$w" \
+      BGMIGRATE_POLL_SECONDS=0.5 "$BIN" worker --exit-when-idle 2>"/tmp/bench_worker_$w.log" &
+  done
+  wait
+  copy_ms=$(psql "$DATABASE_URL" -Atc "SELECT round(extract(epoch from (max(at) - min(at))) * 1000
+    + (array_agg((detail->>'ms')::int ORDER BY id))[1]) FROM background_migration_events
+    WHERE migration_name = '$COPY_NAME' AND kind = 'batch'")
+  rows=$(curl -sf "$CLICKHOUSE_URL" --data-binary "SELECT count() FROM bench.traces FINAL")
+  rss=0 cpu=0
+  for w in $(seq 1 "$workers"); do
+    read -r rss_kib u s <"/tmp/bench_bgm_rss_$w"
+    (( rss_kib / 1024 > rss )) && rss=$(( rss_kib / 1024 ))
+    cpu=$(echo "$cpu + $u + $s" | bc)
+  done
+  c_rows[$label]=$rows c_rss[$label]=$rss c_cpu[$label]=$cpu
+  c_rate[$label]=$(echo "$rows * 1000 / $copy_ms" | bc)
+done
+CLICKHOUSE_DB=bench BGMIGRATE_MIGRATIONS_DIR=$MIG_DIR "$BIN" verify "$COPY_NAME" --sample 0 | tail -1
+
+# The ClickHouse ingest limit: the same rows, already RowBinary, POSTed as 4 parallel inserts
+# (the best concurrency above) into an empty table of the same shape.
+echo "== ClickHouse ingest limit: the copied rows as RowBinary, 4 parallel POSTs"
+curl -sf "$CLICKHOUSE_URL" --data-binary "CREATE TABLE bench.traces_limit AS bench.traces" >/dev/null
+for i in 0 1 2 3; do
+  curl -sf "$CLICKHOUSE_URL" --data-binary "SELECT * FROM bench.traces WHERE cityHash64(id) % 4 = $i FORMAT RowBinary" \
+    >"/tmp/bench_part_$i.bin"
+done
+start=$(date +%s.%N)
+for i in 0 1 2 3; do
+  curl -sSf -X POST -T "/tmp/bench_part_$i.bin" \
+    "$CLICKHOUSE_URL/?database=bench&query=INSERT%20INTO%20traces_limit%20FORMAT%20RowBinary" &
+done
+wait
+limit_s=$(echo "$(date +%s.%N) - $start" | bc)
+limit_rows=$(curl -sf "$CLICKHOUSE_URL" --data-binary "SELECT count() FROM bench.traces_limit")
+rm -f /tmp/bench_part_*.bin
+limit_rate=$(echo "$limit_rows / $limit_s" | bc)
 
 pipe_rate=$(echo "$pipe_rows / $pipe_s" | bc)
-bgm_rate=$(echo "$bgm_rows * 1000 / $bgm_ms" | bc)
 echo
-printf '%-34s %10s %12s %10s %14s %18s\n' "" "rows" "seconds" "rows/s" "peak RSS MiB" "client CPU s/Mrows"
-printf '%-34s %10s %12.2f %10s %14s %18.2f\n' "baseline pipe (psql | curl)" "$pipe_rows" "$pipe_s" "$pipe_rate" "$pipe_rss" "$(echo "$pipe_cpu * 1000000 / $pipe_rows" | bc -l)"
-printf '%-34s %10s %12.2f %10s %14s %18.2f\n' "bgmigrate traces copy (file)" "$bgm_rows" "$(echo "$bgm_ms / 1000" | bc -l)" "$bgm_rate" "$bgm_rss" "$(echo "$bgm_cpu * 1000000 / $bgm_rows" | bc -l)"
-printf 'ratio bgmigrate / pipe: %.2fx\n' "$(echo "$bgm_rate / $pipe_rate" | bc -l)"
+printf '%-34s %10s %10s %14s %18s %8s %8s\n' "" "rows" "rows/s" "peak RSS MiB" "client CPU s/Mrows" "/pipe" "/limit"
+printf '%-34s %10s %10s %14s %18.2f %8.2f %8.2f\n' "baseline pipe (psql | curl)" "$pipe_rows" "$pipe_rate" "$pipe_rss" "$(echo "$pipe_cpu * 1000000 / $pipe_rows" | bc -l)" 1 "$(echo "$pipe_rate / $limit_rate" | bc -l)"
+printf '%-34s %10s %10s %14s %18s %8s %8.2f\n' "ClickHouse ingest limit (4 POSTs)" "$limit_rows" "$limit_rate" "-" "-" "-" 1
+for cfg in "${configs[@]}"; do
+  IFS='|' read -r label _ _ <<<"$cfg"
+  printf '%-34s %10s %10s %14s %18.2f %8.2f %8.2f\n' "bgmigrate: $label" "${c_rows[$label]}" "${c_rate[$label]}" "${c_rss[$label]}" "$(echo "${c_cpu[$label]} * 1000000 / ${c_rows[$label]}" | bc -l)" "$(echo "${c_rate[$label]} / $pipe_rate" | bc -l)" "$(echo "${c_rate[$label]} / $limit_rate" | bc -l)"
+done

@@ -119,6 +119,85 @@ TEST(ClusterTest, MigrateMakesReplicatedTablesOnBothReplicasAndAnInsertOnOneIsRe
             << ms(replicated - insert_sent) << " ms" << std::endl;
 }
 
+// The traces copy through CLICKHOUSE_URL listing both replicas; replica 1 is killed (SIGKILL)
+// in the middle: the worker waits, moves to replica 2 and finishes there with every source row
+// once (after FINAL); replica 1, started again, catches up and holds every row too.
+TEST(ClusterTest, ACopyWhoseReplicaIsKilledFinishesThroughTheOtherAndTheKilledOneCatchesUp) {
+  PrivateCluster cluster("bgm_cluster");
+  ASSERT_TRUE(cluster.ok());
+  const std::string db = "langfuse_copy";
+  std::map<std::string, std::string> env = {{"DATABASE_URL", cluster.database_url()},
+                                            {"CLICKHOUSE_URL", cluster.replica_urls()},
+                                            {"CLICKHOUSE_USER", "default"},
+                                            {"CLICKHOUSE_PASSWORD", ""},
+                                            {"CLICKHOUSE_DB", db},
+                                            {"CLICKHOUSE_CLUSTER_ENABLED", "true"},
+                                            {"CLICKHOUSE_CLUSTER_NAME", cluster.cluster_name()},
+                                            {"BGMIGRATE_LEASE_SECONDS", "2"},
+                                            {"BGMIGRATE_POLL_SECONDS", "0.2"},
+                                            {"BGMIGRATE_WORKER_ID", "w-cluster"}};
+  ProcessResult migrate = RunProcess(BGM_BINARY, {"migrate"}, env);
+  ASSERT_EQ(migrate.exit_code, 0) << migrate.err;
+  ProcessResult seed = RunProcess(BGM_SEED_BINARY,
+                                  {"--traces", "20000", "--observations", "0", "--scores", "0",
+                                   "--blob-bytes", "300", "--random-seed", "7"},
+                                  env, std::chrono::seconds(120));
+  ASSERT_EQ(seed.exit_code, 0) << seed.err;
+  Result<PgConnection> pg = PgConnection::Connect(cluster.database_url());
+  ASSERT_TRUE(pg.ok()) << pg.status().ToString();
+  ASSERT_TRUE(pg->Run("UPDATE background_migrations SET paused_at = now() WHERE name <> $1",
+                      {testing::kCopyTraces})
+                  .ok());
+  ASSERT_TRUE(pg->Run("UPDATE background_migrations SET args = $1::jsonb WHERE name = $2",
+                      {R"({"batchSize": 500, "pauseMs": 100})", testing::kCopyTraces})
+                  .ok());
+  auto rows_processed = [&]() -> int64_t {
+    Result<PgResult> r = pg->Exec(
+        "SELECT rows_processed, finished_at IS NOT NULL FROM background_migrations WHERE name = $1",
+        {testing::kCopyTraces});
+    return r.ok() && r->rows() == 1 ? r->GetInt(0, 0) : -1;
+  };
+  testing::ChildProcess worker(BGM_BINARY, {"worker", "--exit-when-idle"}, env);
+  Clock::time_point deadline = Clock::now() + std::chrono::seconds(120);
+  while (rows_processed() < 3000 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GE(rows_processed(), 3000) << "the copy did not start";
+  ASSERT_TRUE(cluster.KillReplica(1));
+  const int64_t at_kill = rows_processed();
+  std::optional<int> code = worker.Wait(std::chrono::seconds(180));
+  ASSERT_TRUE(code.has_value()) << "the copy did not finish within 180 s of the kill";
+  EXPECT_EQ(*code, 0) << worker.Stderr();
+  Result<PgResult> done = pg->Exec(
+      "SELECT finished_at IS NOT NULL, rows_processed FROM background_migrations WHERE name = $1",
+      {testing::kCopyTraces});
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->Get(0, 0), "t") << worker.Stderr();
+  EXPECT_NE(worker.Stderr().find("ClickHouse: requests now go to "), std::string::npos)
+      << "the worker's log names its move to replica 2:\n"
+      << worker.Stderr();
+
+  const std::string exact = "20000\t20000\n";
+  const std::string sql = "SELECT count(), uniqExact(id) FROM traces FINAL";
+  std::unique_ptr<ClickHouseClient> two = Replica(cluster, 2, db);
+  ASSERT_NE(two, nullptr);
+  EXPECT_EQ(QueryOr(*two, sql), exact) << "replica 2 after the copy";
+  ASSERT_TRUE(cluster.StartReplica(1));
+  std::unique_ptr<ClickHouseClient> one = Replica(cluster, 1, db);
+  ASSERT_NE(one, nullptr);
+  const Clock::time_point restarted = Clock::now();
+  std::string last;
+  deadline = Clock::now() + std::chrono::seconds(90);
+  while ((last = QueryOr(*one, sql)) != exact && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  EXPECT_EQ(last, exact) << "replica 1, 90 s after it was started again";
+  std::cout
+      << "figure: replica 1 killed at " << at_kill << " rows; caught up "
+      << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - restarted).count()
+      << " ms after its restart" << std::endl;
+}
+
 // Four `bgmigrate migrate` started at once, two through each replica, with the cluster on: each
 // version is applied once (one record per version on both replicas, and in Postgres), by one of
 // them; the others find it applied.
