@@ -596,13 +596,17 @@ class PlannedCopy final : public BackgroundMigration {
   }
 
   // Copies the rows of `options`' range (from its start cursor) in batches, each saved by
-  // `checkpoint` after ClickHouse acknowledged it.
+  // `checkpoint` after ClickHouse acknowledged it. `batch_rows`, when given, is the adaptive
+  // batch size to start from, and is left where the range ended (a thread's next range goes on
+  // from there instead of starting small again).
   static Status CopyRange(MigrationContext& ctx, std::stop_token stop, ClickHouseClient& client,
                           const CopyPlan& plan, Reader::Options options,
-                          const Checkpointer& checkpoint) {
+                          const Checkpointer& checkpoint, int64_t* batch_rows = nullptr) {
     const nlohmann::json& args = ctx.args();
     const bool pinned = args.contains("batchSize");
-    std::atomic<int64_t> target_rows(IntArg(args, "batchSize", kInitialBatchRows));
+    std::atomic<int64_t> target_rows(pinned || batch_rows == nullptr
+                                         ? IntArg(args, "batchSize", kInitialBatchRows)
+                                         : *batch_rows);
     const double target_seconds = NumberArg(args, "targetBatchSeconds", kDefaultTargetSeconds);
     BoundedQueue<Item> queue(kQueueBytes);
     ChunkPool pool;
@@ -613,6 +617,7 @@ class PlannedCopy final : public BackgroundMigration {
                                target_seconds, pause);
     queue.Close();
     reader_thread.join();
+    if (batch_rows != nullptr) *batch_rows = target_rows.load();
     return result;
   }
 
@@ -790,6 +795,7 @@ class PlannedCopy final : public BackgroundMigration {
       if (!chunks.ok()) return fail_all(chunks.status());
       Result<std::unique_ptr<ClickHouseClient>> client = OpenClient(ctx.env());
       if (!client.ok()) return fail_all(client.status());
+      int64_t batch_rows = kInitialBatchRows;  // adapts across this thread's ranges
       while (!stop.stop_requested()) {
         Result<std::optional<Chunk>> claimed = chunks->Claim(name, worker_id, lease);
         if (!claimed.ok()) return fail_all(claimed.status());
@@ -805,7 +811,7 @@ class PlannedCopy final : public BackgroundMigration {
         claimed_any = true;
         const Chunk& c = **claimed;
         Status s = RunChunk(ctx, stop.get_token(), **client, *chunks, plan, options, c, worker_id,
-                            helper, mu);
+                            helper, mu, batch_rows);
         if (s.ok()) {
           s = chunks->Finish(name, c.chunk, worker_id);
           if (!s.ok()) return fail_all(s);
@@ -908,8 +914,8 @@ class PlannedCopy final : public BackgroundMigration {
   // batch event (under `mu`, which guards ctx).
   static Status RunChunk(MigrationContext& ctx, std::stop_token stop, ClickHouseClient& client,
                          ChunkStore& chunks, const CopyPlan& plan, Reader::Options options,
-                         const Chunk& c, const std::string& worker_id, bool helper,
-                         std::mutex& mu) {
+                         const Chunk& c, const std::string& worker_id, bool helper, std::mutex& mu,
+                         int64_t& batch_rows) {
     auto cursor_of = [&plan](const nlohmann::json& j) {
       return CursorFromState(nlohmann::json{{"cursor", j}}, plan.key_names);
     };
@@ -928,23 +934,27 @@ class PlannedCopy final : public BackgroundMigration {
       if (!start.ok()) return start.status();
       options.start = *start;
     }
-    return CopyRange(ctx, stop, client, plan, std::move(options), [&](BatchRecord& record) {
-      const nlohmann::json cursor = record.to;
-      record.from = {{"chunk", c.chunk}, {"cursor", record.from}};
-      record.to = {{"chunk", c.chunk}, {"cursor", record.to}};
-      if (helper) {  // the chunk, the migration's rows and the batch event in one statement
-        return chunks.CheckpointShared(ctx.name(), c.chunk, worker_id, cursor, record.rows,
-                                       {{"from", record.from},
-                                        {"to", record.to},
-                                        {"rows", record.rows},
-                                        {"bytes", record.bytes},
-                                        {"ms", record.duration_ms}});
-      }
-      BGM_RETURN_IF_ERROR(chunks.Checkpoint(ctx.name(), c.chunk, worker_id, cursor, record.rows));
-      record.state = {{"chunked", true}};
-      std::lock_guard<std::mutex> lock(mu);
-      return ctx.Checkpoint(record);
-    });
+    return CopyRange(
+        ctx, stop, client, plan, std::move(options),
+        [&](BatchRecord& record) {
+          const nlohmann::json cursor = record.to;
+          record.from = {{"chunk", c.chunk}, {"cursor", record.from}};
+          record.to = {{"chunk", c.chunk}, {"cursor", record.to}};
+          if (helper) {  // the chunk, the migration's rows and the batch event in one statement
+            return chunks.CheckpointShared(ctx.name(), c.chunk, worker_id, cursor, record.rows,
+                                           {{"from", record.from},
+                                            {"to", record.to},
+                                            {"rows", record.rows},
+                                            {"bytes", record.bytes},
+                                            {"ms", record.duration_ms}});
+          }
+          BGM_RETURN_IF_ERROR(
+              chunks.Checkpoint(ctx.name(), c.chunk, worker_id, cursor, record.rows));
+          record.state = {{"chunked", true}};
+          std::lock_guard<std::mutex> lock(mu);
+          return ctx.Checkpoint(record);
+        },
+        &batch_rows);
   }
 
   static Status ReportEstimate(MigrationContext& ctx, const CopyPlan& plan) {
