@@ -572,12 +572,15 @@ ApiResponse ApiHandler::Metrics() const {
   Result<std::vector<MigrationRow>> rows = store->Check((*store)->List());
   if (!rows.ok()) return StatusResponse(rows.status());
   JudgeReadiness(*rows, registry_);
+  Result<std::map<std::string, ChunkCounts>> counts = store->Check((*store)->CountChunks());
+  if (!counts.ok()) return StatusResponse(counts.status());
   std::vector<MigrationMetrics> inputs;
   for (const MigrationRow& row : *rows) {
     Result<std::vector<MigrationEvent>> events =
         store->Check((*store)->Events(row.name, kMetricsEvents));
     if (!events.ok()) return StatusResponse(events.status());
-    MigrationMetrics m{row, {}};
+    MigrationMetrics m{row, {}, std::nullopt};
+    if (const auto c = counts->find(row.name); c != counts->end()) m.chunks = c->second;
     for (const MigrationEvent& e : *events) {  // newest first
       if (e.kind != "batch" || !e.detail.is_object()) continue;
       const auto ms = e.detail.find("ms");

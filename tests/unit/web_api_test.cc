@@ -891,6 +891,20 @@ TEST_F(WebApiTest, MetricsAreServedAsPrometheusText) {
   EXPECT_NE(r.body.find("bgmigrate_lease_held{name=\"20240104_0000_running\",worker=\"w2\"} 1\n"),
             std::string::npos);
   EXPECT_NE(r.body.find("bgmigrate_background_migrations_enabled 1\n"), std::string::npos);
+  EXPECT_EQ(r.body.find("bgmigrate_chunks{"), std::string::npos);  // no migration has chunks
+}
+
+TEST_F(WebApiTest, MetricsCountTheChunksOfEachChunkedMigration) {
+  db_.SetChunks(kRunning, FourChunks());
+  const std::string body = Call("GET", "/metrics", "", "").body;
+  for (const char* status : {"pending", "running", "done", "failed"}) {
+    EXPECT_NE(body.find(std::string("bgmigrate_chunks{name=\"20240104_0000_running\",status=\"") +
+                        status + "\"} 1\n"),
+              std::string::npos)
+        << status << "\n"
+        << body;
+  }
+  EXPECT_EQ(body.find("bgmigrate_chunks{name=\"20240101_0000_pending\""), std::string::npos);
 }
 
 TEST_F(WebApiTest, TheUiIsServedWithItsContentTypes) {
@@ -1065,8 +1079,9 @@ TEST(MetricsTest, RendersAKnownStateExactly) {
   failed.name = "20241105_1200_backfill";
   failed.status = MigrationStatus::kFailed;
   failed.worker_id = "gone";  // no live lease: no lease line
-  const std::string text =
-      RenderMetrics({{running, {120, 80, 100}}, {failed, {}}}, /*enabled=*/true);
+  const std::string text = RenderMetrics(
+      {{running, {120, 80, 100}, ChunkCounts{3, 2, 4, 1}}, {failed, {}, std::nullopt}},
+      /*enabled=*/true);
   EXPECT_EQ(
       text,
       "# HELP bgmigrate_background_migrations_enabled 1 when workers may run background "
@@ -1121,7 +1136,14 @@ TEST(MetricsTest, RendersAKnownStateExactly) {
       "bgmigrate_batch_duration_milliseconds{name=\"20241024_1730_migrate_traces\","
       "stat=\"mean\"} 100\n"
       "bgmigrate_batch_duration_milliseconds{name=\"20241024_1730_migrate_traces\","
-      "stat=\"max\"} 120\n");
+      "stat=\"max\"} 120\n"
+      "# HELP bgmigrate_chunks Chunks (key ranges) of a migration split into chunks, by "
+      "status.\n"
+      "# TYPE bgmigrate_chunks gauge\n"
+      "bgmigrate_chunks{name=\"20241024_1730_migrate_traces\",status=\"pending\"} 3\n"
+      "bgmigrate_chunks{name=\"20241024_1730_migrate_traces\",status=\"running\"} 2\n"
+      "bgmigrate_chunks{name=\"20241024_1730_migrate_traces\",status=\"done\"} 4\n"
+      "bgmigrate_chunks{name=\"20241024_1730_migrate_traces\",status=\"failed\"} 1\n");
 }
 
 TEST(MetricsTest, DisabledAndEmpty) {
