@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "common/logging.h"
 #include "core/args.h"
+#include "core/chunk_summary.h"
 #include "core/config.h"
 #include "core/file_checksums.h"
 #include "core/manager.h"
@@ -216,9 +217,24 @@ int CmdList(const Config& config, const Registry& registry, bool json) {
   Result<std::vector<MigrationRow>> rows = (*store)->List();
   if (!rows.ok()) return Fail(rows.status());
   JudgeReadiness(*rows, registry);
+  Result<std::map<std::string, ChunkCounts>> chunks = (*store)->CountChunks();
+  if (!chunks.ok()) return Fail(chunks.status());
   if (json) {
     nlohmann::json out = nlohmann::json::array();
-    for (const MigrationRow& row : *rows) out.push_back(row.ToJson());
+    for (const MigrationRow& row : *rows) {
+      nlohmann::json j = row.ToJson();
+      j["chunks"] = nullptr;
+      if (const auto c = chunks->find(row.name); c != chunks->end()) {
+        std::vector<Chunk> active;
+        if (c->second.running + c->second.failed > 0) {
+          Result<std::vector<Chunk>> listed = (*store)->ListChunks(row.name, ActiveChunksFilter());
+          if (!listed.ok()) return Fail(listed.status());
+          active = std::move(*listed);
+        }
+        j["chunks"] = ChunkSummaryJson(c->second, active);
+      }
+      out.push_back(std::move(j));
+    }
     std::cout << out.dump(2) << "\n";
     return kExitOk;
   }
@@ -239,6 +255,9 @@ int CmdList(const Config& config, const Registry& registry, bool json) {
     }
     if (row.gate) detail = "gated: runs once " + *row.gate + "=true for the workers";
     if (row.unknown_reason) detail = *row.unknown_reason;
+    if (const auto c = chunks->find(row.name); c != chunks->end()) {
+      detail = ChunkSummaryText(c->second) + (detail.empty() ? "" : "; " + detail);
+    }
     std::printf("%-50s %-9s %12lld  %-24s %s\n", row.name.c_str(), MigrationStatusName(row.status),
                 static_cast<long long>(row.rows_processed), Cell(row.worker_id).c_str(),
                 detail.c_str());
@@ -282,6 +301,13 @@ int CmdStatus(const Config& config, const Registry& registry, bool json) {
     std::cout << summary["status"].get<std::string>() << "\n";
     for (const auto& [k, v] : summary["counts"].items())
       std::cout << "  " << k << ": " << v << "\n";
+    Result<std::map<std::string, ChunkCounts>> chunks = (*store)->CountChunks();
+    if (!chunks.ok()) return Fail(chunks.status());
+    for (const MigrationRow& row : *rows) {
+      const auto c = chunks->find(row.name);
+      if (c == chunks->end() || row.status == MigrationStatus::kFinished) continue;
+      std::cout << "  " << row.name << ": " << ChunkSummaryText(c->second) << "\n";
+    }
   }
   return kExitOk;
 }

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -17,6 +18,19 @@
 #include "core/migration.h"
 
 namespace bgm {
+
+// The rows of background_migration_chunks (core/chunk_store.h, which callers of ListChunks and
+// CountChunks include; declared here so that this interface carries no Postgres header).
+struct Chunk;
+struct ChunkCounts;
+
+// Which chunks ListChunks returns: those with one of `statuses` (all when empty) whose number
+// is above `after`, in key order, at most `limit`.
+struct ChunkFilter {
+  std::vector<std::string> statuses;
+  int after = -1;
+  int limit = 100;
+};
 
 // kWaiting: running (the lease is live) but its Postgres or ClickHouse is unreachable; the
 // worker retries with backoff until the outage budget runs out.
@@ -108,6 +122,12 @@ class ControlStore {
   virtual Result<MigrationRow> Get(const std::string& name) = 0;
   // The most recent events of `name`, newest first.
   virtual Result<std::vector<MigrationEvent>> Events(const std::string& name, int limit) = 0;
+
+  // The chunk counts of every migration that has chunks, by name (one statement).
+  virtual Result<std::map<std::string, ChunkCounts>> CountChunks() = 0;
+  // The chunks of `name` that `filter` selects; empty when it has none (or no such migration).
+  virtual Result<std::vector<Chunk>> ListChunks(const std::string& name,
+                                                const ChunkFilter& filter) = 0;
 
   // Compare-and-set: takes the lease when the migration is pending (not finished, failed or
   // paused) and nobody holds a live lease. std::nullopt when someone else has it or it is not

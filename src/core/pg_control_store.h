@@ -20,6 +20,9 @@ class PgControlStore final : public ControlStore {
   Result<std::vector<MigrationRow>> List() override;
   Result<MigrationRow> Get(const std::string& name) override;
   Result<std::vector<MigrationEvent>> Events(const std::string& name, int limit) override;
+  Result<std::map<std::string, ChunkCounts>> CountChunks() override;
+  Result<std::vector<Chunk>> ListChunks(const std::string& name,
+                                        const ChunkFilter& filter) override;
   Result<std::optional<Lease>> TryAcquire(const std::string& name,
                                           const std::string& worker_id) override;
   Result<Fence> Heartbeat(const std::string& name, const std::string& worker_id) override;

@@ -3,11 +3,14 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 
 #include "common/logging.h"
 #include "core/args.h"
+#include "core/chunk_summary.h"
 #include "core/readiness.h"
 #include "core/summary.h"
 #include "web/metrics.h"
@@ -25,6 +28,12 @@ constexpr int kShownEvents = 50;
 // Events read to estimate a running migration's rate (enough for a minute of fast batches;
 // the estimate stays right when fewer cover the minute, see RowsPerSecond).
 constexpr int kRateEvents = 200;
+// Events read for a running migration with chunks: its threads commit batches side by side, so
+// a minute holds more of them.
+constexpr int kChunkedRateEvents = 1000;
+// Chunks returned by one page of GET .../{name}/chunks: by default, and at most.
+constexpr int kChunkPageDefault = 100;
+constexpr int kChunkPageMax = 1000;
 // Batch events read per migration for /metrics.
 constexpr int kMetricsEvents = 50;
 
@@ -128,6 +137,47 @@ std::optional<std::vector<std::string>> PathSegments(std::string_view target) {
     start = slash + 1;
   }
   return segments;
+}
+
+// "a=1&b=x%2Cy" -> {{"a", "1"}, {"b", "x,y"}} from the target's query; std::nullopt for a
+// malformed escape.
+std::optional<std::vector<std::pair<std::string, std::string>>> QueryParams(
+    std::string_view target) {
+  std::vector<std::pair<std::string, std::string>> out;
+  const size_t mark = target.find('?');
+  if (mark == std::string_view::npos) return out;
+  std::string_view query = target.substr(mark + 1);
+  query = query.substr(0, query.find('#'));
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    const size_t eq = pair.find('=');
+    std::optional<std::string> key = DecodeSegment(pair.substr(0, eq));
+    std::optional<std::string> value =
+        DecodeSegment(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
+    if (!key || !value) return std::nullopt;
+    out.emplace_back(std::move(*key), std::move(*value));
+  }
+  return out;
+}
+
+// A whole decimal number in [lo, hi], or std::nullopt.
+std::optional<int> IntParam(const std::string& text, int lo, int hi) {
+  if (text.empty() || text.size() > 10) return std::nullopt;
+  int64_t v = 0;
+  size_t i = 0;
+  const bool negative = text[0] == '-';
+  if (negative) i = 1;
+  if (i == text.size()) return std::nullopt;
+  for (; i < text.size(); ++i) {
+    if (text[i] < '0' || text[i] > '9') return std::nullopt;
+    v = v * 10 + (text[i] - '0');
+  }
+  if (negative) v = -v;
+  if (v < lo || v > hi) return std::nullopt;
+  return static_cast<int>(v);
 }
 
 // Rounds for display: rates to 0.1 row/s, ETAs up to whole seconds.
@@ -298,6 +348,7 @@ ApiResponse ApiHandler::Route(const ApiRequest& request) const {
   if (!IsValidMigrationName(seg[2])) return NotFoundName();
   const std::string& name = seg[2];
   if (seg.size() == 3) return get ? GetOne(name) : MethodNotAllowed("GET");
+  if (seg[3] == "chunks") return get ? Chunks(name, request.target) : MethodNotAllowed("GET");
 
   const std::string& action = seg[3];
   const char* allowed = nullptr;
@@ -329,18 +380,51 @@ ApiResponse ApiHandler::Health() const {
 
 namespace {
 
-// A row as the API shows it: the control-table columns, the description of its script, and
-// (when running) its rate and ETA.
+// A row as the API shows it: the control-table columns, the description of its script,
+// (when running) its rate and ETA, and `chunks`: null for a migration without chunks, else
+// their summary (`chunks`, see ChunkSummaryJson) with the rate of each worker.
 json RowJson(const MigrationRow& row, const Registry& registry,
-             const std::vector<MigrationEvent>& events, Clock::TimePoint now) {
+             const std::vector<MigrationEvent>& events, Clock::TimePoint now, json chunks) {
   json j = row.ToJson();
   const MigrationSpec* spec = registry.Find(row.script);
   j["description"] = spec ? json(spec->description) : json(nullptr);
+  const bool running = row.status == MigrationStatus::kRunning;
   std::optional<double> rate;
-  if (row.status == MigrationStatus::kRunning) rate = RowsPerSecond(BatchSamples(events), now);
+  if (running) rate = RowsPerSecond(BatchSamples(events), now);
   j["rate_rows_per_second"] = RateJson(rate);
   j["eta_seconds"] = EtaJson(EtaSeconds(row.rows_processed, row.rows_total_estimate, rate));
+  if (chunks.is_object()) {
+    json workers = json::array();
+    if (running) {
+      for (const WorkerRate& w : RatesByWorker(events, now)) {
+        workers.push_back({{"worker_id", w.worker_id},
+                           {"rate_rows_per_second", RateJson(w.rows_per_second)},
+                           {"rows", w.rows},
+                           {"batches", w.batches}});
+      }
+    }
+    chunks["workers"] = std::move(workers);
+  }
+  j["chunks"] = std::move(chunks);
   return j;
+}
+
+// The chunk summary of `name` (null when `counts` has none for it).
+Result<json> ChunkSummary(BorrowedStore& store, const std::string& name,
+                          const std::map<std::string, ChunkCounts>& counts) {
+  const auto it = counts.find(name);
+  if (it == counts.end()) return json(nullptr);
+  std::vector<Chunk> active;
+  if (it->second.running + it->second.failed > 0) {
+    Result<std::vector<Chunk>> listed = store.Check(store->ListChunks(name, ActiveChunksFilter()));
+    if (!listed.ok()) return listed.status();
+    active = std::move(*listed);
+  }
+  return ChunkSummaryJson(it->second, active);
+}
+
+int RateEventsFor(const std::string& name, const std::map<std::string, ChunkCounts>& counts) {
+  return counts.count(name) ? kChunkedRateEvents : kRateEvents;
 }
 
 }  // namespace
@@ -351,16 +435,21 @@ ApiResponse ApiHandler::List() const {
   Result<std::vector<MigrationRow>> rows = store->Check((*store)->List());
   if (!rows.ok()) return StatusResponse(rows.status());
   JudgeReadiness(*rows, registry_);
+  Result<std::map<std::string, ChunkCounts>> counts = store->Check((*store)->CountChunks());
+  if (!counts.ok()) return StatusResponse(counts.status());
   const Clock::TimePoint now = clock_.Now();
   json list = json::array();
   for (const MigrationRow& row : *rows) {
     std::vector<MigrationEvent> events;
     if (row.status == MigrationStatus::kRunning) {
-      Result<std::vector<MigrationEvent>> e = store->Check((*store)->Events(row.name, kRateEvents));
+      Result<std::vector<MigrationEvent>> e =
+          store->Check((*store)->Events(row.name, RateEventsFor(row.name, *counts)));
       if (!e.ok()) return StatusResponse(e.status());
       events = std::move(*e);
     }
-    list.push_back(RowJson(row, registry_, events, now));
+    Result<json> chunks = ChunkSummary(*store, row.name, *counts);
+    if (!chunks.ok()) return StatusResponse(chunks.status());
+    list.push_back(RowJson(row, registry_, events, now, std::move(*chunks)));
   }
   return JsonResponse(200, {{"enabled", enabled_},
                             {"migrations", std::move(list)},
@@ -389,10 +478,15 @@ ApiResponse ApiHandler::GetOne(const std::string& name) const {
       if (judged.name == name) row = std::move(judged);
     }
   }
-  const int limit = row->status == MigrationStatus::kRunning ? kRateEvents : kShownEvents;
+  Result<std::map<std::string, ChunkCounts>> counts = store->Check((*store)->CountChunks());
+  if (!counts.ok()) return StatusResponse(counts.status());
+  const int limit =
+      row->status == MigrationStatus::kRunning ? RateEventsFor(name, *counts) : kShownEvents;
   Result<std::vector<MigrationEvent>> events = store->Check((*store)->Events(name, limit));
   if (!events.ok()) return StatusResponse(events.status());
-  json j = RowJson(*row, registry_, *events, clock_.Now());
+  Result<json> chunks = ChunkSummary(*store, name, *counts);
+  if (!chunks.ok()) return StatusResponse(chunks.status());
+  json j = RowJson(*row, registry_, *events, clock_.Now(), std::move(*chunks));
   json shown = json::array();
   for (size_t i = 0; i < events->size() && i < static_cast<size_t>(kShownEvents); ++i) {
     shown.push_back((*events)[i].ToJson());
@@ -401,18 +495,92 @@ ApiResponse ApiHandler::GetOne(const std::string& name) const {
   return JsonResponse(200, j);
 }
 
+ApiResponse ApiHandler::Chunks(const std::string& name, const std::string& target) const {
+  const char* kUsage =
+      "query parameters: status (pending, running, done or failed, several separated by "
+      "commas; default all), after (a chunk number: the page starts after it; default -1) and "
+      "limit (1 to 1000, default 100)";
+  std::optional<std::vector<std::pair<std::string, std::string>>> params = QueryParams(target);
+  if (!params)
+    return ErrorResponse(400, "invalid query", std::string("malformed %-escape; ") + kUsage);
+  ChunkFilter filter{.statuses = {}, .after = -1, .limit = kChunkPageDefault};
+  for (const auto& [key, value] : *params) {
+    if (key == "status") {
+      std::string_view rest = value;
+      while (true) {
+        const size_t comma = rest.find(',');
+        const std::string one(rest.substr(0, comma));
+        if (one != "pending" && one != "running" && one != "done" && one != "failed") {
+          return ErrorResponse(400, "invalid query",
+                               "unknown chunk status '" + TextExcerpt(one, 100) + "'; " + kUsage);
+        }
+        filter.statuses.push_back(one);
+        if (comma == std::string_view::npos) break;
+        rest.remove_prefix(comma + 1);
+      }
+    } else if (key == "after") {
+      std::optional<int> after = IntParam(value, -1, std::numeric_limits<int>::max());
+      if (!after) {
+        return ErrorResponse(400, "invalid query",
+                             "after must be a chunk number (-1 or more), got '" +
+                                 TextExcerpt(value, 100) + "'; " + kUsage);
+      }
+      filter.after = *after;
+    } else if (key == "limit") {
+      std::optional<int> limit = IntParam(value, 1, kChunkPageMax);
+      if (!limit) {
+        return ErrorResponse(
+            400, "invalid query",
+            "limit must be 1 to 1000, got '" + TextExcerpt(value, 100) + "'; " + kUsage);
+      }
+      filter.limit = *limit;
+    } else {
+      return ErrorResponse(400, "invalid query",
+                           "unknown query parameter '" + TextExcerpt(key, 100) + "'; " + kUsage);
+    }
+  }
+  Result<BorrowedStore> store = pool_.Borrow();
+  if (!store.ok()) return StatusResponse(store.status());
+  Result<MigrationRow> row = store->Check((*store)->Get(name));  // 404 for an unknown name
+  if (!row.ok()) return StatusResponse(row.status());
+  Result<std::map<std::string, ChunkCounts>> counts = store->Check((*store)->CountChunks());
+  if (!counts.ok()) return StatusResponse(counts.status());
+  const int page = filter.limit;
+  filter.limit = page + 1;  // one more tells whether another page follows
+  Result<std::vector<Chunk>> chunks = store->Check((*store)->ListChunks(name, filter));
+  if (!chunks.ok()) return StatusResponse(chunks.status());
+  const bool more = static_cast<int>(chunks->size()) > page;
+  if (more) chunks->pop_back();
+  const auto it = counts->find(name);
+  const ChunkCounts c = it == counts->end() ? ChunkCounts{} : it->second;
+  json list = json::array();
+  for (const Chunk& chunk : *chunks) list.push_back(ChunkJson(chunk));
+  return JsonResponse(200, {{"name", name},
+                            {"counts",
+                             {{"pending", c.pending},
+                              {"running", c.running},
+                              {"done", c.done},
+                              {"failed", c.failed},
+                              {"total", c.total()}}},
+                            {"chunks", std::move(list)},
+                            {"next_after", more ? json(chunks->back().chunk) : json(nullptr)}});
+}
+
 ApiResponse ApiHandler::Metrics() const {
   Result<BorrowedStore> store = pool_.Borrow();
   if (!store.ok()) return StatusResponse(store.status());
   Result<std::vector<MigrationRow>> rows = store->Check((*store)->List());
   if (!rows.ok()) return StatusResponse(rows.status());
   JudgeReadiness(*rows, registry_);
+  Result<std::map<std::string, ChunkCounts>> counts = store->Check((*store)->CountChunks());
+  if (!counts.ok()) return StatusResponse(counts.status());
   std::vector<MigrationMetrics> inputs;
   for (const MigrationRow& row : *rows) {
     Result<std::vector<MigrationEvent>> events =
         store->Check((*store)->Events(row.name, kMetricsEvents));
     if (!events.ok()) return StatusResponse(events.status());
-    MigrationMetrics m{row, {}};
+    MigrationMetrics m{row, {}, std::nullopt};
+    if (const auto c = counts->find(row.name); c != counts->end()) m.chunks = c->second;
     for (const MigrationEvent& e : *events) {  // newest first
       if (e.kind != "batch" || !e.detail.is_object()) continue;
       const auto ms = e.detail.find("ms");
@@ -544,8 +712,13 @@ ApiResponse ApiHandler::Change(const std::string& action, const std::string& nam
 
   Result<MigrationRow> row = store->Check((*store)->Get(name));
   if (!row.ok()) return StatusResponse(row.status());
+  Result<std::map<std::string, ChunkCounts>> counts = store->Check((*store)->CountChunks());
+  if (!counts.ok()) return StatusResponse(counts.status());
+  Result<json> chunks = ChunkSummary(*store, name, *counts);
+  if (!chunks.ok()) return StatusResponse(chunks.status());
   return JsonResponse(
-      200, {{"message", message}, {"migration", RowJson(*row, registry_, {}, clock_.Now())}});
+      200, {{"message", message},
+            {"migration", RowJson(*row, registry_, {}, clock_.Now(), std::move(*chunks))}});
 }
 
 }  // namespace bgm

@@ -4,8 +4,8 @@
 // responses out.
 //
 // Reads are open; every change needs `Authorization: Bearer <ADMIN_API_KEY>`. Errors are JSON
-// {"error": "<short>", "detail": "<what to do>"} with 400 (bad body), 401 (no or wrong key),
-// 403 (no key configured), 404 (unknown migration or route), 405 (wrong method), 409 (the
+// {"error": "<short>", "detail": "<what to do>"} with 400 (bad body or query), 401 (no or wrong
+// key), 403 (no key configured), 404 (unknown migration or route), 405 (wrong method), 409 (the
 // current state forbids the change), 413 (body over 1 MiB), 415 (a body sent with a
 // Content-Type other than application/json), 503 (control store unreachable).
 // A change's body is strict: unknown fields, wrong types and JSON nested deeper than
@@ -77,6 +77,8 @@ class ApiHandler {
   ApiResponse Summary() const;
   ApiResponse Metrics() const;
   ApiResponse GetOne(const std::string& name) const;
+  // GET .../{name}/chunks?status=&after=&limit=: a page of the migration's chunks.
+  ApiResponse Chunks(const std::string& name, const std::string& target) const;
   ApiResponse Change(const std::string& action, const std::string& name,
                      const ApiRequest& request) const;
 

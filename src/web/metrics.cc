@@ -146,6 +146,19 @@ std::string RenderMetrics(const std::vector<MigrationMetrics>& migrations, bool 
     Sample(out, "bgmigrate_batch_duration_milliseconds", {{"name", m.row.name}, {"stat", "max"}},
            Int(max));
   }
+
+  Header(out, "bgmigrate_chunks", "gauge",
+         "Chunks (key ranges) of a migration split into chunks, by status.");
+  for (const MigrationMetrics& m : migrations) {
+    if (!m.chunks) continue;
+    const std::pair<const char*, int> by_status[] = {{"pending", m.chunks->pending},
+                                                     {"running", m.chunks->running},
+                                                     {"done", m.chunks->done},
+                                                     {"failed", m.chunks->failed}};
+    for (const auto& [status, n] : by_status) {
+      Sample(out, "bgmigrate_chunks", {{"name", m.row.name}, {"status", status}}, Int(n));
+    }
+  }
   return out;
 }
 

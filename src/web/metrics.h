@@ -6,10 +6,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/chunk_store.h"
 #include "core/control_store.h"
 
 namespace bgm {
@@ -19,6 +21,7 @@ inline constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; c
 struct MigrationMetrics {
   MigrationRow row;
   std::vector<int64_t> recent_batch_ms;  // durations of its most recent batches, newest first
+  std::optional<ChunkCounts> chunks;     // set for a migration split into chunks
 };
 
 // Series (one line per migration unless said otherwise):
@@ -31,6 +34,9 @@ struct MigrationMetrics {
 //   bgmigrate_lease_held{name,worker}                           1, only while a lease is live
 //   bgmigrate_batch_duration_milliseconds{name,stat}            stat = last | mean | max over
 //                                                               the recent batches, when any
+//   bgmigrate_chunks{name,status}                               chunks by status (pending,
+//                                                               running, done, failed), for a
+//                                                               migration that has chunks
 std::string RenderMetrics(const std::vector<MigrationMetrics>& migrations, bool enabled);
 
 // A label value escaped for the text format: backslash, double quote and newline.

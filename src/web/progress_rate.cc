@@ -1,6 +1,7 @@
 #include "web/progress_rate.h"
 
 #include <algorithm>
+#include <map>
 
 #include "common/timestamp.h"
 
@@ -47,6 +48,29 @@ std::optional<double> RowsPerSecond(const std::vector<BatchSample>& samples, Clo
   int64_t rows = 0;
   for (size_t i = 1; i < recent.size(); ++i) rows += recent[i].rows;
   return static_cast<double>(rows) * 1000.0 / static_cast<double>(span.count());
+}
+
+std::vector<WorkerRate> RatesByWorker(const std::vector<MigrationEvent>& events,
+                                      Clock::TimePoint now, Clock::Duration window) {
+  std::map<std::string, std::vector<MigrationEvent>> by_worker;
+  for (const MigrationEvent& e : events) {
+    if (e.kind == "batch" && e.worker_id) by_worker[*e.worker_id].push_back(e);
+  }
+  std::vector<WorkerRate> out;
+  for (const auto& [worker, own] : by_worker) {
+    WorkerRate w;
+    w.worker_id = worker;
+    const std::vector<BatchSample> samples = BatchSamples(own);
+    for (const BatchSample& s : samples) {
+      if (std::min(s.at, now) <= now - window) continue;
+      w.rows += s.rows;
+      ++w.batches;
+    }
+    if (w.batches == 0) continue;
+    w.rows_per_second = RowsPerSecond(samples, now, window);
+    out.push_back(std::move(w));
+  }
+  return out;
 }
 
 std::optional<double> EtaSeconds(int64_t processed, std::optional<int64_t> total,

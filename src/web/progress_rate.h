@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "common/clock.h"
@@ -37,6 +38,20 @@ std::vector<BatchSample> BatchSamples(const std::vector<MigrationEvent>& events)
 // Batches stamped after `now` (clock skew between hosts) count as if stamped at `now`.
 std::optional<double> RowsPerSecond(const std::vector<BatchSample>& samples, Clock::TimePoint now,
                                     Clock::Duration window = kRateWindow);
+
+// The rate of one worker: the batches it committed within the window.
+struct WorkerRate {
+  std::string worker_id;
+  std::optional<double> rows_per_second;  // RowsPerSecond of its batches alone
+  int64_t rows = 0;                       // rows of its batches in the window
+  int batches = 0;
+};
+
+// The `batch` events of `events` committed within `window` before `now`, grouped by the
+// event's worker_id (the worker process whose lease recorded them; the threads of one process
+// share it), ordered by worker_id; workers without a batch in the window are left out.
+std::vector<WorkerRate> RatesByWorker(const std::vector<MigrationEvent>& events,
+                                      Clock::TimePoint now, Clock::Duration window = kRateWindow);
 
 // Seconds until `total` rows are processed at `rate`; std::nullopt when the total or the rate
 // is unknown or the rate is not positive. 0 when processed already reached the estimate.

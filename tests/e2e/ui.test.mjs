@@ -218,6 +218,68 @@ describe('background migrations page', () => {
     assert.match(await row(OBSERVATIONS).getByTestId('eta').textContent(), /^ETA /);
   });
 
+  test('a chunked copy shows its chunks and the rate of each worker', async () => {
+    // OBSERVATIONS (running on worker-b above) split into 10 chunks: 7 done, 2 running on two
+    // threads, 1 failed with its error.
+    sql(`INSERT INTO background_migration_chunks
+           (migration_name, chunk, lower_bound, upper_bound, status, worker_id, attempts,
+            rows_processed, cursor, last_error)
+         SELECT '${OBSERVATIONS}', g,
+                CASE WHEN g = 0 THEN NULL ELSE jsonb_build_object('id', 'o-' || g * 1000) END,
+                CASE WHEN g = 9 THEN NULL ELSE jsonb_build_object('id', 'o-' || (g + 1) * 1000) END,
+                CASE WHEN g < 7 THEN 'done' WHEN g < 9 THEN 'running' ELSE 'failed' END,
+                CASE WHEN g IN (7, 8) THEN 'worker-b#' || (g - 7) END,
+                CASE WHEN g = 9 THEN 3 ELSE 1 END,
+                CASE WHEN g < 7 THEN 1000 WHEN g < 9 THEN 400 ELSE 0 END,
+                CASE WHEN g < 9 THEN jsonb_build_object('id', 'o-' || g * 1000 + 399) END,
+                CASE WHEN g = 9 THEN 'value ''x'' of column level cannot be converted to ' ||
+                                     'Enum8: ${XSS}' END
+         FROM generate_series(0, 9) g`);
+    // Fresh batches: the rate is measured over the last minute.
+    sql(`INSERT INTO background_migration_events (migration_name, at, kind, worker_id, detail)
+         SELECT '${OBSERVATIONS}', now() - (4 - g) * interval '1 second', 'batch', 'worker-b',
+                jsonb_build_object('rows', 5000, 'ms', 700)
+         FROM generate_series(1, 3) g`);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    const summary = row(OBSERVATIONS).getByTestId('chunk-summary');
+    await eventually(async () => (await summary.count()) === 1, 15000, 'the chunk summary');
+    assert.equal(await summary.textContent(), 'chunks 7/10 done, 2 running, 1 failed');
+    const parts = row(OBSERVATIONS).locator('[data-testid="chunk-bar"] .chunk-part');
+    assert.deepEqual(await parts.evaluateAll((nodes) => nodes.map((n) => n.dataset.state)),
+                     ['done', 'running', 'failed']);
+    assert.match(await row(OBSERVATIONS).getByTestId('worker-rate').textContent(),
+                 /^worker-b [\d,.\u202f\u00a0]+ rows\/s$/);
+
+    const chunkRows = page.locator(`tr[data-chunks-for="${OBSERVATIONS}"] [data-testid="chunk-row"]`);
+    await eventually(async () => (await chunkRows.count()) === 3, 10000, 'the chunk rows');
+    assert.deepEqual(await chunkRows.evaluateAll((rs) => rs.map((r) => r.dataset.chunk)),
+                     ['7', '8', '9']);
+    assert.equal(await chunkRows.nth(0).getByTestId('chunk-worker').textContent(), 'worker-b#0');
+    assert.equal(await chunkRows.nth(1).getByTestId('chunk-worker').textContent(), 'worker-b#1');
+    const error = chunkRows.nth(2).getByTestId('chunk-error');
+    const errorText = `value 'x' of column level cannot be converted to Enum8: ${XSS}`;
+    assert.equal(await error.textContent(), errorText);
+    assert.equal(await error.getAttribute('title'), errorText);  // the whole error on hover
+    assert.match(await chunkRows.nth(2).textContent(), /^9\[\{"id":"o-9000"\}, end\)failed—3/);
+    assert.equal(await page.locator(`tr[data-chunks-for="${OBSERVATIONS}"] img`).count(), 0);
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+
+    // Readable at 1280 px: nothing wider than the window.
+    await row(OBSERVATIONS).scrollIntoViewIfNeeded();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'chunks.png') });
+    const wide = await page.evaluate(() => Array.from(document.querySelectorAll('body *'))
+      .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+      .map((e) => `${e.tagName.toLowerCase()}.${e.className}`).slice(0, 5));
+    assert.deepEqual(wide, [], 'elements wider than 1280 px');
+
+    // A chunk that finishes leaves the list; the summary follows.
+    sql(`UPDATE background_migration_chunks SET status = 'done', worker_id = NULL
+         WHERE migration_name = '${OBSERVATIONS}' AND chunk = 7`);
+    await eventually(async () => (await chunkRows.count()) === 2, 10000, 'chunk 7 to leave');
+    assert.equal(await summary.textContent(), 'chunks 8/10 done, 1 running, 1 failed');
+    await page.setViewportSize({ width: 1440, height: 900 });
+  });
+
   test('the header indicator appears for a failed migration', async () => {
     sql(`UPDATE background_migrations
          SET state = '{"timestamp": "2024-10-24", "id": "s-7"}', started_at = now() - interval '10 minutes',

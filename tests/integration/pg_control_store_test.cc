@@ -6,6 +6,7 @@
 
 #include <thread>
 
+#include "core/chunk_store.h"
 #include "testing/test_database.h"
 
 namespace bgm {
@@ -125,6 +126,64 @@ TEST_F(PgControlStoreTest, OperatorActionsRefusedInTheWrongStateSayWhy) {
   EXPECT_EQ(store_->Pause("m1", "test").code(), StatusCode::kFailedPrecondition);
   EXPECT_TRUE(store_->Retry("m1", false, "test").ok());
   EXPECT_EQ(store_->Get("m1")->status, MigrationStatus::kPending);
+}
+
+// The operator's reads of the chunks see what ChunkStore (the copy's side) wrote.
+TEST_F(PgControlStoreTest, ChunkReadsShowWhatTheChunkStoreWrote) {
+  Result<ChunkStore> chunks = ChunkStore::Connect(db_.url());
+  ASSERT_TRUE(chunks.ok()) << chunks.status().ToString();
+  ASSERT_TRUE(chunks->Create("m1", {{{"id", 10}}, {{"id", 20}}, {{"id", 30}}}).ok());
+  ASSERT_TRUE(store_->Register("m2", "m2").value());
+  ASSERT_TRUE(chunks->Create("m2", {}).ok());
+  // m1: chunk 0 done, 1 running with a cursor, 2 failed for good, 3 pending.
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(chunks->Claim("m1", "w#" + std::to_string(i))->has_value());
+  ASSERT_TRUE(chunks->Checkpoint("m1", 0, "w#0", {{"id", 9}}, 10).ok());
+  ASSERT_TRUE(chunks->Finish("m1", 0, "w#0").ok());
+  ASSERT_TRUE(chunks->Checkpoint("m1", 1, "w#1", {{"id", 15}}, 6).ok());
+  ASSERT_TRUE(*chunks->Fail("m1", 2, "w#2", "value 'x' cannot be converted", 1, 0));
+
+  Result<std::map<std::string, ChunkCounts>> counts = store_->CountChunks();
+  ASSERT_TRUE(counts.ok()) << counts.status().ToString();
+  ASSERT_EQ(counts->size(), 2u);
+  const ChunkCounts m1 = counts->at("m1");
+  EXPECT_EQ((std::vector<int>{m1.pending, m1.running, m1.done, m1.failed}),
+            (std::vector<int>{1, 1, 1, 1}));
+  EXPECT_EQ(counts->at("m2").pending, 1);
+
+  Result<std::vector<Chunk>> all =
+      store_->ListChunks("m1", {.statuses = {}, .after = -1, .limit = 100});
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  Result<std::vector<Chunk>> written = chunks->List("m1");
+  ASSERT_EQ(all->size(), 4u);
+  ASSERT_EQ(written->size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    const Chunk& a = (*all)[i];
+    const Chunk& b = (*written)[i];
+    EXPECT_EQ(std::tie(a.chunk, a.lower, a.upper, a.cursor, a.status, a.worker_id, a.attempts,
+                       a.rows, a.last_error),
+              std::tie(b.chunk, b.lower, b.upper, b.cursor, b.status, b.worker_id, b.attempts,
+                       b.rows, b.last_error))
+        << i;
+  }
+  EXPECT_EQ((*all)[1].cursor, (nlohmann::json{{"id", 15}}));
+  EXPECT_EQ((*all)[1].worker_id, "w#1");
+  EXPECT_EQ((*all)[2].last_error, "value 'x' cannot be converted");
+  EXPECT_TRUE((*all)[3].upper.is_null());
+
+  auto numbers = [&](const ChunkFilter& f) {
+    std::vector<int> out;
+    Result<std::vector<Chunk>> listed = store_->ListChunks("m1", f);
+    EXPECT_TRUE(listed.ok()) << listed.status().ToString();
+    for (const Chunk& c : *listed) out.push_back(c.chunk);
+    return out;
+  };
+  EXPECT_EQ(numbers({.statuses = {"running", "failed"}, .after = -1, .limit = 100}),
+            (std::vector<int>{1, 2}));
+  EXPECT_EQ(numbers({.statuses = {"pending"}, .after = -1, .limit = 100}), (std::vector<int>{3}));
+  EXPECT_EQ(numbers({.statuses = {}, .after = 0, .limit = 2}), (std::vector<int>{1, 2}));
+  EXPECT_EQ(numbers({.statuses = {}, .after = 3, .limit = 2}), (std::vector<int>{}));
+  EXPECT_EQ(store_->ListChunks("no_such", {})->size(), 0u);
 }
 
 }  // namespace

@@ -199,6 +199,154 @@ TEST_F(WebServerTest, RunningMigrationsShowTheirRateFromBatchEvents) {
   EXPECT_EQ(Body(one)["eta_seconds"], 7);
 }
 
+// Chunks of kFailed as a chunked copy leaves them: [start, i000100) done, [i000100, i000200)
+// running on w1#0 after a timeout, [i000200, i000300) failed for good, [i000300, end) pending.
+void InsertChunks(PgConnection& conn, const std::string& name) {
+  ASSERT_TRUE(conn.Run(R"sql(
+      INSERT INTO background_migration_chunks (migration_name, chunk, lower_bound, upper_bound,
+          status, worker_id, locked_at, attempts, rows_processed, cursor, last_error) VALUES
+        ($1, 0, NULL, '{"id": "i000100"}', 'done', NULL, NULL, 1, 100, '{"id": "i000099"}', NULL),
+        ($1, 1, '{"id": "i000100"}', '{"id": "i000200"}', 'running', 'w1#0', now(), 2, 40,
+         '{"id": "i000140"}', 'timeout after 30 s'),
+        ($1, 2, '{"id": "i000200"}', '{"id": "i000300"}', 'failed', NULL, NULL, 3, 0, NULL,
+         'cannot convert ''x'' to UInt8'),
+        ($1, 3, '{"id": "i000300"}', NULL, 'pending', NULL, NULL, 0, 0, NULL, NULL))sql",
+                       {name})
+                  .ok());
+}
+
+const json kRunningAndFailedChunks = {{{"chunk", 1},
+                                       {"lower", {{"id", "i000100"}}},
+                                       {"upper", {{"id", "i000200"}}},
+                                       {"status", "running"},
+                                       {"worker_id", "w1#0"},
+                                       {"attempts", 2},
+                                       {"rows", 40},
+                                       {"cursor", {{"id", "i000140"}}},
+                                       {"last_error", "timeout after 30 s"}},
+                                      {{"chunk", 2},
+                                       {"lower", {{"id", "i000200"}}},
+                                       {"upper", {{"id", "i000300"}}},
+                                       {"status", "failed"},
+                                       {"worker_id", nullptr},
+                                       {"attempts", 3},
+                                       {"rows", 0},
+                                       {"cursor", nullptr},
+                                       {"last_error", "cannot convert 'x' to UInt8"}}};
+
+TEST_F(WebServerTest, AChunkedMigrationShowsItsChunksFromTheChunksTable) {
+  InsertChunks(*conn_, kFailed);
+  const json expected = {{"pending", 1},
+                         {"running", 1},
+                         {"done", 1},
+                         {"failed", 1},
+                         {"total", 4},
+                         {"list", kRunningAndFailedChunks},
+                         {"list_truncated", false},
+                         {"workers", json::array()}};
+  httplib::Result list = client_->Get("/api/background-migrations");
+  ASSERT_EQ(list->status, 200) << list->body;
+  EXPECT_EQ(Body(list)["migrations"][0]["name"], kFailed);
+  EXPECT_EQ(Body(list)["migrations"][0]["chunks"], expected);
+  EXPECT_EQ(Body(list)["migrations"][1]["chunks"], nullptr);
+  httplib::Result one = client_->Get(Path(kFailed).c_str());
+  ASSERT_EQ(one->status, 200) << one->body;
+  EXPECT_EQ(Body(one)["chunks"], expected);
+
+  httplib::Result page = client_->Get((Path(kFailed, "chunks") + "?after=0&limit=2").c_str());
+  ASSERT_EQ(page->status, 200) << page->body;
+  EXPECT_EQ(Body(page)["chunks"], kRunningAndFailedChunks);
+  EXPECT_EQ(Body(page)["next_after"], 2);
+  EXPECT_EQ(Body(page)["counts"],
+            (json{{"pending", 1}, {"running", 1}, {"done", 1}, {"failed", 1}, {"total", 4}}));
+  httplib::Result some = client_->Get((Path(kFailed, "chunks") + "?status=done,pending").c_str());
+  ASSERT_EQ(some->status, 200) << some->body;
+  ASSERT_EQ(Body(some)["chunks"].size(), 2u);
+  EXPECT_EQ(Body(some)["chunks"][0], (json{{"chunk", 0},
+                                           {"lower", nullptr},
+                                           {"upper", {{"id", "i000100"}}},
+                                           {"status", "done"},
+                                           {"worker_id", nullptr},
+                                           {"attempts", 1},
+                                           {"rows", 100},
+                                           {"cursor", {{"id", "i000099"}}},
+                                           {"last_error", nullptr}}));
+  EXPECT_EQ(Body(some)["chunks"][1]["chunk"], 3);
+  EXPECT_EQ(Body(some)["chunks"][1]["upper"], nullptr);
+  EXPECT_EQ(Body(some)["next_after"], nullptr);
+  httplib::Result bad = client_->Get((Path(kFailed, "chunks") + "?limit=5000").c_str());
+  EXPECT_EQ(bad->status, 400);
+}
+
+TEST_F(WebServerTest, ARunningChunkedMigrationShowsTheRateOfEachWorker) {
+  InsertChunks(*conn_, kPending);
+  ASSERT_TRUE(conn_
+                  ->Run("UPDATE background_migrations SET worker_id = 'w1', locked_at = now(), "
+                        "started_at = now() WHERE name = $1",
+                        {kPending})
+                  .ok());
+  // w1: three batches of 1000 rows one second apart; w2: one of 500 rows in 250 ms; and one
+  // of w3 two minutes ago, out of the last minute.
+  ASSERT_TRUE(conn_
+                  ->RunScript("INSERT INTO background_migration_events "
+                              "(migration_name, at, kind, worker_id, detail) "
+                              "SELECT '" +
+                              std::string(kPending) +
+                              "', now() - (4 - g) * interval '1 second', 'batch', 'w1', "
+                              "jsonb_build_object('rows', 1000, 'ms', 900) "
+                              "FROM generate_series(1, 3) g; "
+                              "INSERT INTO background_migration_events "
+                              "(migration_name, at, kind, worker_id, detail) VALUES ('" +
+                              kPending +
+                              "', now() - interval '2 seconds', 'batch', 'w2', "
+                              "'{\"rows\": 500, \"ms\": 250}'), ('" +
+                              kPending +
+                              "', now() - interval '2 minutes', 'batch', 'w3', "
+                              "'{\"rows\": 7, \"ms\": 7}')")
+                  .ok());
+  httplib::Result one = client_->Get(Path(kPending).c_str());
+  ASSERT_EQ(one->status, 200) << one->body;
+  EXPECT_EQ(Body(one)["status"], "running");
+  EXPECT_EQ(
+      Body(one)["chunks"]["workers"],
+      (json{
+          {{"worker_id", "w1"}, {"rate_rows_per_second", 1000.0}, {"rows", 3000}, {"batches", 3}},
+          {{"worker_id", "w2"}, {"rate_rows_per_second", 2000.0}, {"rows", 500}, {"batches", 1}}}));
+  // The migration's rate sums them: 2500 rows in the 2 s after the first batch.
+  EXPECT_EQ(Body(one)["rate_rows_per_second"], 1250.0);
+  httplib::Result list = client_->Get("/api/background-migrations");
+  EXPECT_EQ(Body(list)["migrations"][1]["chunks"]["workers"], Body(one)["chunks"]["workers"]);
+}
+
+TEST_F(WebServerTest, ListJsonAndTextOfTheCliCarryTheChunks) {
+  InsertChunks(*conn_, kFailed);
+  const std::map<std::string, std::string> env = {{"DATABASE_URL", db_.url()}};
+  testing::ProcessResult json_list = testing::RunProcess(BGM_BINARY, {"list", "--json"}, env);
+  ASSERT_EQ(json_list.exit_code, 0) << json_list.err;
+  const json rows = json::parse(json_list.out);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0]["name"], kFailed);
+  EXPECT_EQ(rows[0]["chunks"], (json{{"pending", 1},
+                                     {"running", 1},
+                                     {"done", 1},
+                                     {"failed", 1},
+                                     {"total", 4},
+                                     {"list", kRunningAndFailedChunks},
+                                     {"list_truncated", false}}));
+  EXPECT_EQ(rows[1]["chunks"], nullptr);
+  testing::ProcessResult text = testing::RunProcess(BGM_BINARY, {"list"}, env);
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("chunks 1/4 done, 1 running, 1 failed, 1 pending; source went away"),
+            std::string::npos)
+      << text.out;
+  testing::ProcessResult status = testing::RunProcess(BGM_BINARY, {"status"}, env);
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_NE(status.out.find(std::string("  ") + kFailed +
+                            ": chunks 1/4 done, 1 running, 1 failed, 1 pending\n"),
+            std::string::npos)
+      << status.out;
+}
+
 TEST_F(WebServerTest, EveryResponseCarriesTheSecurityHeadersAndNoCors) {
   for (const char* path : {"/", "/ui/app.js", "/api/background-migrations", "/nope", "/metrics"}) {
     httplib::Result r = client_->Get(path, {{"Origin", "http://evil.example"}});

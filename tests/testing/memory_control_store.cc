@@ -73,6 +73,47 @@ void MemoryDatabase::Insert(const std::string& name, const std::string& script,
   rows_[name] = std::move(s);
 }
 
+void MemoryDatabase::SetChunks(const std::string& name, std::vector<Chunk> chunks) {
+  std::lock_guard lock(mu_);
+  std::sort(chunks.begin(), chunks.end(),
+            [](const Chunk& a, const Chunk& b) { return a.chunk < b.chunk; });
+  chunks_[name] = std::move(chunks);
+}
+
+Result<std::map<std::string, ChunkCounts>> MemoryControlStore::CountChunks() {
+  std::lock_guard lock(db_.mu_);
+  std::map<std::string, ChunkCounts> out;
+  for (const auto& [name, chunks] : db_.chunks_) {
+    if (chunks.empty()) continue;
+    ChunkCounts& c = out[name];
+    for (const Chunk& chunk : chunks) {
+      if (chunk.status == "pending") ++c.pending;
+      if (chunk.status == "running") ++c.running;
+      if (chunk.status == "done") ++c.done;
+      if (chunk.status == "failed") ++c.failed;
+    }
+  }
+  return out;
+}
+
+Result<std::vector<Chunk>> MemoryControlStore::ListChunks(const std::string& name,
+                                                          const ChunkFilter& filter) {
+  std::lock_guard lock(db_.mu_);
+  std::vector<Chunk> out;
+  auto it = db_.chunks_.find(name);
+  if (it == db_.chunks_.end()) return out;
+  for (const Chunk& c : it->second) {
+    if (static_cast<int>(out.size()) >= filter.limit) break;
+    if (c.chunk <= filter.after) continue;
+    if (!filter.statuses.empty() && std::find(filter.statuses.begin(), filter.statuses.end(),
+                                              c.status) == filter.statuses.end()) {
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
 Result<bool> MemoryControlStore::Register(const std::string& name, const std::string& script) {
   std::lock_guard lock(db_.mu_);
   if (db_.rows_.count(name)) return false;

@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "common/clock.h"
+#include "core/chunk_store.h"
 #include "core/control_store.h"
 
 namespace bgm::testing {
@@ -21,6 +22,8 @@ class MemoryDatabase {
   MigrationRow Row(const std::string& name);
   std::vector<MigrationEvent> AllEvents();
   void Insert(const std::string& name, const std::string& script, nlohmann::json args);
+  // Replaces the chunks of `name` (any order; kept in chunk order).
+  void SetChunks(const std::string& name, std::vector<Chunk> chunks);
   int heartbeats() {
     std::lock_guard lock(mu_);
     return heartbeats_;
@@ -40,9 +43,10 @@ class MemoryDatabase {
   Clock& clock_;
   const Clock::Duration lease_;
   std::mutex mu_;
-  std::map<std::string, Stored> rows_;  // guarded by mu_
-  std::vector<MigrationEvent> events_;  // guarded by mu_
-  int heartbeats_ = 0;                  // guarded by mu_
+  std::map<std::string, Stored> rows_;                // guarded by mu_
+  std::vector<MigrationEvent> events_;                // guarded by mu_
+  std::map<std::string, std::vector<Chunk>> chunks_;  // guarded by mu_
+  int heartbeats_ = 0;                                // guarded by mu_
 };
 
 class MemoryControlStore final : public ControlStore {
@@ -53,6 +57,9 @@ class MemoryControlStore final : public ControlStore {
   Result<std::vector<MigrationRow>> List() override;
   Result<MigrationRow> Get(const std::string& name) override;
   Result<std::vector<MigrationEvent>> Events(const std::string& name, int limit) override;
+  Result<std::map<std::string, ChunkCounts>> CountChunks() override;
+  Result<std::vector<Chunk>> ListChunks(const std::string& name,
+                                        const ChunkFilter& filter) override;
   Result<std::optional<Lease>> TryAcquire(const std::string& name,
                                           const std::string& worker_id) override;
   Result<Fence> Heartbeat(const std::string& name, const std::string& worker_id) override;

@@ -8,6 +8,7 @@
 
 #include "common/timestamp.h"
 #include "core/args.h"
+#include "core/chunk_summary.h"
 #include "core/readiness.h"
 #include "core/summary.h"
 #include "testing/memory_control_store.h"
@@ -83,6 +84,14 @@ class PgLikeStore final : public ControlStore {
       e.at = FormatIsoTimestamp(std::stoll(e.at));
     }
     return events;
+  }
+  Result<std::map<std::string, ChunkCounts>> CountChunks() override {
+    if (Status d = Gate(); !d.ok()) return d;
+    return inner_.CountChunks();
+  }
+  Result<std::vector<Chunk>> ListChunks(const std::string& n, const ChunkFilter& f) override {
+    if (Status d = Gate(); !d.ok()) return d;
+    return inner_.ListChunks(n, f);
   }
   Result<std::optional<Lease>> TryAcquire(const std::string& n, const std::string& w) override {
     return inner_.TryAcquire(n, w);
@@ -315,6 +324,157 @@ TEST_F(WebApiTest, GetShowsOneRowWithItsRecentEventsNewestFirst) {
   EXPECT_EQ(body["events"][3]["kind"], "acquired");
   EXPECT_EQ(body["events"][0]["at"], FormatIsoTimestamp(clock_.Now().time_since_epoch().count()));
   EXPECT_EQ(body["rate_rows_per_second"], 100.0);
+}
+
+// Four chunks of kRunning, one in each status; chunk 1 was retried after a timeout.
+std::vector<Chunk> FourChunks() {
+  std::vector<Chunk> c(4);
+  c[0] = {0, nullptr, {{"id", 100}}, {{"id", 99}}, "done", "", 1, 100, ""};
+  c[1] = {1, {{"id", 100}}, {{"id", 200}}, {{"id", 150}}, "running", "w2#0", 2, 50, "timeout"};
+  c[2] = {2, {{"id", 200}}, {{"id", 300}}, nullptr, "failed", "", 3, 0, "cannot convert 'x'"};
+  c[3] = {3, {{"id", 300}}, nullptr, nullptr, "pending", "", 0, 0, ""};
+  return c;
+}
+
+TEST_F(WebApiTest, AChunkedMigrationShowsItsChunksAndTheRateOfEachWorker) {
+  db_.SetChunks(kRunning, FourChunks());
+  // A second worker's batch at +3 s: 40 rows in 400 ms.
+  ASSERT_TRUE(MemoryControlStore(db_)
+                  .RecordEvent(kRunning, "batch", "w3", {{"rows", 40}, {"ms", 400}})
+                  .ok());
+  const json expected = {
+      {"pending", 1},
+      {"running", 1},
+      {"done", 1},
+      {"failed", 1},
+      {"total", 4},
+      {"list",
+       {{{"chunk", 1},
+         {"lower", {{"id", 100}}},
+         {"upper", {{"id", 200}}},
+         {"status", "running"},
+         {"worker_id", "w2#0"},
+         {"attempts", 2},
+         {"rows", 50},
+         {"cursor", {{"id", 150}}},
+         {"last_error", "timeout"}},
+        {{"chunk", 2},
+         {"lower", {{"id", 200}}},
+         {"upper", {{"id", 300}}},
+         {"status", "failed"},
+         {"worker_id", nullptr},
+         {"attempts", 3},
+         {"rows", 0},
+         {"cursor", nullptr},
+         {"last_error", "cannot convert 'x'"}}}},
+      {"list_truncated", false},
+      // w2: 100-row batches at +1, +2 and +3 s; w3: one batch of 40 rows in 400 ms.
+      {"workers",
+       {{{"worker_id", "w2"}, {"rate_rows_per_second", 100.0}, {"rows", 300}, {"batches", 3}},
+        {{"worker_id", "w3"}, {"rate_rows_per_second", 100.0}, {"rows", 40}, {"batches", 1}}}}};
+  const json list = Body(Call("GET", "/api/background-migrations", "", ""));
+  ASSERT_EQ(list["migrations"][3]["name"], kRunning);
+  EXPECT_EQ(list["migrations"][3]["chunks"], expected);
+  // The copy's rate sums the workers': 240 rows over the 2 s after the first batch.
+  EXPECT_EQ(list["migrations"][3]["rate_rows_per_second"], 120.0);
+  for (size_t i : {0u, 1u, 2u, 4u}) EXPECT_EQ(list["migrations"][i]["chunks"], nullptr) << i;
+  const json one = Body(Call("GET", Path(kRunning), "", ""));
+  EXPECT_EQ(one["chunks"], expected);
+  EXPECT_EQ(Body(Call("GET", Path(kPending), "", ""))["chunks"], nullptr);
+}
+
+TEST_F(WebApiTest, ASummaryListsAtMostOneHundredRunningOrFailedChunks) {
+  std::vector<Chunk> chunks;
+  for (int i = 0; i < 150; ++i) {
+    chunks.push_back({i, nullptr, nullptr, nullptr, i % 2 ? "failed" : "done", "", 1, 0, "e"});
+  }
+  db_.SetChunks(kFailed, chunks);  // 75 done, 75 failed
+  json c = Body(Call("GET", Path(kFailed), "", ""))["chunks"];
+  EXPECT_EQ(c["failed"], 75);
+  EXPECT_EQ(c["list"].size(), 75u);
+  EXPECT_EQ(c["list_truncated"], false);
+  EXPECT_EQ(c["workers"], json::array());  // not running: no rate
+  for (Chunk& chunk : chunks) chunk.status = "failed";
+  db_.SetChunks(kFailed, chunks);
+  c = Body(Call("GET", Path(kFailed), "", ""))["chunks"];
+  EXPECT_EQ(c["failed"], 150);
+  ASSERT_EQ(c["list"].size(), 100u);
+  EXPECT_EQ(c["list"][99]["chunk"], 99);
+  EXPECT_EQ(c["list_truncated"], true);
+}
+
+TEST_F(WebApiTest, TheChunksEndpointPagesThroughChunksInKeyOrder) {
+  std::vector<Chunk> chunks = FourChunks();
+  chunks.push_back({4, nullptr, nullptr, nullptr, "done", "", 1, 7, ""});
+  db_.SetChunks(kPending, chunks);
+  auto page = [&](const std::string& query) {
+    ApiResponse r = Call("GET", Path(kPending, "chunks") + query, "", "");
+    EXPECT_EQ(r.status, 200) << query << ": " << r.body;
+    const json body = Body(r);
+    std::vector<int> numbers;
+    for (const json& c : body["chunks"]) numbers.push_back(c["chunk"]);
+    return std::make_pair(numbers, body["next_after"]);
+  };
+  EXPECT_EQ(page("?limit=2"), std::make_pair(std::vector<int>{0, 1}, json(1)));
+  EXPECT_EQ(page("?after=1&limit=2"), std::make_pair(std::vector<int>{2, 3}, json(3)));
+  EXPECT_EQ(page("?after=3&limit=2"), std::make_pair(std::vector<int>{4}, json(nullptr)));
+  EXPECT_EQ(page("?after=2&limit=2"), std::make_pair(std::vector<int>{3, 4}, json(nullptr)));
+  EXPECT_EQ(page(""), std::make_pair(std::vector<int>{0, 1, 2, 3, 4}, json(nullptr)));
+  EXPECT_EQ(page("?status=done"), std::make_pair(std::vector<int>{0, 4}, json(nullptr)));
+  EXPECT_EQ(page("?status=running%2Cfailed"),
+            std::make_pair(std::vector<int>{1, 2}, json(nullptr)));
+  const json body = Body(Call("GET", Path(kPending, "chunks") + "?status=failed", "", ""));
+  EXPECT_EQ(body["name"], kPending);
+  EXPECT_EQ(body["counts"],
+            (json{{"pending", 1}, {"running", 1}, {"done", 2}, {"failed", 1}, {"total", 5}}));
+  EXPECT_EQ(body["chunks"][0]["last_error"], "cannot convert 'x'");
+  // Without chunks: zero counts, no chunks.
+  const json none = Body(Call("GET", Path(kFinished, "chunks"), "", ""));
+  EXPECT_EQ(none["counts"]["total"], 0);
+  EXPECT_EQ(none["chunks"], json::array());
+}
+
+TEST_F(WebApiTest, TheChunksEndpointRefusesABadQueryNamingIt) {
+  const std::string usage =
+      "; query parameters: status (pending, running, done or failed, several separated by "
+      "commas; default all), after (a chunk number: the page starts after it; default -1) and "
+      "limit (1 to 1000, default 100)";
+  auto refused = [&](const std::string& query) {
+    ApiResponse r = Call("GET", Path(kPending, "chunks") + query, "", "");
+    EXPECT_EQ(r.status, 400) << query;
+    EXPECT_EQ(Body(r)["error"], "invalid query") << query;
+    return Body(r)["detail"].get<std::string>();
+  };
+  EXPECT_EQ(refused("?status=finished"), "unknown chunk status 'finished'" + usage);
+  EXPECT_EQ(refused("?status=done,"), "unknown chunk status ''" + usage);
+  EXPECT_EQ(refused("?limit=0"), "limit must be 1 to 1000, got '0'" + usage);
+  EXPECT_EQ(refused("?limit=1001"), "limit must be 1 to 1000, got '1001'" + usage);
+  EXPECT_EQ(refused("?limit=ten"), "limit must be 1 to 1000, got 'ten'" + usage);
+  EXPECT_EQ(refused("?after=-2"), "after must be a chunk number (-1 or more), got '-2'" + usage);
+  EXPECT_EQ(refused("?after=99999999999"),
+            "after must be a chunk number (-1 or more), got '99999999999'" + usage);
+  EXPECT_EQ(refused("?sort=desc"), "unknown query parameter 'sort'" + usage);
+  EXPECT_EQ(refused("?status=%zz"), "malformed %-escape" + usage);
+  EXPECT_EQ(Call("GET", Path("no_such_migration", "chunks"), "", "").status, 404);
+  ApiResponse post = Call("POST", Path(kPending, "chunks"));
+  EXPECT_EQ(post.status, 405);
+  EXPECT_EQ(Header(post, "Allow"), "GET");
+}
+
+TEST_F(WebApiTest, ChangesAnswerWithTheChunkSummaryToo) {
+  db_.SetChunks(kPending, FourChunks());
+  ApiResponse paused = Call("POST", Path(kPending, "pause"));
+  ASSERT_EQ(paused.status, 200) << paused.body;
+  EXPECT_EQ(Body(paused)["migration"]["chunks"]["total"], 4);
+  ApiResponse args = Call("PUT", Path(kFailed, "args"), R"({"batchSize": 5})");
+  ASSERT_EQ(args.status, 200) << args.body;
+  EXPECT_EQ(Body(args)["migration"]["chunks"], nullptr);
+}
+
+TEST(ChunkSummaryTest, TextCountsDoneOfTotalThenTheRest) {
+  EXPECT_EQ(ChunkSummaryText({0, 2, 7, 1}), "chunks 7/10 done, 2 running, 1 failed");
+  EXPECT_EQ(ChunkSummaryText({3, 0, 0, 0}), "chunks 0/3 done, 3 pending");
+  EXPECT_EQ(ChunkSummaryText({0, 0, 4, 0}), "chunks 4/4 done");
 }
 
 TEST_F(WebApiTest, GetShowsAtMostFiftyEvents) {
@@ -731,6 +891,20 @@ TEST_F(WebApiTest, MetricsAreServedAsPrometheusText) {
   EXPECT_NE(r.body.find("bgmigrate_lease_held{name=\"20240104_0000_running\",worker=\"w2\"} 1\n"),
             std::string::npos);
   EXPECT_NE(r.body.find("bgmigrate_background_migrations_enabled 1\n"), std::string::npos);
+  EXPECT_EQ(r.body.find("bgmigrate_chunks{"), std::string::npos);  // no migration has chunks
+}
+
+TEST_F(WebApiTest, MetricsCountTheChunksOfEachChunkedMigration) {
+  db_.SetChunks(kRunning, FourChunks());
+  const std::string body = Call("GET", "/metrics", "", "").body;
+  for (const char* status : {"pending", "running", "done", "failed"}) {
+    EXPECT_NE(body.find(std::string("bgmigrate_chunks{name=\"20240104_0000_running\",status=\"") +
+                        status + "\"} 1\n"),
+              std::string::npos)
+        << status << "\n"
+        << body;
+  }
+  EXPECT_EQ(body.find("bgmigrate_chunks{name=\"20240101_0000_pending\""), std::string::npos);
 }
 
 TEST_F(WebApiTest, TheUiIsServedWithItsContentTypes) {
@@ -848,6 +1022,40 @@ TEST(ProgressRateTest, SamplesComeFromBatchEventsOnly) {
   EXPECT_EQ(RowsPerSecond(s, At(*ParseTimestampMillis("2024-10-24T17:30:03.000Z"))), 100.0);
 }
 
+TEST(ProgressRateTest, RatesByWorkerGroupTheLastMinutesBatchesByWorker) {
+  auto batch = [](const std::string& at, std::optional<std::string> worker, int64_t rows,
+                  int64_t ms) {
+    MigrationEvent e;
+    e.kind = "batch";
+    e.at = at;
+    e.worker_id = std::move(worker);
+    e.detail = {{"rows", rows}, {"ms", ms}};
+    return e;
+  };
+  std::vector<MigrationEvent> events = {
+      batch("2024-10-24T17:29:00.000Z", "a", 1000, 10),  // 60 s before now: out of the window
+      batch("2024-10-24T17:29:30.000Z", "a", 100, 0),
+      batch("2024-10-24T17:29:40.000Z", "a", 300, 0),
+      batch("2024-10-24T17:29:50.000Z", "b", 50, 250),
+      batch("2024-10-24T17:29:55.000Z", std::nullopt, 9, 9),  // no worker: left out
+      batch("2024-10-24T17:29:10.000Z", "c", 5, 0),           // only one, and no duration
+  };
+  events.push_back(events[1]);
+  events.back().kind = "acquired";
+  const std::vector<WorkerRate> rates =
+      RatesByWorker(events, At(*ParseTimestampMillis("2024-10-24T17:30:00.000Z")));
+  ASSERT_EQ(rates.size(), 3u);
+  EXPECT_EQ(rates[0].worker_id, "a");
+  EXPECT_EQ(rates[0].rows_per_second, 30.0);  // 300 rows over the 10 s after the first
+  EXPECT_EQ(rates[0].rows, 400);
+  EXPECT_EQ(rates[0].batches, 2);
+  EXPECT_EQ(rates[1].worker_id, "b");
+  EXPECT_EQ(rates[1].rows_per_second, 200.0);  // 50 rows in 250 ms
+  EXPECT_EQ(rates[2].worker_id, "c");
+  EXPECT_FALSE(rates[2].rows_per_second.has_value());
+  EXPECT_EQ(rates[2].rows, 5);
+}
+
 TEST(ProgressRateTest, EtaNeedsATotalAndAPositiveRate) {
   EXPECT_EQ(EtaSeconds(300, 1000, 100.0), 7.0);
   EXPECT_EQ(EtaSeconds(1200, 1000, 100.0), 0.0);  // past the estimate
@@ -871,8 +1079,9 @@ TEST(MetricsTest, RendersAKnownStateExactly) {
   failed.name = "20241105_1200_backfill";
   failed.status = MigrationStatus::kFailed;
   failed.worker_id = "gone";  // no live lease: no lease line
-  const std::string text =
-      RenderMetrics({{running, {120, 80, 100}}, {failed, {}}}, /*enabled=*/true);
+  const std::string text = RenderMetrics(
+      {{running, {120, 80, 100}, ChunkCounts{3, 2, 4, 1}}, {failed, {}, std::nullopt}},
+      /*enabled=*/true);
   EXPECT_EQ(
       text,
       "# HELP bgmigrate_background_migrations_enabled 1 when workers may run background "
@@ -927,7 +1136,14 @@ TEST(MetricsTest, RendersAKnownStateExactly) {
       "bgmigrate_batch_duration_milliseconds{name=\"20241024_1730_migrate_traces\","
       "stat=\"mean\"} 100\n"
       "bgmigrate_batch_duration_milliseconds{name=\"20241024_1730_migrate_traces\","
-      "stat=\"max\"} 120\n");
+      "stat=\"max\"} 120\n"
+      "# HELP bgmigrate_chunks Chunks (key ranges) of a migration split into chunks, by "
+      "status.\n"
+      "# TYPE bgmigrate_chunks gauge\n"
+      "bgmigrate_chunks{name=\"20241024_1730_migrate_traces\",status=\"pending\"} 3\n"
+      "bgmigrate_chunks{name=\"20241024_1730_migrate_traces\",status=\"running\"} 2\n"
+      "bgmigrate_chunks{name=\"20241024_1730_migrate_traces\",status=\"done\"} 4\n"
+      "bgmigrate_chunks{name=\"20241024_1730_migrate_traces\",status=\"failed\"} 1\n");
 }
 
 TEST(MetricsTest, DisabledAndEmpty) {

@@ -23,7 +23,7 @@
   });
 
   // UI state that must survive a refresh, by migration name.
-  const rows = new Map();       // name -> {tr, cells, detailTr, editTr, data}
+  const rows = new Map();       // name -> {tr, cells, detailTr, editTr, chunksTr, data}
   const expanded = new Set();   // names whose events are shown
   const busy = new Set();       // names with an action in flight
   let lastList = null;
@@ -359,6 +359,97 @@
     placeRows();
   }
 
+
+  // ---- chunks (a copy split into key ranges) -------------------------------------------------
+
+  const CHUNK_STATES = ['done', 'running', 'failed', 'pending'];
+
+  function chunkText(c) {
+    const parts = [`chunks ${fmtNumber(c.done)}/${fmtNumber(c.total)} done`];
+    if (c.running) parts.push(`${fmtNumber(c.running)} running`);
+    if (c.failed) parts.push(`${fmtNumber(c.failed)} failed`);
+    if (c.pending) parts.push(`${fmtNumber(c.pending)} pending`);
+    return parts.join(', ');
+  }
+
+  // One bar split by status, each part as wide as its share of the chunks.
+  function chunkBar(c) {
+    const bar = el('div', { class: 'chunk-bar', role: 'img', 'data-testid': 'chunk-bar',
+                            'aria-label': chunkText(c) });
+    for (const state of CHUNK_STATES) {
+      if (!c[state] || !c.total) continue;
+      const part = el('span', { class: `chunk-part chunk-${state}`, 'data-state': state,
+                                title: `${fmtNumber(c[state])} ${state}` });
+      part.style.flexGrow = String(c[state]);  // CSSOM: the page's CSP forbids style attributes
+      bar.append(part);
+    }
+    return el('div', { class: 'chunks-summary' }, bar,
+              el('span', { class: 'small block', 'data-testid': 'chunk-summary',
+                           text: chunkText(c) }));
+  }
+
+  function workerRates(workers) {
+    if (!workers.length) return null;
+    const list = el('ul', { class: 'worker-rates small', 'aria-label': 'Rate per worker' });
+    for (const w of workers) {
+      const rate = w.rate_rows_per_second === null ? '—'
+                                                   : fmtNumber(Math.round(w.rate_rows_per_second));
+      list.append(el('li', { 'data-testid': 'worker-rate', title: `${fmtNumber(w.rows)} rows in ` +
+                             `${fmtNumber(w.batches)} batches over the last minute` },
+                     el('span', { class: 'mono worker-id', text: w.worker_id }), ` ${rate} rows/s`));
+    }
+    return list;
+  }
+
+  function rangeText(ch) {
+    const bound = (v) => compactJson(v, 40);
+    return `[${ch.lower === null ? 'start' : bound(ch.lower)}, ` +
+           `${ch.upper === null ? 'end' : bound(ch.upper)})`;
+  }
+
+  // The running and failed chunks of `m` in a row under its own, while there are any.
+  function updateChunksRow(entry, m) {
+    const list = m.chunks && m.chunks.list ? m.chunks.list : [];
+    if (!list.length) {
+      if (entry.chunksTr) { entry.chunksTr.remove(); entry.chunksTr = null; }
+      return;
+    }
+    if (!entry.chunksTr) {
+      entry.chunksTr = el('tr', { class: 'chunks-row', 'data-chunks-for': m.name },
+                          el('td', { colspan: COLUMNS.length }));
+    }
+    const cell = entry.chunksTr.firstChild;
+    const sig = JSON.stringify([list, m.chunks.list_truncated]);
+    if (cell.dataset.sig === sig) return;
+    cell.dataset.sig = sig;
+    const body = el('tbody');
+    for (const ch of list) {
+      body.append(el('tr', { 'data-testid': 'chunk-row', 'data-chunk': ch.chunk,
+                             'data-state': ch.status },
+        el('td', { class: 'num', text: ch.chunk }),
+        el('td', { class: 'mono small', title: JSON.stringify([ch.lower, ch.upper]),
+                   text: rangeText(ch) }),
+        el('td', {}, el('span', { class: `badge badge-${ch.status === 'done' ? 'finished' : ch.status}`,
+                                  text: ch.status })),
+        el('td', { class: 'mono small', 'data-testid': 'chunk-worker' }, ch.worker_id || dash()),
+        el('td', { class: 'num', text: fmtNumber(ch.attempts) }),
+        el('td', { class: 'num', text: fmtNumber(ch.rows) }),
+        el('td', { class: 'small' },
+           el('span', { class: 'chunk-error', 'data-testid': 'chunk-error',
+                        title: ch.last_error || '' }, ch.last_error || dash()))));
+    }
+    const more = m.chunks.list_truncated
+      ? el('p', { class: 'muted small', text: `Only the first ${list.length} running or failed ` +
+                  `chunks are shown; GET ${API}/${m.name}/chunks lists them all.` })
+      : null;
+    cell.replaceChildren(el('table', { class: 'chunks', 'data-testid': 'chunks-table' },
+      el('caption', {}, `Chunks of ${m.name}: running and failed`),
+      el('thead', {}, el('tr', {}, ...['Chunk', 'Key range', 'Status', 'Worker', 'Attempts',
+                                       'Rows', 'Last error'].map((t) =>
+        el('th', { scope: 'col', text: t })))),
+      body), ...(more ? [more] : []));
+  }
+
   // ---- the table ---------------------------------------------------------------------------
 
   function progressOf(m) {
@@ -409,7 +500,7 @@
     const cells = COLUMNS.map((label, i) =>
       el(i === 0 ? 'th' : 'td', { 'data-label': label, scope: i === 0 ? 'row' : null }));
     tr.append(...cells);
-    return { tr, cells, detailTr: null, editTr: null, data: null, index };
+    return { tr, cells, detailTr: null, editTr: null, chunksTr: null, data: null, index };
   }
 
   function updateRow(entry, m) {
@@ -449,9 +540,11 @@
     });
 
     const pct = progressOf(m);
+    const chunkSig = m.chunks ? [m.chunks.pending, m.chunks.running, m.chunks.done,
+                                 m.chunks.failed, m.chunks.workers] : null;
     fill(progressCell, [pct === null ? null : pct.toFixed(1), m.rows_processed,
                         m.rows_total_estimate, m.status, m.rate_rows_per_second,
-                        m.eta_seconds], () => {
+                        m.eta_seconds, chunkSig], () => {
       const rowsText = m.rows_total_estimate
         ? `${fmtNumber(m.rows_processed)} / ${fmtNumber(m.rows_total_estimate)} rows`
         : `${fmtNumber(m.rows_processed)} rows`;
@@ -474,8 +567,11 @@
            el('span', { class: `pct${pct === null ? ' muted' : ''}`, 'data-testid': 'progress-pct',
                         text: label })),
         el('span', { class: 'muted small block', 'data-testid': 'progress-rows', text: rowsText }),
-        speed.childNodes.length ? speed : null);
+        speed.childNodes.length ? speed : null,
+        m.chunks ? chunkBar(m.chunks) : null,
+        m.chunks ? workerRates(m.chunks.workers || []) : null);
     });
+    updateChunksRow(entry, m);
 
     const duration = durationOf(m);
     fill(timingCell, [m.started_at, m.finished_at, m.failed_at, fmtDuration(duration)], () => {
@@ -548,6 +644,7 @@
       const entry = rows.get(m.name);
       if (!entry) continue;
       wanted.push(entry.tr);
+      if (entry.chunksTr) wanted.push(entry.chunksTr);
       if (entry.editTr) wanted.push(entry.editTr);
       if (entry.detailTr) wanted.push(entry.detailTr);
     }
