@@ -137,7 +137,8 @@ TEST_F(PgControlStoreTest, ChunkReadsShowWhatTheChunkStoreWrote) {
   ASSERT_TRUE(chunks->Create("m2", {}).ok());
   // m1: chunk 0 done, 1 running with a cursor, 2 failed for good, 3 pending.
   for (int i = 0; i < 3; ++i)
-    ASSERT_TRUE(chunks->Claim("m1", "w#" + std::to_string(i))->has_value());
+    ASSERT_TRUE(
+        chunks->Claim("m1", "w#" + std::to_string(i), std::chrono::seconds(60))->has_value());
   ASSERT_TRUE(chunks->Checkpoint("m1", 0, "w#0", {{"id", 9}}, 10).ok());
   ASSERT_TRUE(chunks->Finish("m1", 0, "w#0").ok());
   ASSERT_TRUE(chunks->Checkpoint("m1", 1, "w#1", {{"id", 15}}, 6).ok());
