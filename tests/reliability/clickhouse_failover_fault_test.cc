@@ -130,9 +130,11 @@ void ClickHouseFailoverFaultTest::CopyAndLoseTheFirstNode(Fault fault) {
     ProcessResult m = Cli({"migrate"}, node);
     ASSERT_EQ(m.exit_code, 0) << node << ": " << m.err;
   }
-  ProcessResult seeded = Cli({"seed", "--traces", "30000", "--observations", "0", "--scores", "0",
-                              "--blob-bytes", "300", "--random-seed", "7"},
-                             first_.clickhouse_url());
+  // The example application's seeder (examples/langfuse/seed).
+  ProcessResult seeded = RunProcess(BGM_SEED_BINARY,
+                                    {"--traces", "30000", "--observations", "0", "--scores", "0",
+                                     "--blob-bytes", "300", "--random-seed", "7"},
+                                    Env(first_.clickhouse_url(), "cli"), seconds(300));
   ASSERT_EQ(seeded.exit_code, 0) << seeded.err;
   PgRun("UPDATE background_migrations SET paused_at = now() WHERE name <> $1",
         {testing::kCopyTraces});
