@@ -403,16 +403,24 @@ TEST_F(CopyTest, TwentyThousandTracesWithOneCreatedAtFinishWithEveryRowOnce) {
 
 TEST_F(CopyTest, SixtyFourMegabyteInputsAndOutputsStayUnderThreeHundredMegabytes) {
   // Two traces whose input and output are 64 MiB JSON strings each (hex: barely compressible).
-  ASSERT_TRUE(conn_
-                  ->RunScript(R"sql(
+  // Written again if the connection was lost on a loaded machine (once, in CI's embedded pass;
+  // the rows are the same, so a second write of rows that did commit changes nothing).
+  constexpr const char* kRows = R"sql(
     INSERT INTO traces (id, project_id, name, input, output)
     WITH big AS (SELECT string_agg(md5(i::text), '') AS s FROM generate_series(1, 2097152) i)
     SELECT 'big-' || g, 'p1', 'big', to_jsonb('in' || g || big.s), to_jsonb('out' || g || big.s)
-    FROM generate_series(1, 2) g, big;
+    FROM generate_series(1, 2) g, big
+    ON CONFLICT (id) DO NOTHING;
     INSERT INTO traces (id, project_id, name, input)
-    SELECT 'small-' || g, 'p1', 'small', to_jsonb('x'::text) FROM generate_series(1, 100) g;
-  )sql")
-                  .ok());
+    SELECT 'small-' || g, 'p1', 'small', to_jsonb('x'::text) FROM generate_series(1, 100) g
+    ON CONFLICT (id) DO NOTHING;
+  )sql";
+  Status written = conn_->RunScript(kRows);
+  if (written.code() == StatusCode::kUnavailable) {
+    conn_.emplace(pg_.Connect());
+    written = conn_->RunScript(kRows);
+  }
+  ASSERT_TRUE(written.ok()) << written.ToString();
   ChildProcess worker(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w1"));
   std::optional<int> code = worker.Wait(seconds(300));
   ASSERT_TRUE(code.has_value());
