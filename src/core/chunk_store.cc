@@ -9,11 +9,13 @@ nlohmann::json JsonOrNull(const PgResult& r, int row, int col) {
   return j.is_discarded() ? nlohmann::json(nullptr) : j;
 }
 
-constexpr const char* kColumns =
+}  // namespace
+
+const char* const kChunkColumns =
     "chunk, lower_bound, upper_bound, cursor, status, coalesce(worker_id, ''), attempts, "
     "rows_processed, coalesce(last_error, '')";
 
-Chunk ChunkAt(const PgResult& r, int row) {
+Chunk ChunkFromRow(const PgResult& r, int row) {
   Chunk c;
   c.chunk = static_cast<int>(r.GetInt(row, 0));
   c.lower = JsonOrNull(r, row, 1);
@@ -26,8 +28,6 @@ Chunk ChunkAt(const PgResult& r, int row) {
   c.last_error = std::string(r.Get(row, 8));
   return c;
 }
-
-}  // namespace
 
 Result<ChunkStore> ChunkStore::Connect(const std::string& database_url) {
   Result<PgConnection> conn = PgConnection::Connect(database_url);
@@ -85,11 +85,11 @@ Result<std::optional<Chunk>> ChunkStore::Claim(const std::string& name,
           AND ((status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= now()))
                OR (status = 'running' AND locked_at < now() - make_interval(secs => $3::int)))
         ORDER BY chunk LIMIT 1 FOR UPDATE SKIP LOCKED)
-      RETURNING )sql") + kColumns,
+      RETURNING )sql") + kChunkColumns,
                                   {name, worker_id, static_cast<int64_t>(lease.count())});
   if (!r.ok()) return r.status().WithContext("claiming a chunk of " + name);
   if (r->rows() == 0) return std::optional<Chunk>();
-  return std::optional<Chunk>(ChunkAt(*r, 0));
+  return std::optional<Chunk>(ChunkFromRow(*r, 0));
 }
 
 Status ChunkStore::Heartbeat(const std::string& name, const std::string& process) {
@@ -182,13 +182,13 @@ Result<int> ChunkStore::Split(const std::string& name, int chunk, const std::str
 }
 
 Result<Chunk> ChunkStore::Get(const std::string& name, int chunk) {
-  Result<PgResult> r = conn_.Exec(std::string("SELECT ") + kColumns +
+  Result<PgResult> r = conn_.Exec(std::string("SELECT ") + kChunkColumns +
                                       " FROM background_migration_chunks "
                                       "WHERE migration_name = $1 AND chunk = $2",
                                   {name, chunk});
   if (!r.ok()) return r.status();
   if (r->rows() == 0) return NotFound("no chunk " + std::to_string(chunk) + " of " + name);
-  return ChunkAt(*r, 0);
+  return ChunkFromRow(*r, 0);
 }
 
 Status ChunkStore::Release(const std::string& name, int chunk, const std::string& worker_id) {
@@ -263,13 +263,13 @@ Result<ChunkCounts> ChunkStore::Counts(const std::string& name) {
 }
 
 Result<std::vector<Chunk>> ChunkStore::List(const std::string& name) {
-  Result<PgResult> r = conn_.Exec(std::string("SELECT ") + kColumns +
+  Result<PgResult> r = conn_.Exec(std::string("SELECT ") + kChunkColumns +
                                       " FROM background_migration_chunks WHERE migration_name = $1 "
                                       "ORDER BY chunk",
                                   {name});
   if (!r.ok()) return r.status();
   std::vector<Chunk> out;
-  for (int i = 0; i < r->rows(); ++i) out.push_back(ChunkAt(*r, i));
+  for (int i = 0; i < r->rows(); ++i) out.push_back(ChunkFromRow(*r, i));
   return out;
 }
 

@@ -44,6 +44,11 @@ struct ChunkCounts {
   int total() const { return pending + running + done + failed; }
 };
 
+// The columns a Chunk is read from (a SELECT list), and the Chunk in row `row` of a result
+// of them; for every reader of background_migration_chunks.
+extern const char* const kChunkColumns;
+Chunk ChunkFromRow(const PgResult& r, int row);
+
 class ChunkStore {
  public:
   static Result<ChunkStore> Connect(const std::string& database_url);

@@ -167,32 +167,15 @@ Result<std::map<std::string, ChunkCounts>> PgControlStore::CountChunks() {
 Result<std::vector<Chunk>> PgControlStore::ListChunks(const std::string& name,
                                                       const ChunkFilter& filter) {
   Result<PgResult> r = conn_.Exec(
-      R"sql(
-      SELECT chunk, lower_bound::text, upper_bound::text, cursor::text, status,
-             coalesce(worker_id, ''), attempts, rows_processed, coalesce(last_error, '')
+      std::string("SELECT ") + kChunkColumns + R"sql(
       FROM background_migration_chunks
       WHERE migration_name = $1 AND chunk > $3
         AND ($2::jsonb = '[]'::jsonb OR status IN (SELECT jsonb_array_elements_text($2::jsonb)))
       ORDER BY chunk LIMIT $4)sql",
       {name, nlohmann::json(filter.statuses).dump(), filter.after, std::max(0, filter.limit)});
   if (!r.ok()) return r.status().WithContext("reading chunks of " + name);
-  auto json_at = [&r](int i, int col) {
-    return r->IsNull(i, col) ? nlohmann::json(nullptr) : ParseJsonColumn(r->Get(i, col));
-  };
   std::vector<Chunk> out;
-  for (int i = 0; i < r->rows(); ++i) {
-    Chunk c;
-    c.chunk = static_cast<int>(r->GetInt(i, 0));
-    c.lower = json_at(i, 1);
-    c.upper = json_at(i, 2);
-    c.cursor = json_at(i, 3);
-    c.status = std::string(r->Get(i, 4));
-    c.worker_id = std::string(r->Get(i, 5));
-    c.attempts = static_cast<int>(r->GetInt(i, 6));
-    c.rows = r->GetInt(i, 7);
-    c.last_error = std::string(r->Get(i, 8));
-    out.push_back(std::move(c));
-  }
+  for (int i = 0; i < r->rows(); ++i) out.push_back(ChunkFromRow(*r, i));
   return out;
 }
 
