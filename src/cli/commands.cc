@@ -12,10 +12,12 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stop_token>
+#include <string_view>
 #include <thread>
 
 #include "cli/signal_stop.h"
 #include "clickhouse/client_factory.h"
+#include "clickhouse/node_list.h"
 #include "common/clock.h"
 #include "common/logging.h"
 #include "core/args.h"
@@ -383,6 +385,16 @@ int CmdPause(const Config& config, const std::string& name, bool pause) {
   return kExitOk;
 }
 
+// "host:port" of a node's URL, without its scheme, credentials or path (never printed).
+std::string NodeHostPort(std::string_view url) {
+  if (size_t scheme = url.find("://"); scheme != std::string_view::npos) {
+    url.remove_prefix(scheme + 3);
+  }
+  url = url.substr(0, url.find('/'));
+  if (size_t at = url.rfind('@'); at != std::string_view::npos) url.remove_prefix(at + 1);
+  return std::string(url);
+}
+
 // `verify`: every failure to verify (bad name or args, a database unreachable) exits 2, so 1
 // always means "the target differs".
 int CmdVerify(const Config& config, const std::string& name, bool json, VerifyOptions options) {
@@ -426,15 +438,54 @@ int CmdVerify(const Config& config, const std::string& name, bool json, VerifyOp
   with_kind_args.args = FileCopyArgs(*file);
   options.args = with_kind_args.Defaults();
   for (const auto& [k, v] : stored->items()) options.args[k] = v;
-  Result<VerifyReport> report = VerifyPlan(plan, *pg, **ch, options);
-  if (!report.ok()) return fail(report.status().WithContext("verifying " + name));
+  // With the cluster on, each node CLICKHOUSE_URL lists (the replicas) is read on its own:
+  // replication is asynchronous, so one replica may hold what another does not yet.
+  std::vector<std::string> nodes = {config.clickhouse_url};
+  if (config.clickhouse_cluster_enabled) {
+    Result<std::vector<std::string>> listed = SplitClickHouseUrl(config.clickhouse_url);
+    if (!listed.ok()) return fail(listed.status());
+    nodes = *listed;
+  }
+  if (nodes.size() == 1) {
+    Result<VerifyReport> report = VerifyPlan(plan, *pg, **ch, options);
+    if (!report.ok()) return fail(report.status().WithContext("verifying " + name));
+    if (json) {
+      std::cout << report->ToJson().dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+                << "\n";
+    } else {
+      std::cout << report->ToText();
+    }
+    return report->match() ? kExitOk : kExitFailed;
+  }
+  bool all_match = true;
+  nlohmann::json replicas = nlohmann::json::array();
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const std::string label = "replica " + std::to_string(i + 1) + " of " +
+                              std::to_string(nodes.size()) + " (" + NodeHostPort(nodes[i]) + ")";
+    Config one = config;
+    one.clickhouse_url = nodes[i];
+    Result<std::unique_ptr<ClickHouseClient>> node = OpenClickHouse(one, config.clickhouse_db);
+    if (!node.ok()) return fail(node.status().WithContext(label));
+    Result<VerifyReport> report = VerifyPlan(plan, *pg, **node, options);
+    if (!report.ok())
+      return fail(report.status().WithContext("verifying " + name + " on " + label));
+    all_match = all_match && report->match();
+    if (json) {
+      nlohmann::json j = report->ToJson();
+      j["replica"] = label;
+      replicas.push_back(std::move(j));
+    } else {
+      std::cout << "== " << label << "\n" << report->ToText();
+    }
+  }
   if (json) {
-    std::cout << report->ToJson().dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+    std::cout << nlohmann::json{{"match", all_match}, {"replicas", replicas}}.dump(
+                     2, ' ', false, nlohmann::json::error_handler_t::replace)
               << "\n";
   } else {
-    std::cout << report->ToText();
+    std::cout << (all_match ? "every replica matches\n" : "a replica differs (above)\n");
   }
-  return report->match() ? kExitOk : kExitFailed;
+  return all_match ? kExitOk : kExitFailed;
 }
 
 // `check`: every problem of the files, then (when they are valid and Postgres answers) their

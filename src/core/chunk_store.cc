@@ -43,20 +43,23 @@ Result<bool> ChunkStore::HasChunks(const std::string& name) {
   return r->Get(0, 0) == "t";
 }
 
-Status ChunkStore::Create(const std::string& name, const std::vector<nlohmann::json>& boundaries) {
+Status ChunkStore::Create(const std::string& name, const std::vector<nlohmann::json>& boundaries,
+                          const nlohmann::json& first_cursor) {
   // One statement: the ranges between consecutive boundaries, all or none.
   nlohmann::json all = nlohmann::json::array();
   all.push_back(nullptr);
   for (const nlohmann::json& b : boundaries) all.push_back(b);
   all.push_back(nullptr);
   Result<PgResult> r = conn_.Exec(R"sql(
-      INSERT INTO background_migration_chunks (migration_name, chunk, lower_bound, upper_bound)
-      SELECT $1, b.i::int - 1, nullif(b.v, 'null'::jsonb), nullif(n.v, 'null'::jsonb)
+      INSERT INTO background_migration_chunks
+        (migration_name, chunk, lower_bound, upper_bound, cursor)
+      SELECT $1, b.i::int - 1, nullif(b.v, 'null'::jsonb), nullif(n.v, 'null'::jsonb),
+             CASE WHEN b.i = 1 THEN nullif($3::jsonb, 'null'::jsonb) END
       FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY b(v, i)
       JOIN jsonb_array_elements($2::jsonb) WITH ORDINALITY n(v, i) ON n.i = b.i + 1
       ON CONFLICT DO NOTHING
       RETURNING 1)sql",
-                                  {name, all.dump()});
+                                  {name, all.dump(), first_cursor.dump()});
   if (!r.ok()) return r.status().WithContext("splitting " + name + " into chunks");
   if (r->rows() != static_cast<int>(boundaries.size()) + 1) {
     return FailedPrecondition(name + " has chunks already");
@@ -83,8 +86,10 @@ Result<std::optional<Chunk>> ChunkStore::Claim(const std::string& name,
         SELECT migration_name, chunk FROM background_migration_chunks
         WHERE migration_name = $1
           AND ((status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= now()))
-               OR (status = 'running' AND locked_at < now() - make_interval(secs => $3::int)))
-        ORDER BY chunk LIMIT 1 FOR UPDATE SKIP LOCKED)
+               OR (status = 'running' AND locked_at < now() - make_interval(secs => $3::int))
+               OR (status = 'running' AND worker_id = $2))
+        ORDER BY status = 'running' AND worker_id = $2 DESC, chunk
+        LIMIT 1 FOR UPDATE SKIP LOCKED)
       RETURNING )sql") + kChunkColumns,
                                   {name, worker_id, static_cast<int64_t>(lease.count())});
   if (!r.ok()) return r.status().WithContext("claiming a chunk of " + name);

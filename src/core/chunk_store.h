@@ -56,9 +56,11 @@ class ChunkStore {
   // Whether `name` has chunks (it was split before).
   Result<bool> HasChunks(const std::string& name);
   // Splits `name` into the ranges between `boundaries` (ascending keys): [null, b1), [b1, b2),
-  // ..., [bk, null); no boundaries: one range over everything. One transaction; kFailedPrecondition
-  // when the migration has chunks already.
-  Status Create(const std::string& name, const std::vector<nlohmann::json>& boundaries);
+  // ..., [bk, null); no boundaries: one range over everything. `first_cursor` (not null): the
+  // first range is done up to there already (a copy that ran as one range goes on in ranges).
+  // One transaction; kFailedPrecondition when the migration has chunks already.
+  Status Create(const std::string& name, const std::vector<nlohmann::json>& boundaries,
+                const nlohmann::json& first_cursor = nullptr);
   // Failed chunks of `name` go back to pending with their attempts reset (the migration runs
   // again after a retry).
   Status RetryFailed(const std::string& name);

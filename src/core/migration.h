@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stop_token>
 #include <string>
 
@@ -33,6 +34,14 @@ struct MigrationEnv {
 };
 
 // One committed batch, recorded as a `batch` event and as the new checkpoint.
+// A range of a chunked migration that a batch advanced (background_migration_chunks), saved in
+// the same write as the batch.
+struct ChunkProgress {
+  int chunk = -1;
+  std::string worker_id;  // the range's claimant (fences the write)
+  nlohmann::json cursor;  // the range's cursor after the batch
+};
+
 struct BatchRecord {
   nlohmann::json state;  // the full new state (cursor) to resume from
   int64_t rows = 0;      // rows this batch processed
@@ -40,6 +49,7 @@ struct BatchRecord {
   nlohmann::json from;   // cursor before the batch
   nlohmann::json to;     // cursor after the batch
   int64_t duration_ms = 0;
+  std::optional<ChunkProgress> chunk;  // set by a chunked migration's lease holder
 };
 
 class MigrationContext {

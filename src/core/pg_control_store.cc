@@ -237,7 +237,8 @@ Result<Fence> PgControlStore::Checkpoint(const std::string& name, const std::str
                                  {"rows", batch.rows},
                                  {"bytes", batch.bytes},
                                  {"ms", batch.duration_ms}};
-  return Fenced("checkpoint", R"sql(
+  if (!batch.chunk) {
+    return Fenced("checkpoint", R"sql(
       WITH upd AS (
         UPDATE background_migrations
         SET state = $3::jsonb, rows_processed = rows_processed + $4, last_progress_at = now(),
@@ -249,7 +250,44 @@ Result<Fence> PgControlStore::Checkpoint(const std::string& name, const std::str
         INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
         SELECT name, 'batch', $2, $5::jsonb FROM upd)
       SELECT paused FROM upd)sql",
-                {name, worker_id, batch.state.dump(), batch.rows, detail.dump()}, name, worker_id);
+                  {name, worker_id, batch.state.dump(), batch.rows, detail.dump()}, name,
+                  worker_id);
+  }
+  // The range's cursor and rows with the migration's, in one statement fenced on both the
+  // lease and the range's claim: a crash or an outage leaves both or neither.
+  const ChunkProgress& c = *batch.chunk;
+  Result<PgResult> r = conn_.Exec(R"sql(
+      WITH m AS (
+        SELECT name FROM background_migrations WHERE name = $1 AND worker_id = $2 FOR SHARE),
+      c AS (
+        UPDATE background_migration_chunks
+        SET cursor = $6::jsonb, rows_processed = rows_processed + $4, locked_at = now()
+        WHERE migration_name = $1 AND chunk = $7 AND worker_id = $8 AND status = 'running'
+          AND EXISTS (SELECT 1 FROM m)
+        RETURNING 1),
+      upd AS (
+        UPDATE background_migrations
+        SET state = $3::jsonb, rows_processed = rows_processed + $4, last_progress_at = now(),
+            locked_at = now(),
+            waiting_reason = NULL, waiting_since = NULL, next_attempt_at = NULL
+        WHERE name = $1 AND worker_id = $2 AND EXISTS (SELECT 1 FROM c)
+        RETURNING name, paused_at IS NOT NULL AS paused),
+      ev AS (
+        INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
+        SELECT name, 'batch', $8, $5::jsonb FROM upd)
+      SELECT (SELECT count(*) FROM m), (SELECT bool_or(paused) FROM upd))sql",
+                                  {name, worker_id, batch.state.dump(), batch.rows, detail.dump(),
+                                   c.cursor.dump(), c.chunk, c.worker_id});
+  if (!r.ok()) return r.status().WithContext("checkpoint of " + name);
+  if (r->GetInt(0, 0) == 0) {
+    return LeaseLost("worker " + worker_id + " no longer holds the lease of " + name +
+                     " (another worker took it over after it expired)");
+  }
+  if (r->IsNull(0, 1)) {
+    return LeaseLost("chunk " + std::to_string(c.chunk) + " of " + name +
+                     " is no longer running for " + c.worker_id);
+  }
+  return Fence{r->GetBool(0, 1)};
 }
 
 Status PgControlStore::SetTotalEstimate(const std::string& name, const std::string& worker_id,

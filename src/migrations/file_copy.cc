@@ -361,8 +361,8 @@ std::vector<ArgSpec> FileCopyArgs(const MigrationFile& file) {
           {"pauseMs", ArgSpec::Type::kInt, 0, 60000, {}, nullptr},
           {"minDate", ArgSpec::Type::kTimestamp, 0, 0, {}, nullptr},
           {"maxDate", ArgSpec::Type::kTimestamp, 0, 0, {}, nullptr},
-          // Set: the copy runs as key ranges of about this many rows (table_copy.h).
-          {"chunkRows", ArgSpec::Type::kInt, 1, 1e9, {}, nullptr},
+          // The copy runs as key ranges of about this many rows (table_copy.h); 0: one range.
+          {"chunkRows", ArgSpec::Type::kInt, 0, 1e9, {}, nullptr},
           {"concurrency", ArgSpec::Type::kInt, 1, 16, {}, nullptr},
           {"chunkAttempts", ArgSpec::Type::kInt, 1, 100, {}, nullptr},
           {"maxWorkers", ArgSpec::Type::kInt, 1, 256, {}, nullptr},

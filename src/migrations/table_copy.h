@@ -11,10 +11,12 @@
 // larger than 64 KiB stored is not read inline: its text is fetched in 4 MiB pieces from a
 // second connection that shares the reading transaction's snapshot, and streamed on.
 //
-// With the `chunkRows` arg the key is split on the first run into ranges of about that many
-// rows (boundaries read from the data, kept in background_migration_chunks via ChunkStore), and
+// With `chunkRows` the key is split on the first run into ranges of about that many rows
+// (boundaries read from the data, kept in background_migration_chunks via ChunkStore), and
 // `concurrency` threads each claim a range and copy it as above from its own cursor; a range that
-// keeps failing is failed alone after `chunkAttempts` tries while the others finish.
+// keeps failing is failed alone after `chunkAttempts` tries while the others finish. Other
+// worker processes help (up to `maxWorkers`). A copy that ran as one range (chunkRows 0, or an
+// older bgmigrate) goes on in ranges from its cursor.
 //
 // Replaying a batch writes identical rows (event_ts comes from the row itself), so a batch
 // re-sent after a crash changes nothing once ReplacingMergeTree has merged (or with FINAL).

@@ -200,15 +200,41 @@ TEST_F(ChunkedCopyTest, ARangeThatTimesOutIsSplitUntilItsPiecesFitAndEveryRowArr
   EXPECT_EQ(walked, r->rows()) << "every range on the one chain from start to end";
 }
 
-TEST_F(ChunkedCopyTest, ChunkRowsIsRefusedForACopyStartedAsOneRange) {
-  RecordingContext ctx(Env(), {{"chunkRows", 100}}, {{"cursor", {{"id", "5"}}}});
-  Status s = Run(ctx);
-  EXPECT_EQ(s.ToString(),
-            "INVALID_ARGUMENT: this copy started as one range (its cursor is {\"id\":\"5\"}), so "
-            "chunkRows cannot apply to it now; remove chunkRows to go on, or retry with "
-            "--from-start to copy in chunks from the beginning");
-  EXPECT_EQ(ChText("SELECT count() FROM dest"), "0\n");
+// A copy that ran as one range (chunkRows 0, or an older bgmigrate) up to id 250 goes on in
+// ranges from its cursor: the first range starts there and no row up to 250 is sent again.
+TEST_F(ChunkedCopyTest, ACopyThatRanAsOneRangeGoesOnInRangesFromItsCursor) {
+  RecordingContext one(Env(), {{"chunkRows", 0}, {"batchSize", 50}});
+  one.stop_after = 5;
+  Status s = Run(one);
+  ASSERT_EQ(s.code(), StatusCode::kCancelled) << s.ToString();
+  ASSERT_EQ(one.state(), nlohmann::json({{"cursor", {{"id", "250"}}}}));
   EXPECT_EQ(PgText("SELECT count(*) FROM background_migration_chunks"), "0\n");
+
+  RecordingContext ranges(Env(), {{"chunkRows", 300}, {"batchSize", 50}}, one.state());
+  s = Run(ranges);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  // Boundaries 300 rows apart from the cursor: [start, 551), [551, 851), [851, end); the first
+  // range holds the 300 rows after the cursor.
+  EXPECT_EQ(PgText("SELECT chunk, lower_bound->>'id', upper_bound->>'id', status, rows_processed "
+                   "FROM background_migration_chunks ORDER BY chunk"),
+            "0|-|551|done|300\n1|551|851|done|300\n2|851|-|done|150\n");
+  ASSERT_FALSE(ranges.batches.empty());
+  EXPECT_EQ(ranges.batches.front().from,
+            nlohmann::json({{"chunk", 0}, {"cursor", {{"id", "250"}}}}));
+  EXPECT_EQ(ChText("SELECT count(), uniqExact(id), sum(v) FROM dest"), "1000\t1000\t99500\n");
+}
+
+// chunkRows 0 (or none) on a copy already in ranges is refused with what to do; nothing is
+// copied.
+TEST_F(ChunkedCopyTest, OneRangeIsRefusedForACopyAlreadyInRanges) {
+  RecordingContext ctx(Env(), {{"chunkRows", 0}}, {{"chunked", true}});
+  Status s = Run(ctx);
+  EXPECT_EQ(
+      s.ToString(),
+      "INVALID_ARGUMENT: this copy runs in chunks (see its chunks) but its chunkRows is now 0 "
+      "(one range); set chunkRows above 0 again to go on, or retry with --from-start to "
+      "copy as one range");
+  EXPECT_EQ(ChText("SELECT count() FROM dest"), "0\n");
 }
 
 }  // namespace

@@ -187,5 +187,57 @@ TEST_F(PgControlStoreTest, ChunkReadsShowWhatTheChunkStoreWrote) {
   EXPECT_EQ(store_->ListChunks("no_such", {})->size(), 0u);
 }
 
+// A chunked copy's lease holder saves the range's cursor and rows with the migration's in one
+// statement fenced on both: with the lease and the claim both move; without either, neither.
+TEST_F(PgControlStoreTest, ARangesCheckpointMovesTheRangeAndTheMigrationTogetherOrNeither) {
+  Result<ChunkStore> chunks = ChunkStore::Connect(db_.url());
+  ASSERT_TRUE(chunks.ok()) << chunks.status().ToString();
+  ASSERT_TRUE(chunks->Create("m1", {nlohmann::json{{"id", "50"}}}).ok());
+  ASSERT_TRUE(store_->TryAcquire("m1", "w1")->has_value());
+  ASSERT_EQ(chunks->Claim("m1", "w1#0", std::chrono::seconds(60)).value()->chunk, 0);
+  auto chunk_text = [&] {
+    Result<PgConnection> c = PgConnection::Connect(db_.url());
+    Result<PgResult> r = c->Exec(
+        "SELECT coalesce(cursor->>'id', '-'), rows_processed FROM background_migration_chunks "
+        "WHERE chunk = 0");
+    return r.ok() ? std::string(r->Get(0, 0)) + "|" + std::string(r->Get(0, 1))
+                  : r.status().ToString();
+  };
+  BatchRecord batch;
+  batch.state = {{"chunked", true}};
+  batch.rows = 10;
+  batch.chunk = ChunkProgress{0, "w1#0", {{"id", "10"}}};
+  ASSERT_TRUE(store_->Checkpoint("m1", "w1", batch).ok());
+  EXPECT_EQ(chunk_text(), "10|10");
+  EXPECT_EQ(store_->Get("m1")->rows_processed, 10);
+  EXPECT_EQ(store_->Get("m1")->state, nlohmann::json({{"chunked", true}}));
+
+  // A claim that is not this thread's: nothing moves, and the error names the range.
+  batch.chunk = ChunkProgress{0, "w1#1", {{"id", "20"}}};
+  Result<Fence> other = store_->Checkpoint("m1", "w1", batch);
+  EXPECT_EQ(other.status().ToString(), "LEASE_LOST: chunk 0 of m1 is no longer running for w1#1");
+  // A lease that is not this worker's: nothing moves either.
+  batch.chunk = ChunkProgress{0, "w1#0", {{"id", "20"}}};
+  EXPECT_EQ(store_->Checkpoint("m1", "w2", batch).status().code(), StatusCode::kLeaseLost);
+  EXPECT_EQ(chunk_text(), "10|10");
+  EXPECT_EQ(store_->Get("m1")->rows_processed, 10);
+}
+
+// A claimant that comes back to its own running range (its run ended on an outage before it
+// could release it) claims it again at once, before any pending range, without waiting out
+// the lease; another claimant still waits.
+TEST_F(PgControlStoreTest, AClaimantTakesBackItsOwnRunningRangeAtOnce) {
+  Result<ChunkStore> chunks = ChunkStore::Connect(db_.url());
+  ASSERT_TRUE(chunks.ok()) << chunks.status().ToString();
+  ASSERT_TRUE(chunks->Create("m1", {nlohmann::json{{"id", "50"}}}).ok());
+  ASSERT_EQ(chunks->Claim("m1", "w1#0", std::chrono::seconds(60)).value()->chunk, 0);
+  ASSERT_EQ(chunks->Claim("m1", "w2#0", std::chrono::seconds(60)).value()->chunk, 1);
+  EXPECT_FALSE(chunks->Claim("m1", "w3#0", std::chrono::seconds(60)).value().has_value());
+  Result<std::optional<Chunk>> again = chunks->Claim("m1", "w1#0", std::chrono::seconds(60));
+  ASSERT_TRUE(again.ok() && again->has_value());
+  EXPECT_EQ((*again)->chunk, 0);
+  EXPECT_EQ((*again)->attempts, 2);
+}
+
 }  // namespace
 }  // namespace bgm

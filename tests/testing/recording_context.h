@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/chunk_store.h"
 #include "core/migration.h"
 
 namespace bgm::testing {
@@ -29,7 +30,15 @@ class RecordingContext final : public MigrationContext {
   const nlohmann::json& state() const override { return state_; }
   const MigrationEnv& env() const override { return env_; }
   std::stop_token stop_token() const override { return stop_.get_token(); }
+  // A chunked migration's range is saved to background_migration_chunks as the control store
+  // does (here in a write of its own).
   Status Checkpoint(const BatchRecord& batch) override {
+    if (batch.chunk) {
+      Result<ChunkStore> chunks = ChunkStore::Connect(env_.database_url);
+      if (!chunks.ok()) return chunks.status();
+      BGM_RETURN_IF_ERROR(chunks->Checkpoint(name_, batch.chunk->chunk, batch.chunk->worker_id,
+                                             batch.chunk->cursor, batch.rows));
+    }
     batches.push_back(batch);
     state_ = batch.state;
     if (static_cast<int>(batches.size()) == stop_after) stop_.request_stop();
