@@ -10,10 +10,13 @@
 # Prints rows/s, peak RSS and client CPU seconds per million rows of each, and the ratios to the
 # pipe and to the limit. Uses private servers (.bgm-data/bench).
 #   BENCH_TRACES=1000000 BENCH_BLOB_BYTES=500 bench/copy_bench.sh
+#   BENCH_EXTRA_ARGS='"maxBatchBytes": 268435456' BENCH_ONLY=concurrency bench/copy_bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TRACES=${BENCH_TRACES:-1000000}
 BLOB=${BENCH_BLOB_BYTES:-500}   # input and output each: ~1 KB of JSON per trace in all
+EXTRA=${BENCH_EXTRA_ARGS:-}     # e.g. '"maxBatchBytes": 268435456': added to every copy's args
+ONLY=${BENCH_ONLY:-}            # run only the copy configurations whose label contains this
 
 scripts/deps.sh
 for p in time bc; do dpkg -s "$p" >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; done
@@ -45,6 +48,21 @@ psql "$DATABASE_URL" -qc "VACUUM ANALYZE traces"
 pg_size=$(psql "$DATABASE_URL" -Atc "SELECT pg_size_pretty(pg_total_relation_size('traces'))")
 echo "traces in Postgres: $pg_size"
 
+# Where the CPU goes: seconds used so far by Postgres (the postmaster, its exited backends and its
+# live ones) and by the ClickHouse server, read from /proc.
+TICKS=$(getconf CLK_TCK)
+PG_PID=$(head -1 "$(psql "$DATABASE_URL" -Atc "SHOW data_directory")/postmaster.pid")
+CH_PID=$(pgrep -f "$BGMIGRATE_DATA_DIR/clickhouse/config.xml" | head -1)
+server_cpu() {  # server_cpu <pid> <with children 0|1>: CPU seconds
+  local t kids=0 c
+  t=$(awk -v w="$2" '{print $14 + $15 + (w ? $16 + $17 : 0)}' "/proc/$1/stat")
+  if [[ $2 == 1 ]]; then
+    for c in $(pgrep -P "$1"); do kids=$(( kids + $(awk '{print $14 + $15}' "/proc/$c/stat" 2>/dev/null || echo 0) )); done
+  fi
+  echo "scale=2; ($t + $kids) / $TICKS" | bc
+}
+
+
 # Baseline: the same rows through text, into a table of the same shape (metadata kept as text).
 curl -sf "$CLICKHOUSE_URL" --data-binary "CREATE TABLE bench.traces_pipe (id String, timestamp DateTime,
   name String, user_id Nullable(String), metadata Nullable(String), release Nullable(String),
@@ -58,10 +76,13 @@ query="COPY (SELECT id, to_char(\"timestamp\", 'YYYY-MM-DD HH24:MI:SS'), COALESC
   to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS') FROM traces) TO STDOUT"
 echo "== baseline: psql COPY | curl POST INSERT FORMAT TabSeparated (HTTP, streamed)"
 start=$(date +%s.%N)
+pg0=$(server_cpu "$PG_PID" 1) ch0=$(server_cpu "$CH_PID" 0)
 /usr/bin/time -f "%M %U %S" -o /tmp/bench_psql_rss psql "$DATABASE_URL" -qc "$query" |
   /usr/bin/time -f "%M %U %S" -o /tmp/bench_ch_rss curl -sSf -X POST -T - \
     "$CLICKHOUSE_URL/?database=bench&max_memory_usage=0&query=INSERT%20INTO%20traces_pipe%20FORMAT%20TabSeparated"
 pipe_s=$(echo "$(date +%s.%N) - $start" | bc)
+sleep 5  # merges the insert started
+pipe_pg=$(echo "$(server_cpu "$PG_PID" 1) - $pg0" | bc) pipe_ch=$(echo "$(server_cpu "$CH_PID" 0) - $ch0" | bc)
 pipe_rows=$(curl -sf "$CLICKHOUSE_URL" --data-binary "SELECT count() FROM bench.traces_pipe")
 read -r psql_rss psql_u psql_s </tmp/bench_psql_rss
 read -r curl_rss curl_u curl_s </tmp/bench_ch_rss
@@ -82,7 +103,7 @@ reset_copy() {  # reset_copy <ClickHouse database> <args JSON>
     -c "UPDATE background_migrations SET args = '$args'::jsonb WHERE name = '$COPY_NAME'"
 }
 
-declare -A c_rate c_rss c_cpu c_rows
+declare -A c_rate c_rss c_cpu c_rows c_pg c_ch
 chunk=$(( TRACES / 16 > 1000 ? TRACES / 16 : 1000 ))
 configs=("one stream|{}|1" "chunks, concurrency 1|{\"chunkRows\": $chunk, \"concurrency\": 1}|1"
          "chunks, concurrency 2|{\"chunkRows\": $chunk, \"concurrency\": 2}|1"
@@ -90,14 +111,22 @@ configs=("one stream|{}|1" "chunks, concurrency 1|{\"chunkRows\": $chunk, \"conc
          "chunks, 2 workers x 2|{\"chunkRows\": $chunk, \"concurrency\": 2}|2")
 for cfg in "${configs[@]}"; do
   IFS='|' read -r label args workers <<<"$cfg"
-  echo "== bgmigrate $COPY_NAME: $label, $workers worker(s)"
+  if [[ -n $EXTRA ]]; then  # BENCH_EXTRA_ARGS joins every configuration's args
+    args=${args%\}}
+    [[ $args == "{" ]] && args="{$EXTRA}" || args="$args, $EXTRA}"
+  fi
+  [[ -n $ONLY && $label != *"$ONLY"* ]] && continue
+  echo "== bgmigrate $COPY_NAME: $label, $workers worker(s), args $args"
   reset_copy bench "$args"
+  pg0=$(server_cpu "$PG_PID" 1) ch0=$(server_cpu "$CH_PID" 0)
   for w in $(seq 1 "$workers"); do
     /usr/bin/time -f "%M %U %S" -o "/tmp/bench_bgm_rss_$w" env BGMIGRATE_LOG_FORMAT=json \
       CLICKHOUSE_DB=bench BGMIGRATE_MIGRATIONS_DIR=$MIG_DIR BGMIGRATE_WORKER_ID="bench-w$w" \
       BGMIGRATE_POLL_SECONDS=0.5 "$BIN" worker --exit-when-idle 2>"/tmp/bench_worker_$w.log" &
   done
   wait
+  c_pg[$label]=$(echo "$(server_cpu "$PG_PID" 1) - $pg0" | bc)
+  c_ch[$label]=$(echo "$(server_cpu "$CH_PID" 0) - $ch0" | bc)
   copy_ms=$(psql "$DATABASE_URL" -Atc "SELECT round(extract(epoch from (max(at) - min(at))) * 1000
     + (array_agg((detail->>'ms')::int ORDER BY id))[1]) FROM background_migration_events
     WHERE migration_name = '$COPY_NAME' AND kind = 'batch'")
@@ -134,10 +163,11 @@ limit_rate=$(echo "$limit_rows / $limit_s" | bc)
 
 pipe_rate=$(echo "$pipe_rows / $pipe_s" | bc)
 echo
-printf '%-34s %10s %10s %14s %18s %8s %8s\n' "" "rows" "rows/s" "peak RSS MiB" "client CPU s/Mrows" "/pipe" "/limit"
-printf '%-34s %10s %10s %14s %18.2f %8.2f %8.2f\n' "baseline pipe (psql | curl)" "$pipe_rows" "$pipe_rate" "$pipe_rss" "$(echo "$pipe_cpu * 1000000 / $pipe_rows" | bc -l)" 1 "$(echo "$pipe_rate / $limit_rate" | bc -l)"
-printf '%-34s %10s %10s %14s %18s %8s %8.2f\n' "ClickHouse ingest limit (4 POSTs)" "$limit_rows" "$limit_rate" "-" "-" "-" 1
+printf '%-34s %10s %10s %14s %18s %8s %8s %12s %12s\n' "" "rows" "rows/s" "peak RSS MiB" "client CPU s/Mrows" "/pipe" "/limit" "PG CPU s/Mr" "CH CPU s/Mr"
+printf '%-34s %10s %10s %14s %18.2f %8.2f %8.2f %12.2f %12.2f\n' "baseline pipe (psql | curl)" "$pipe_rows" "$pipe_rate" "$pipe_rss" "$(echo "$pipe_cpu * 1000000 / $pipe_rows" | bc -l)" 1 "$(echo "$pipe_rate / $limit_rate" | bc -l)" "$(echo "$pipe_pg * 1000000 / $pipe_rows" | bc -l)" "$(echo "$pipe_ch * 1000000 / $pipe_rows" | bc -l)"
+printf '%-34s %10s %10s %14s %18s %8s %8.2f %12s %12s\n' "ClickHouse ingest limit (4 POSTs)" "$limit_rows" "$limit_rate" "-" "-" "-" 1 "-" "-"
 for cfg in "${configs[@]}"; do
   IFS='|' read -r label _ _ <<<"$cfg"
-  printf '%-34s %10s %10s %14s %18.2f %8.2f %8.2f\n' "bgmigrate: $label" "${c_rows[$label]}" "${c_rate[$label]}" "${c_rss[$label]}" "$(echo "${c_cpu[$label]} * 1000000 / ${c_rows[$label]}" | bc -l)" "$(echo "${c_rate[$label]} / $pipe_rate" | bc -l)" "$(echo "${c_rate[$label]} / $limit_rate" | bc -l)"
+  [[ -z ${c_rows[$label]:-} ]] && continue
+  printf '%-34s %10s %10s %14s %18.2f %8.2f %8.2f %12.2f %12.2f\n' "bgmigrate: $label" "${c_rows[$label]}" "${c_rate[$label]}" "${c_rss[$label]}" "$(echo "${c_cpu[$label]} * 1000000 / ${c_rows[$label]}" | bc -l)" "$(echo "${c_rate[$label]} / $pipe_rate" | bc -l)" "$(echo "${c_rate[$label]} / $limit_rate" | bc -l)" "$(echo "${c_pg[$label]} * 1000000 / ${c_rows[$label]}" | bc -l)" "$(echo "${c_ch[$label]} * 1000000 / ${c_rows[$label]}" | bc -l)"
 done

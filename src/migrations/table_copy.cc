@@ -317,6 +317,15 @@ class Reader final : public RowSink {
     const size_t keys = plan_.key_list.size();
     while (true) {
       BGM_RETURN_IF_ERROR(conn->Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+      if (options_.upper) {
+        // A range bounded above: Postgres estimates a row comparison's selectivity at a third,
+        // so it reads the range by a (parallel) scan of the whole table and an on-disk sort;
+        // measured on 1M traces, Postgres then spent 3x the CPU of an index walk. Sorting is
+        // made a last resort for this read (the key's index gives the order), and the plan
+        // is not worth compiling.
+        BGM_RETURN_IF_ERROR(conn->Run("SET LOCAL enable_sort = off"));
+        BGM_RETURN_IF_ERROR(conn->Run("SET LOCAL jit = off"));
+      }
       Result<PgResult> snap = conn->Exec("SELECT pg_export_snapshot()");
       if (!snap.ok()) return snap.status();
       snapshot_ = std::string(snap->Get(0, 0));
