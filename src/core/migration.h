@@ -33,7 +33,6 @@ struct MigrationEnv {
   std::string clickhouse_db;
 };
 
-// One committed batch, recorded as a `batch` event and as the new checkpoint.
 // A range of a chunked migration that a batch advanced (background_migration_chunks), saved in
 // the same write as the batch.
 struct ChunkProgress {
@@ -42,6 +41,7 @@ struct ChunkProgress {
   nlohmann::json cursor;  // the range's cursor after the batch
 };
 
+// One committed batch, recorded as a `batch` event and as the new checkpoint.
 struct BatchRecord {
   nlohmann::json state;  // the full new state (cursor) to resume from
   int64_t rows = 0;      // rows this batch processed

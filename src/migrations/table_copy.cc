@@ -353,9 +353,11 @@ class Reader final : public RowSink {
           }
           if (same_key && rows == 1 && from_cursor) continue;  // copied already
           if (same_key) {
-            return InvalidArgument("the key is not unique: two rows of " + RowName() +
-                                   "; a keyset copy would skip one of them, so nothing more is "
-                                   "copied. Add a column that makes the key unique (e.g. id)");
+            // The copy's plan is wrong, not one range's rows: kFailedPrecondition fails a
+            // chunked copy at once instead of range by range.
+            return FailedPrecondition("the key is not unique: two rows of " + RowName() +
+                                      "; a keyset copy would skip one of them, so nothing more is "
+                                      "copied. Add a column that makes the key unique (e.g. id)");
           }
           Status s = plan_.encode(SourceRow(stream, plan_.select_list), *this);
           if (!s.ok()) return s.WithContext("encoding " + RowName());
@@ -863,9 +865,10 @@ class PlannedCopy final : public BackgroundMigration {
           }
         }
         // Outages, a lost claim and stops end this run (the manager waits outages out and runs
-        // the copy again, every range from its cursor); other errors are the range's own.
+        // the copy again, every range from its cursor); a wrong plan (a key that is not unique)
+        // fails the copy at once; other errors are the range's own.
         if (heavy || s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kLeaseLost ||
-            s.code() == StatusCode::kCancelled) {
+            s.code() == StatusCode::kCancelled || s.code() == StatusCode::kFailedPrecondition) {
           if (s.code() != StatusCode::kLeaseLost) (void)chunks->Release(name, c.chunk, worker_id);
           return fail_all(s);
         }

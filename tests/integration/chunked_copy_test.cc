@@ -237,5 +237,21 @@ TEST_F(ChunkedCopyTest, OneRangeIsRefusedForACopyAlreadyInRanges) {
   EXPECT_EQ(ChText("SELECT count() FROM dest"), "0\n");
 }
 
+// A key that is not unique is the copy's plan at fault, not one range's rows: the copy fails
+// at once with that error (no range tried again or failed), its ranges left to run after a fix.
+TEST_F(ChunkedCopyTest, AKeyThatIsNotUniqueFailsTheCopyAtOnceNotRangeByRange) {
+  file_.key = {"v"};  // v = id % 200: five rows each
+  RecordingContext ctx(Env(), {{"chunkRows", 100}, {"chunkAttempts", 3}});
+  Status s = Run(ctx);
+  EXPECT_EQ(s.ToString(),
+            "FAILED_PRECONDITION: the key is not unique: two rows of 20250601_1200_copy row (v) = "
+            "(0); a keyset copy would skip one of them, so nothing more is copied. Add a column "
+            "that makes the key unique (e.g. id)");
+  EXPECT_EQ(PgText("SELECT count(*) FILTER (WHERE status = 'failed'), "
+                   "count(*) FILTER (WHERE status = 'running'), max(attempts) "
+                   "FROM background_migration_chunks"),
+            "0|0|0\n");  // the claim given back uncounted
+}
+
 }  // namespace
 }  // namespace bgm

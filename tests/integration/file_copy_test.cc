@@ -187,7 +187,7 @@ TEST_F(FileCopyEventsTest, AKeyThatIsNotUniqueStopsTheCopyNamingTheKey) {
   MigrationFile f = CopyFile("SELECT id, at, body FROM events", {"at"}, "events");
   RecordingContext ctx(Env(), {{"batchSize", 500}});
   Status s = Run(f, ctx);
-  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(s.message(),
             "the key is not unique: two rows of 20250601_1200_copy row (at) = (2024-05-02 "
             "10:00:00.123456); a keyset copy would skip one of them, so nothing more is copied. "
