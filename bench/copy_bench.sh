@@ -5,7 +5,7 @@
 #             (streamed over ClickHouse's HTTP interface, faster than clickhouse-client)
 #   limit: the copied rows, already RowBinary, POSTed as 4 parallel INSERTs (ClickHouse alone)
 #   bgmigrate: the 20241024_1730_migrate_traces_from_pg_to_ch background migration as one
-#             stream, in key-range chunks (TRACES/16 rows) with concurrency 1, 2 and 4, and with
+#             stream (chunkRows 0), in key-range chunks (TRACES/16 rows) with concurrency 1, 2 and 4, and with
 #             two worker processes of concurrency 2
 # Prints rows/s, peak RSS and client CPU seconds per million rows of each, and the ratios to the
 # pipe and to the limit. Uses private servers (.bgm-data/bench).
@@ -105,7 +105,7 @@ reset_copy() {  # reset_copy <ClickHouse database> <args JSON>
 
 declare -A c_rate c_rss c_cpu c_rows c_pg c_ch
 chunk=$(( TRACES / 16 > 1000 ? TRACES / 16 : 1000 ))
-configs=("one stream|{}|1" "chunks, concurrency 1|{\"chunkRows\": $chunk, \"concurrency\": 1}|1"
+configs=("one stream|{\"chunkRows\": 0}|1" "chunks, concurrency 1|{\"chunkRows\": $chunk, \"concurrency\": 1}|1"
          "chunks, concurrency 2|{\"chunkRows\": $chunk, \"concurrency\": 2}|1"
          "chunks, concurrency 4|{\"chunkRows\": $chunk, \"concurrency\": 4}|1"
          "chunks, 2 workers x 2|{\"chunkRows\": $chunk, \"concurrency\": 2}|2")

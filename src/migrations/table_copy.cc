@@ -37,9 +37,9 @@ constexpr double kDefaultTargetSeconds = 2.0;
 constexpr int64_t kCountBelowRows = 100000;  // estimates below are replaced by a count
 constexpr size_t kMaxChunks = 100000;
 constexpr int64_t kDefaultMaxWorkers = 8;  // processes sharing one chunked copy
-// Rows per key range when the args do not say: 0, one range with one cursor (chunks are opt-in
-// until the tests written for one range are rewritten for ranges; see docs/writing-a-migration.md).
-constexpr int64_t kDefaultChunkRows = 0;
+// Rows per key range when the args do not say (0: one range with one cursor). About a minute of
+// copying each at this machine's rates: small enough to share and to redo, few enough to plan.
+constexpr int64_t kDefaultChunkRows = 250000;
 
 // The key values of the last row copied, in key order; empty before the first.
 struct Cursor {
@@ -917,6 +917,11 @@ class PlannedCopy final : public BackgroundMigration {
       } else if (c.status != "done") {
         ++not_done;
       }
+    }
+    if (failed_count > 0 && all->size() == 1) {
+      return InvalidArgument(failed +
+                             ". Fix the rows and `bgmigrate retry` (the chunk goes on "
+                             "from its cursor)");
     }
     if (failed_count > 0) {
       return InvalidArgument(std::to_string(failed_count) + " of " + std::to_string(all->size()) +

@@ -525,11 +525,14 @@ TEST_F(CopyTest, DateBoundsAreHonouredAndASavedCursorOfAnotherKeyIsRefused) {
                        "toDateTime('2024-03-01 00:00:00', 'UTC')"),
             "0")
       << "no row outside the window";
-  EXPECT_EQ(PgScalar("SELECT state->'cursor' ? 'created_at' FROM background_migrations WHERE "
-                     "name = '" +
+  // One key range (under the default chunkRows), its cursor on the key.
+  EXPECT_EQ(PgScalar("SELECT string_agg(status || ':' || (cursor ? 'created_at')::text, ',') FROM "
+                     "background_migration_chunks WHERE migration_name = '" +
                      std::string(testing::kCopyTraces) + "'"),
-            "t");
-  // A cursor saved on another key (by an older bgmigrate's cursorColumn) is refused with advice.
+            "done:true");
+  // A cursor saved on another key (by an older bgmigrate's cursorColumn, which ran one range
+  // and kept no chunks) is refused with advice.
+  ASSERT_TRUE(conn_->Run("DELETE FROM background_migration_chunks").ok());
   ASSERT_TRUE(conn_
                   ->Run("UPDATE background_migrations SET finished_at = NULL, args = '{}', state "
                         "= '{\"cursor\": {\"column\": \"timestamp\", \"value\": "
@@ -618,11 +621,13 @@ TEST_F(CopyTest, TimestampOutsideTheTargetTypeFailsTheBatchNamingRowColumnAndVal
   const std::string range = dt64
                                 ? "DateTime64 holds (1900-01-01 to 2299-12-31 23:59:59 UTC)"
                                 : "DateTime holds (1970-01-01 00:00:00 to 2106-02-07 06:28:15 UTC)";
+  // The copy's one key range was tried chunkAttempts (3) times.
   EXPECT_EQ(FailedReason(testing::kCopyTraces),
-            std::string("encoding ") + testing::kCopyTraces +
+            std::string("chunk 0 [start, end) failed 3 times: encoding ") + testing::kCopyTraces +
                 " row (created_at, id) = (2024-05-03 10:01:00, old): column timestamp: \"" + bad +
                 "\" cannot be written as " + (dt64 ? "DateTime64(3)" : "DateTime") +
-                ": outside what " + range);
+                ": outside what " + range +
+                ". Fix the rows and `bgmigrate retry` (the chunk goes on from its cursor)");
   EXPECT_EQ(ch_.Scalar("SELECT count() FROM traces WHERE id = 'old'"), "0");
   EXPECT_EQ(ChCount("traces", false), 0) << "the failed batch wrote nothing";
 }

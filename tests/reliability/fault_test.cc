@@ -256,7 +256,11 @@ TEST_F(FaultTest, OutageBeyondTheBudgetFailsNamingClickHouseAndRetryResumes) {
   EXPECT_EQ(reason.rfind("gave up after waiting ", 0), 0u) << reason;
   EXPECT_NE(reason.find("(BGMIGRATE_OUTAGE_BUDGET_SECONDS=4)"), std::string::npos) << reason;
   EXPECT_NE(reason.find("ClickHouse at " + servers_.clickhouse_url()), std::string::npos) << reason;
-  const nlohmann::json cursor = failed["state"]["cursor"];
+  // The copy's one key range (20,000 rows, under the default chunkRows) kept its cursor.
+  const nlohmann::json cursor = nlohmann::json::parse(
+      PgScalar("SELECT cursor::text FROM background_migration_chunks WHERE migration_name = $1 AND "
+               "chunk = 0",
+               {testing::kCopyTraces}));
   const int64_t rows_before = failed["rows_processed"];
   ASSERT_TRUE(cursor.is_object()) << failed.dump();
 
@@ -265,12 +269,13 @@ TEST_F(FaultTest, OutageBeyondTheBudgetFailsNamingClickHouseAndRetryResumes) {
   auto again = Worker("w-retry");
   ASSERT_TRUE(again->Wait(seconds(120)).has_value());
   EXPECT_EQ(Listed(testing::kCopyTraces)["status"], "finished");
-  // The first batch after the retry starts at the cursor the failure kept.
+  // The first batch after the retry (from the worker's first thread) starts at the cursor the
+  // failure kept.
   const nlohmann::json first = nlohmann::json::parse(
       PgScalar("SELECT detail::text FROM background_migration_events WHERE migration_name = $1 AND "
-               "kind = 'batch' AND worker_id = 'w-retry' ORDER BY id LIMIT 1",
+               "kind = 'batch' AND worker_id = 'w-retry#0' ORDER BY id LIMIT 1",
                {testing::kCopyTraces}));
-  EXPECT_EQ(first["from"], cursor);
+  EXPECT_EQ(first["from"], (nlohmann::json{{"chunk", 0}, {"cursor", cursor}}));
   EXPECT_EQ(RowsProcessed(testing::kCopyTraces), 20000)
       << "rows before the failure: " << rows_before;
   ExpectExactCopy(kCopies[0]);
@@ -414,11 +419,12 @@ TEST_F(FaultTest, FourWorkersShareOneChunkedCopyThroughSigkillsExactly) {
 }
 
 // Four workers start together on four pending migrations, twice over (the second time after
-// `retry --from-start` of all four): no two workers ever hold one migration at once.
+// `retry --from-start` of all four): no two workers ever hold one migration at once. The copies
+// are not shared (maxWorkers 1: no helpers), so every batch comes from a thread of the holder.
 TEST_F(FaultTest, FourWorkersFourMigrationsNeverRunOneTwice) {
   Seed(10000, 30000, 10000);
   for (const CopyTable& copy : kCopies) {
-    SetArgs(copy.migration, {{"batchSize", 1000}, {"pauseMs", 20}});
+    SetArgs(copy.migration, {{"batchSize", 1000}, {"pauseMs", 20}, {"maxWorkers", 1}});
   }
   for (int round = 0; round < 2; ++round) {
     SCOPED_TRACE("round " + std::to_string(round));
@@ -451,7 +457,9 @@ TEST_F(FaultTest, FourWorkersFourMigrationsNeverRunOneTwice) {
                                   << " held it";
       holder[name] = worker;
     } else if (kind == "batch") {
-      EXPECT_EQ(holder[name], worker) << name << ": a batch from a worker without the lease";
+      // A copy's batches are its threads' ("<worker>#<thread>"); the backfill's, the worker's.
+      EXPECT_EQ(holder[name], worker.substr(0, worker.find('#')))
+          << name << ": a batch from a worker without the lease";
       ++batches;
     } else if (kind == "finished" || kind == "released" || kind == "failed") {
       EXPECT_EQ(holder[name], worker) << name;
