@@ -1,5 +1,7 @@
 #include "core/chunk_store.h"
 
+#include "common/clock.h"
+
 namespace bgm {
 namespace {
 
@@ -14,6 +16,26 @@ nlohmann::json JsonOrNull(const PgResult& r, int row, int col) {
 const char* const kChunkColumns =
     "chunk, lower_bound, upper_bound, cursor, status, coalesce(worker_id, ''), attempts, "
     "rows_processed, coalesce(last_error, '')";
+
+std::optional<std::string> PartitionOf(const Chunk& c) {
+  if (!c.lower.is_string() || c.lower != c.upper) return std::nullopt;
+  return c.lower.get<std::string>();
+}
+
+ClaimHeartbeat::ClaimHeartbeat(std::string database_url, std::string name, std::string process,
+                               std::chrono::seconds lease)
+    : thread_([url = std::move(database_url), name = std::move(name), process = std::move(process),
+               lease](std::stop_token stop) {
+        std::optional<ChunkStore> store;
+        while (SystemClock().SleepFor(lease / 4, stop)) {
+          if (!store) {
+            Result<ChunkStore> c = ChunkStore::Connect(url);
+            if (!c.ok()) continue;
+            store.emplace(std::move(*c));
+          }
+          if (!store->Heartbeat(name, process).ok()) store.reset();
+        }
+      }) {}
 
 Chunk ChunkFromRow(const PgResult& r, int row) {
   Chunk c;
@@ -65,6 +87,34 @@ Status ChunkStore::Create(const std::string& name, const std::vector<nlohmann::j
     return FailedPrecondition(name + " has chunks already");
   }
   return Status::Ok();
+}
+
+Result<int> ChunkStore::AddPartitions(const std::string& name, const std::vector<std::string>& ids,
+                                      const std::string& done_through) {
+  Result<PgResult> r = conn_.Exec(R"sql(
+      WITH ids AS (
+        SELECT v AS id, i FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY t(v, i)),
+      fresh AS (
+        SELECT id, row_number() OVER (ORDER BY i) AS n,
+               nullif($3, '') IS NOT NULL AND id COLLATE "C" <= $3 COLLATE "C" AS done
+        FROM ids
+        WHERE NOT EXISTS (SELECT 1 FROM background_migration_chunks c
+                          WHERE c.migration_name = $1 AND c.lower_bound = to_jsonb(ids.id))),
+      base AS (
+        SELECT coalesce(max(chunk), -1) AS last FROM background_migration_chunks
+        WHERE migration_name = $1)
+      INSERT INTO background_migration_chunks
+        (migration_name, chunk, lower_bound, upper_bound, status, cursor, finished_at)
+      SELECT $1, base.last + fresh.n, to_jsonb(fresh.id), to_jsonb(fresh.id),
+             CASE WHEN fresh.done THEN 'done' ELSE 'pending' END,
+             CASE WHEN fresh.done THEN to_jsonb(fresh.id) END,
+             CASE WHEN fresh.done THEN now() END
+      FROM fresh, base
+      ON CONFLICT DO NOTHING
+      RETURNING 1)sql",
+                                  {name, nlohmann::json(ids).dump(), done_through});
+  if (!r.ok()) return r.status().WithContext("adding the partitions of " + name + " as chunks");
+  return r->rows();
 }
 
 Status ChunkStore::RetryFailed(const std::string& name) {
@@ -121,6 +171,7 @@ Status ChunkStore::CheckpointShared(const std::string& name, int chunk,
       WITH m AS (
         SELECT name FROM background_migrations
         WHERE name = $1 AND finished_at IS NULL AND failed_at IS NULL AND paused_at IS NULL
+          AND cancelled_at IS NULL
         FOR SHARE),
       c AS (
         UPDATE background_migration_chunks

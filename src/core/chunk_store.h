@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/status.h"
@@ -49,6 +50,9 @@ struct ChunkCounts {
 extern const char* const kChunkColumns;
 Chunk ChunkFromRow(const PgResult& r, int row);
 
+// Whether `c` is a partition's chunk (ChunkStore::AddPartitions), and its partition id.
+std::optional<std::string> PartitionOf(const Chunk& c);
+
 class ChunkStore {
  public:
   static Result<ChunkStore> Connect(const std::string& database_url);
@@ -61,6 +65,13 @@ class ChunkStore {
   // One transaction; kFailedPrecondition when the migration has chunks already.
   Status Create(const std::string& name, const std::vector<nlohmann::json>& boundaries,
                 const nlohmann::json& first_cursor = nullptr);
+  // Adds a pending chunk for each of `ids` (the partitions of a `clickhouse` migration: a
+  // chunk whose lower and upper bounds are both the partition id) that `name` has none for
+  // yet, numbered after its last one, in the order given. Ids up to `done_through` (byte
+  // order; empty: none) are added as done (a migration that ran partition by partition before
+  // partitions were chunks). Returns how many were added. One statement.
+  Result<int> AddPartitions(const std::string& name, const std::vector<std::string>& ids,
+                            const std::string& done_through = "");
   // Failed chunks of `name` go back to pending with their attempts reset (the migration runs
   // again after a retry).
   Status RetryFailed(const std::string& name);
@@ -104,6 +115,18 @@ class ChunkStore {
  private:
   explicit ChunkStore(PgConnection conn) : conn_(std::move(conn)) {}
   PgConnection conn_;
+};
+
+// Renews, every quarter lease on a connection of its own, the claims of `process` (worker ids
+// "<process>#<thread>") on the chunks of `name`, from construction until destruction; a failed
+// renewal reconnects at the next beat.
+class ClaimHeartbeat {
+ public:
+  ClaimHeartbeat(std::string database_url, std::string name, std::string process,
+                 std::chrono::seconds lease);
+
+ private:
+  std::jthread thread_;
 };
 
 }  // namespace bgm

@@ -7,7 +7,7 @@ ChunkFilter ActiveChunksFilter() {
 }
 
 nlohmann::json ChunkJson(const Chunk& c) {
-  return {
+  nlohmann::json j = {
       {"chunk", c.chunk},
       {"lower", c.lower},
       {"upper", c.upper},
@@ -18,6 +18,8 @@ nlohmann::json ChunkJson(const Chunk& c) {
       {"cursor", c.cursor},
       {"last_error",
        c.last_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.last_error)}};
+  if (std::optional<std::string> partition = PartitionOf(c)) j["partition"] = *partition;
+  return j;
 }
 
 nlohmann::json ChunkSummaryJson(const ChunkCounts& counts, const std::vector<Chunk>& active) {

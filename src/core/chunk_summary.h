@@ -24,7 +24,7 @@ ChunkFilter ActiveChunksFilter();
 
 // {"chunk", "lower", "upper", "status", "worker_id", "attempts", "rows", "cursor",
 //  "last_error"}; lower null: from the first row; upper null: open-ended; worker_id and
-// last_error null when there is none.
+// last_error null when there is none; "partition" (the id) added for a partition's chunk.
 nlohmann::json ChunkJson(const Chunk& c);
 
 // {"pending", "running", "done", "failed", "total", "list": [ChunkJson of `active`],

@@ -1,6 +1,7 @@
 #include "migrations/clickhouse_partitions.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -13,11 +14,16 @@
 #include "clickhouse/client_factory.h"
 #include "common/clock.h"
 #include "core/args.h"
+#include "core/chunk_store.h"
 
 namespace bgm {
 namespace {
 
 constexpr int64_t kDefaultAttempts = 3;
+// Worker processes running partitions of one migration at once. 1: the lease holder alone
+// (mutations of one table run one after another in ClickHouse anyway; raise it for INSERT ...
+// SELECT statements into another table).
+constexpr int64_t kDefaultMaxWorkers = 1;
 constexpr const char* kLightBlockSize = "4096";
 constexpr auto kFirstPoll = std::chrono::milliseconds(50);
 constexpr auto kMaxPoll = std::chrono::milliseconds(1000);
@@ -155,37 +161,54 @@ class ClickHousePartitions final : public BackgroundMigration {
   Status Validate(const nlohmann::json& args) const override { return schema_.Validate(args); }
 
   Status Run(MigrationContext& ctx) override {
-    Status s = RunPartitions(ctx);
+    Result<bool> ran = RunPartitions(ctx, /*helper=*/false);
     ch_.reset();  // the connection is not kept between runs
-    return s;
+    return ran.status();
+  }
+
+  bool SharesWork(const nlohmann::json& args) const override {
+    return IntArg(Merged(args), "maxWorkers", kDefaultMaxWorkers) > 1;
+  }
+
+  Result<bool> Help(MigrationContext& ctx) override {
+    if (!SharesWork(ctx.args())) return false;
+    Result<bool> ran = RunPartitions(ctx, /*helper=*/true);
+    ch_.reset();
+    return ran;
   }
 
  private:
-  Status RunPartitions(MigrationContext& ctx) {
+  nlohmann::json Merged(const nlohmann::json& stored) const {
     nlohmann::json args = defaults_;
-    for (const auto& [k, v] : ctx.args().items()) args[k] = v;
+    if (stored.is_object()) {
+      for (const auto& [k, v] : stored.items()) args[k] = v;
+    }
+    return args;
+  }
+
+  // Each partition is a chunk (core/chunk_store.h): the lease holder adds the table's
+  // partitions it has no chunk for yet, then it and any helper claim them one at a time. A
+  // partition that fails (after its tries with lighter settings) is failed alone and the others
+  // go on; the lease holder waits until none is pending or running and fails the migration
+  // naming each failed one. A wrong statement fails the migration at once. A helper returns
+  // whether it ran a partition when it finds none to claim.
+  Result<bool> RunPartitions(MigrationContext& ctx, bool helper) {
+    const nlohmann::json args = Merged(ctx.args());
     const int attempts = static_cast<int>(IntArg(args, "attempts", kDefaultAttempts));
     const auto pause = std::chrono::milliseconds(IntArg(args, "pauseMs", 0));
-
-    std::optional<std::string> cursor;
-    if (const auto c = ctx.state().find("cursor"); c != ctx.state().end()) {
-      if (!c->is_string()) {
-        return InvalidArgument("the saved cursor " + JsonExcerpt(*c) +
-                               " is not a partition id of this file; retry with --from-start to "
-                               "begin again");
-      }
-      cursor = c->get<std::string>();
-    }
-    int64_t rows_total = 0, partitions_done = 0;
-    if (const auto r = ctx.state().find("rows"); r != ctx.state().end() && r->is_number_integer()) {
-      rows_total = r->get<int64_t>();
-    }
-    if (const auto d = ctx.state().find("partitions_done");
-        d != ctx.state().end() && d->is_number_integer()) {
-      partitions_done = d->get<int64_t>();
-    }
-
+    const std::string& name = ctx.name();
     const MigrationEnv& env = ctx.env();
+
+    Result<ChunkStore> store = ChunkStore::Connect(env.database_url);
+    if (!store.ok()) return store.status();
+    if (helper) {
+      Result<bool> has = store->HasChunks(name);
+      if (!has.ok()) return has.status();
+      if (!*has) return false;  // the lease holder has not listed the partitions yet
+      Result<int> workers = store->Workers(name, ctx.lease());
+      if (!workers.ok()) return workers.status();
+      if (*workers >= IntArg(args, "maxWorkers", kDefaultMaxWorkers)) return false;
+    }
     Result<std::unique_ptr<ClickHouseClient>> client =
         OpenClickHouseClient({.url = env.clickhouse_url,
                               .user = env.clickhouse_user,
@@ -198,47 +221,152 @@ class ClickHousePartitions final : public BackgroundMigration {
     server_ = !IsEmbeddedClickHouseUrl(env.clickhouse_url);
     BGM_RETURN_IF_ERROR(CheckClickHousePartitionTable(*ch_, file_).WithContext(file_.path));
     BGM_RETURN_IF_ERROR(ReadServerFeatures());
+    if (!helper) BGM_RETURN_IF_ERROR(AddPartitions(ctx, *store));
 
+    const std::string worker_id =
+        (ctx.worker_id().empty() ? "pid-" + std::to_string(::getpid()) : ctx.worker_id()) + "#0";
+    ClaimHeartbeat heartbeat(env.database_url, name, worker_id.substr(0, worker_id.rfind('#')),
+                             ctx.lease());
+    SystemClock clock;
+    bool claimed_any = false;
+    while (!ctx.stop_requested()) {
+      Result<std::optional<Chunk>> claimed = store->Claim(name, worker_id, ctx.lease());
+      if (!claimed.ok()) return claimed.status();
+      if (!claimed->has_value()) {
+        if (helper) return claimed_any;
+        Result<ChunkCounts> counts = store->Counts(name);
+        if (!counts.ok()) return counts.status();
+        if (counts->pending == 0 && counts->running == 0) break;
+        // Partitions still run elsewhere: claim them if their worker dies.
+        clock.SleepFor(std::chrono::milliseconds(500), ctx.stop_token());
+        continue;
+      }
+      claimed_any = true;
+      const Chunk& c = **claimed;
+      const std::optional<std::string> id = PartitionOf(c);
+      if (!id)
+        return Internal("chunk " + std::to_string(c.chunk) + " of " + name +
+                        " is not a partition (" + c.lower.dump() + ")");
+      if (!c.cursor.is_null()) {  // done by a worker that died before marking it so
+        BGM_RETURN_IF_ERROR(store->Finish(name, c.chunk, worker_id));
+        continue;
+      }
+      Status s = RunClaimed(ctx, *store, c, *id, worker_id, attempts, helper);
+      if (s.ok()) {
+        BGM_RETURN_IF_ERROR(store->Finish(name, c.chunk, worker_id));
+        if (pause.count() > 0) clock.SleepFor(pause, ctx.stop_token());
+        continue;
+      }
+      // Outages, memory limits, too many parts and stops end this run (the manager waits them
+      // out; the partition is run again, its earlier try awaited); a wrong statement fails the
+      // migration at once; any other failure is the partition's own.
+      if (s.code() == StatusCode::kLeaseLost) return s;
+      if (IsRetriable(s.code()) || (s.code() == StatusCode::kCancelled && ctx.stop_requested()) ||
+          !IsWorthAnotherTry(s)) {
+        (void)store->Release(name, c.chunk, worker_id);
+        return s;
+      }
+      Result<bool> gone = store->Fail(name, c.chunk, worker_id, s.message(), 1, 0);
+      if (!gone.ok()) return gone.status();
+      spdlog::warn("{}: {}; the other partitions go on", name, s.message());
+    }
+    if (ctx.stop_requested()) return Cancelled("stop requested");
+    BGM_RETURN_IF_ERROR(FailedPartitions(*store, name));
+    return claimed_any;
+  }
+
+  // The lease holder's listing: a chunk for each active partition of the table not yet one,
+  // and the estimate (the rows of every partition).
+  Status AddPartitions(MigrationContext& ctx, ChunkStore& store) {
     Result<std::string> listed = ch_->Query(
-        "SELECT partition_id, sum(rows), sum(bytes_on_disk) FROM system.parts WHERE database = "
-        "currentDatabase() AND table = " +
+        "SELECT partition_id, sum(rows) FROM system.parts WHERE database = currentDatabase() AND "
+        "table = " +
         ClickHouseStringLiteral(file_.table) +
         " AND active GROUP BY partition_id ORDER BY partition_id FORMAT TabSeparated");
     if (!listed.ok()) {
       return listed.status().WithContext("listing the partitions of " + file_.table);
     }
-    const std::vector<Row> partitions = TsvRows(*listed);
+    std::vector<std::string> ids;
     int64_t estimate = 0;
-    for (const Row& p : partitions) estimate += p.size() == 3 ? ToInt(p[1]) : 0;
-    BGM_RETURN_IF_ERROR(ctx.ReportTotalEstimate(estimate));
-
-    SystemClock clock;
-    for (const Row& p : partitions) {
-      if (p.size() != 3) return Internal("unexpected system.parts row listing " + file_.table);
-      const std::string& id = p[0];
-      if (cursor && id <= *cursor) continue;
-      if (ctx.stop_requested()) return Cancelled("stop requested");
-      const auto started = std::chrono::steady_clock::now();
-      BGM_RETURN_IF_ERROR(RunPartition(ctx, id, attempts));
-
-      BatchRecord batch;
-      batch.rows = ToInt(p[1]);
-      batch.bytes = ToInt(p[2]);
-      batch.from = cursor ? nlohmann::json(*cursor) : nlohmann::json(nullptr);
-      batch.to = id;
-      rows_total += batch.rows;
-      ++partitions_done;
-      batch.state = {{"cursor", id}, {"partitions_done", partitions_done}, {"rows", rows_total}};
-      batch.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              std::chrono::steady_clock::now() - started)
-                              .count();
-      BGM_RETURN_IF_ERROR(ctx.Checkpoint(batch));
-      cursor = id;
-      if (pause.count() > 0 && !clock.SleepFor(pause, ctx.stop_token())) {
-        return Cancelled("stop requested");
-      }
+    for (const Row& p : TsvRows(*listed)) {
+      if (p.size() != 2) return Internal("unexpected system.parts row listing " + file_.table);
+      ids.push_back(p[0]);
+      estimate += ToInt(p[1]);
     }
-    return Status::Ok();
+    BGM_RETURN_IF_ERROR(ctx.ReportTotalEstimate(estimate));
+    // A migration that ran partition by partition (before partitions were chunks) saved the
+    // last done id as its cursor: the partitions up to it are done.
+    std::string done_through;
+    if (const auto c = ctx.state().find("cursor"); c != ctx.state().end()) {
+      if (!c->is_string()) {
+        return InvalidArgument("the saved cursor " + JsonExcerpt(*c) +
+                               " is not a partition id of this file; retry with --from-start to "
+                               "begin again");
+      }
+      done_through = c->get<std::string>();
+    }
+    Result<int> added = store.AddPartitions(ctx.name(), ids, done_through);
+    if (!added.ok()) return added.status();
+    if (*added > 0) {
+      spdlog::info("{}: {} partition(s) of {} to run", ctx.name(), *added, file_.table);
+    }
+    return store.RetryFailed(ctx.name());
+  }
+
+  // Runs claimed partition `id` and saves it as done: the lease holder through ctx (one
+  // statement with the migration's rows and batch event), a helper through the chunk store.
+  Status RunClaimed(MigrationContext& ctx, ChunkStore& store, const Chunk& c, const std::string& id,
+                    const std::string& worker_id, int attempts, bool helper) {
+    // The partition's rows and bytes as it is before the statement (for progress and events).
+    Result<std::string> size = ch_->Query(
+        "SELECT sum(rows), sum(bytes_on_disk) FROM system.parts WHERE database = "
+        "currentDatabase() AND table = " +
+        ClickHouseStringLiteral(file_.table) +
+        " AND active AND partition_id = " + ClickHouseStringLiteral(id) + " FORMAT TabSeparated");
+    if (!size.ok()) return size.status().WithContext("reading the size of partition " + id);
+    const std::vector<Row> sized = TsvRows(*size);
+    const auto started = std::chrono::steady_clock::now();
+    BGM_RETURN_IF_ERROR(RunPartition(ctx, id, attempts));
+    BatchRecord batch;
+    batch.rows = !sized.empty() && sized[0].size() == 2 ? ToInt(sized[0][0]) : 0;
+    batch.bytes = !sized.empty() && sized[0].size() == 2 ? ToInt(sized[0][1]) : 0;
+    batch.from = nullptr;
+    batch.to = id;
+    batch.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - started)
+                            .count();
+    if (helper) {
+      return store.CheckpointShared(ctx.name(), c.chunk, worker_id, id, batch.rows,
+                                    {{"from", nullptr},
+                                     {"to", id},
+                                     {"rows", batch.rows},
+                                     {"bytes", batch.bytes},
+                                     {"ms", batch.duration_ms}});
+    }
+    batch.state = {{"partitions", true}};
+    batch.chunk = ChunkProgress{c.chunk, worker_id, id};
+    return ctx.Checkpoint(batch);
+  }
+
+  // OK when no partition failed; otherwise the failed ones, each with its error.
+  Status FailedPartitions(ChunkStore& store, const std::string& name) {
+    Result<std::vector<Chunk>> all = store.List(name);
+    if (!all.ok()) return all.status();
+    std::vector<std::string> errors;
+    for (const Chunk& c : *all) {
+      if (c.status == "failed") errors.push_back(c.last_error);
+    }
+    if (errors.empty()) return Status::Ok();
+    if (errors.size() == 1 && all->size() == 1) return Internal(errors[0]);
+    std::string listed;
+    for (size_t i = 0; i < errors.size() && i < 10; ++i) {
+      listed += (i == 0 ? "" : "; ") + errors[i];
+    }
+    return Internal(std::to_string(errors.size()) + " of " + std::to_string(all->size()) +
+                    " partitions failed" + (errors.size() > 10 ? " (the first 10)" : "") + ": " +
+                    listed +
+                    ". The other partitions are done; fix the cause and `bgmigrate retry` (only "
+                    "the failed partitions run again)");
   }
 
   // Which of the settings we send this server has, and whether system.mutations reports
@@ -498,6 +626,7 @@ std::vector<ArgSpec> ClickHousePartitionArgs(const MigrationFile& file) {
       {
           {"attempts", ArgSpec::Type::kInt, 1, 10, {}, kDefaultAttempts},
           {"pauseMs", ArgSpec::Type::kInt, 0, 60000, {}, 0},
+          {"maxWorkers", ArgSpec::Type::kInt, 1, 256, {}, kDefaultMaxWorkers},
       },
       file);
 }

@@ -1,15 +1,18 @@
 // The `clickhouse` kind of migration file: a statement run inside ClickHouse once per partition
-// of the file's table. The partitions (distinct partition_id of the table's active parts in
-// CLICKHOUSE_DB) are listed at the start of a run, sorted; each one not done yet runs the
-// optional `before` statement, then `statement`, with {partition} replaced by the partition id
-// as a quoted string literal ('202401'), and is checkpointed (cursor: the last done id). An
-// ALTER statement's mutations are waited for until done. A failed partition is tried again with
-// lighter settings up to `attempts`; on a server each try runs under its own query_id
-// (bgm:<database>:<name>:<partition>:<try>), so a worker that restarts waits for a try still
-// running instead of sending it again. One Run on one thread; nothing shared.
+// of the file's table. Each partition (distinct partition_id of the table's active parts in
+// CLICKHOUSE_DB) is a chunk (core/chunk_store.h, bounds = the id): the lease holder adds the
+// partitions it has no chunk for yet at the start of each run, then claims them one at a time
+// (helpers too, up to maxWorkers processes). For each it runs the optional `before` statement,
+// then `statement`, with {partition} replaced by the partition id as a quoted string literal
+// ('202401'), and saves the partition as done. An ALTER statement's mutations are waited for
+// until done. A failed partition is tried again with lighter settings up to `attempts`, then
+// failed alone while the others go on; the migration fails at the end naming each failed one
+// (`retry` runs only those). A wrong statement fails the migration at once. On a server each
+// try runs under its own query_id (bgm:<database>:<name>:<partition>:<try>), so a worker that
+// takes over a partition waits for a try still running instead of sending it again.
 //
-// Args: the kind's own attempts (1-10, default 3) and pauseMs (0-60000, default 0), unless the
-// file declares them itself, plus the file's other args.
+// Args: the kind's own attempts (1-10, default 3), pauseMs (0-60000, default 0) and maxWorkers
+// (1-256, default 1), unless the file declares them itself, plus the file's other args.
 #pragma once
 
 #include <memory>

@@ -884,17 +884,7 @@ class PlannedCopy final : public BackgroundMigration {
     };
     {
       // Renews this process's claims while its threads copy.
-      std::jthread heartbeat([&](std::stop_token hb) {
-        std::optional<ChunkStore> beat;
-        while (SystemClock().SleepFor(lease / 4, hb)) {
-          if (!beat) {
-            Result<ChunkStore> c = ChunkStore::Connect(options.database_url);
-            if (!c.ok()) continue;
-            beat.emplace(std::move(*c));
-          }
-          if (!beat->Heartbeat(name, process).ok()) beat.reset();
-        }
-      });
+      ClaimHeartbeat heartbeat(options.database_url, name, process, lease);
       std::vector<std::jthread> threads;
       for (int i = 0; i < concurrency; ++i) threads.emplace_back(worker, i);
       for (std::jthread& t : threads) t.join();

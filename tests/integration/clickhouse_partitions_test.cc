@@ -1,7 +1,8 @@
 // The `clickhouse` kind of migration file on a real ClickHouse (18.16 over HTTP, or chDB 26.7
-// embedded): one partition at a time, exact rows per partition, mutations awaited, resumable
-// from the saved cursor, failing partitions tried `attempts` times, and a try that an earlier
-// worker left running on the server awaited instead of sent again.
+// embedded) and Postgres (each partition a chunk): exact rows per partition, mutations awaited,
+// resumable (a second run redoes no done partition), a failing partition tried `attempts` times
+// and then failed alone while the others run, and a try that an earlier worker left running on
+// the server awaited instead of sent again.
 #include "migrations/clickhouse_partitions.h"
 
 #include <gtest/gtest.h>
@@ -16,6 +17,7 @@
 #include "clickhouse/client_factory.h"
 #include "migrations/file_check.h"
 #include "testing/process.h"
+#include "testing/recording_context.h"
 #include "testing/test_clickhouse.h"
 #include "testing/test_database.h"
 
@@ -26,46 +28,9 @@ using testing::ChildProcess;
 using testing::ProcessResult;
 using testing::RunProcess;
 using testing::TestClickHouse;
+using RecordingContext = testing::RecordingContext;
 
 constexpr const char* kName = "20250601_1200_rebuild_events";
-
-// A context that keeps checkpoints in memory and requests a stop after `stop_after` of them.
-class RecordingContext final : public MigrationContext {
- public:
-  RecordingContext(const TestClickHouse& ch, nlohmann::json args, nlohmann::json state = {})
-      : args_(std::move(args)),
-        state_(state.is_object() ? std::move(state) : nlohmann::json::object()) {
-    env_.clickhouse_url = ch.url();
-    env_.clickhouse_user = "default";
-    env_.clickhouse_db = ch.database();
-  }
-  const std::string& name() const override { return name_; }
-  const nlohmann::json& args() const override { return args_; }
-  const nlohmann::json& state() const override { return state_; }
-  const MigrationEnv& env() const override { return env_; }
-  std::stop_token stop_token() const override { return stop_.get_token(); }
-  Status Checkpoint(const BatchRecord& batch) override {
-    batches.push_back(batch);
-    state_ = batch.state;
-    if (static_cast<int>(batches.size()) == stop_after) stop_.request_stop();
-    return Status::Ok();
-  }
-  Status ReportTotalEstimate(int64_t rows) override {
-    estimate = rows;
-    return Status::Ok();
-  }
-
-  std::vector<BatchRecord> batches;
-  int64_t estimate = -1;
-  int stop_after = -1;
-
- private:
-  std::string name_ = kName;
-  nlohmann::json args_;
-  nlohmann::json state_;
-  MigrationEnv env_;
-  std::stop_source stop_;
-};
 
 MigrationFile File(const std::string& table, const std::string& statement,
                    std::optional<std::string> before = std::nullopt) {
@@ -87,6 +52,7 @@ constexpr const char* kMonthsOf =
 class ClickHousePartitionsTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    ASSERT_TRUE(pg_.ok());
     ASSERT_TRUE(ch_.ok());
     // 1,000 rows in January 2024, 700 in February, 300 in March; ids 0..1999.
     const char* columns = "(ts DateTime, id UInt64, kind String, score UInt64)";
@@ -126,6 +92,28 @@ class ClickHousePartitionsTest : public ::testing::Test {
     return r.ok() ? *r : "";
   }
 
+  // A context for kName with the test's Postgres (the chunks) and ClickHouse.
+  std::unique_ptr<RecordingContext> Ctx(nlohmann::json args, nlohmann::json state = {}) {
+    MigrationEnv env;
+    env.database_url = pg_.url();
+    env.clickhouse_url = ch_.url();
+    env.clickhouse_user = "default";
+    env.clickhouse_db = ch_.database();
+    auto ctx = std::make_unique<RecordingContext>(env, std::move(args), std::move(state));
+    ctx->set_name(kName);
+    return ctx;
+  }
+  // "chunk:partition:status:rows" of each chunk, in order.
+  std::string Chunks() {
+    PgConnection conn = pg_.Connect();
+    Result<PgResult> r = conn.Exec(
+        "SELECT coalesce(string_agg(chunk || ':' || (lower_bound #>> '{}') || ':' || status || "
+        "':' || rows_processed, ',' ORDER BY chunk), '') FROM background_migration_chunks");
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? std::string(r->Get(0, 0)) : "";
+  }
+
+  testing::TestDatabase pg_;
   TestClickHouse ch_;
 };
 
@@ -137,7 +125,8 @@ TEST_F(ClickHousePartitionsTest, ARebuildCopiesEachPartitionOnceIntoTheNewSortOr
            "INSERT INTO events_by_kind SELECT * FROM events WHERE toString(toYYYYMM(ts)) = "
            "{partition}",
            "ALTER TABLE events_by_kind DROP PARTITION ID {partition}"));
-  RecordingContext ctx(ch_, nlohmann::json::object());
+  std::unique_ptr<RecordingContext> ctx_owner = Ctx(nlohmann::json::object());
+  RecordingContext& ctx = *ctx_owner;
   ASSERT_TRUE(m->Validate(ctx.args()).ok());
   Status s = m->Run(ctx);
   ASSERT_TRUE(s.ok()) << s.ToString();
@@ -155,24 +144,28 @@ TEST_F(ClickHousePartitionsTest, ARebuildCopiesEachPartitionOnceIntoTheNewSortOr
       {{"max_threads", "1"}});
   ASSERT_TRUE(first.ok()) << first.status().ToString();
   EXPECT_EQ(*first, "[0,7,14]\n");
+  // One batch per partition, each its own chunk, in partition order.
   ASSERT_EQ(ctx.batches.size(), 3u);
   EXPECT_EQ(ctx.estimate, 2000);
   EXPECT_EQ(ctx.batches[0].from, nullptr);
   EXPECT_EQ(ctx.batches[0].to, "202401");
   EXPECT_EQ(ctx.batches[0].rows, 1000);
   EXPECT_GT(ctx.batches[0].bytes, 0);
-  EXPECT_EQ(ctx.batches[1].from, "202401");
+  EXPECT_EQ(ctx.batches[1].to, "202402");
   EXPECT_EQ(ctx.batches[1].rows, 700);
   EXPECT_EQ(ctx.batches[2].to, "202403");
-  EXPECT_EQ(ctx.state(),
-            (nlohmann::json{{"cursor", "202403"}, {"partitions_done", 3}, {"rows", 2000}}));
+  EXPECT_EQ(ctx.batches[2].chunk->chunk, 2);
+  EXPECT_EQ(ctx.batches[2].chunk->cursor, "202403");
+  EXPECT_EQ(ctx.state(), (nlohmann::json{{"partitions", true}}));
+  EXPECT_EQ(Chunks(), "0:202401:done:1000,1:202402:done:700,2:202403:done:300");
 }
 
 TEST_F(ClickHousePartitionsTest, AnAlterUpdateBackfillIsDoneWhenItsPartitionIsCheckpointed) {
   auto m = NewClickHousePartitions(
       File("events",
            "ALTER TABLE events UPDATE score = id * 2 WHERE toString(toYYYYMM(ts)) = {partition}"));
-  RecordingContext ctx(ch_, nlohmann::json::object());
+  std::unique_ptr<RecordingContext> ctx_owner = Ctx(nlohmann::json::object());
+  RecordingContext& ctx = *ctx_owner;
   ctx.stop_after = 1;  // stop after January: February and March must be untouched
   EXPECT_EQ(m->Run(ctx).code(), StatusCode::kCancelled);
   EXPECT_EQ(ch_.Scalar("SELECT count() FROM system.mutations WHERE database = currentDatabase() "
@@ -183,7 +176,8 @@ TEST_F(ClickHousePartitionsTest, AnAlterUpdateBackfillIsDoneWhenItsPartitionIsCh
             "202402\t700\t944650\t0\t5\n"
             "202403\t300\t554850\t0\t1\n");
 
-  RecordingContext rest(ch_, nlohmann::json::object(), ctx.state());
+  std::unique_ptr<RecordingContext> rest_owner = Ctx(nlohmann::json::object(), ctx.state());
+  RecordingContext& rest = *rest_owner;
   Status s = m->Run(rest);
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(ch_.Scalar("SELECT count() FROM events WHERE score != id * 2"), "0");
@@ -191,6 +185,7 @@ TEST_F(ClickHousePartitionsTest, AnAlterUpdateBackfillIsDoneWhenItsPartitionIsCh
             "3");
   ASSERT_EQ(rest.batches.size(), 2u);
   EXPECT_EQ(rest.batches[0].to, "202402");
+  EXPECT_EQ(Chunks(), "0:202401:done:1000,1:202402:done:700,2:202403:done:300");
 }
 
 TEST_F(ClickHousePartitionsTest, ASecondRunContinuesAfterTheCheckpointAndRedoesNoPartition) {
@@ -198,28 +193,46 @@ TEST_F(ClickHousePartitionsTest, ASecondRunContinuesAfterTheCheckpointAndRedoesN
   auto m = NewClickHousePartitions(File("events",
                                         "INSERT INTO events_by_kind SELECT * FROM events WHERE "
                                         "toString(toYYYYMM(ts)) = {partition}"));
-  RecordingContext first(ch_, nlohmann::json::object());
+  std::unique_ptr<RecordingContext> first_owner = Ctx(nlohmann::json::object());
+  RecordingContext& first = *first_owner;
   first.stop_after = 2;
   EXPECT_EQ(m->Run(first).code(), StatusCode::kCancelled);
   EXPECT_EQ(Months("events_by_kind"),
             "202401\t1000\t499500\t0\t7\n"
             "202402\t700\t944650\t0\t5\n");
 
-  RecordingContext second(ch_, nlohmann::json::object(), first.state());
+  std::unique_ptr<RecordingContext> second_owner = Ctx(nlohmann::json::object(), first.state());
+  RecordingContext& second = *second_owner;
   Status s = m->Run(second);
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(Digest("events_by_kind"), Digest("events"));
   ASSERT_EQ(second.batches.size(), 1u);
-  EXPECT_EQ(second.batches[0].from, "202402");
   EXPECT_EQ(second.batches[0].to, "202403");
-  EXPECT_EQ(second.state()["rows"], 2000);
-  EXPECT_EQ(second.state()["partitions_done"], 3);
+  EXPECT_EQ(Chunks(), "0:202401:done:1000,1:202402:done:700,2:202403:done:300");
 
   // A finished migration run again does nothing.
-  RecordingContext third(ch_, nlohmann::json::object(), second.state());
+  std::unique_ptr<RecordingContext> third_owner = Ctx(nlohmann::json::object(), second.state());
+  RecordingContext& third = *third_owner;
   ASSERT_TRUE(m->Run(third).ok());
   EXPECT_TRUE(third.batches.empty());
   EXPECT_EQ(Months("events_by_kind"), Months("events"));
+}
+
+// A migration that ran partition by partition before partitions were chunks saved the last
+// done id as its cursor: its partitions up to there are done, the rest run.
+TEST_F(ClickHousePartitionsTest, ACursorSavedBeforePartitionsWereChunksIsHonoured) {
+  auto m = NewClickHousePartitions(File("events",
+                                        "INSERT INTO events_by_kind SELECT * FROM events WHERE "
+                                        "toString(toYYYYMM(ts)) = {partition}"));
+  std::unique_ptr<RecordingContext> ctx_owner =
+      Ctx(nlohmann::json::object(), {{"cursor", "202401"}, {"partitions_done", 1}, {"rows", 1000}});
+  RecordingContext& ctx = *ctx_owner;
+  Status s = m->Run(ctx);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(Months("events_by_kind"),
+            "202402\t700\t944650\t0\t5\n"
+            "202403\t300\t554850\t0\t1\n");
+  EXPECT_EQ(Chunks(), "0:202401:done:0,1:202402:done:700,2:202403:done:300");
 }
 
 TEST_F(ClickHousePartitionsTest, AFailingPartitionIsTriedAttemptsTimesThenFailsWithItsError) {
@@ -232,29 +245,37 @@ TEST_F(ClickHousePartitionsTest, AFailingPartitionIsTriedAttemptsTimesThenFailsW
            "INSERT INTO tries (p) VALUES ({partition})"));
   EXPECT_EQ(m->Validate({{"attempts", 11}}).message(),
             "attempts must be an integer in [1, 10], got 11");
-  RecordingContext ctx(ch_, {{"attempts", 2}});
+  std::unique_ptr<RecordingContext> ctx_owner = Ctx({{"attempts", 2}});
+  RecordingContext& ctx = *ctx_owner;
   Status s = m->Run(ctx);
   EXPECT_EQ(s.code(), StatusCode::kInternal);
+  // February failed alone; March ran after it.
   EXPECT_TRUE(s.message().starts_with(
-      "partition 202402 of events failed on try 2 of 2 (max_block_size=4096): ClickHouse error "
-      "153: "))
+      "1 of 3 partitions failed: partition 202402 of events failed on try 2 of 2 "
+      "(max_block_size=4096): ClickHouse error 153: "))
+      << s.message();
+  EXPECT_TRUE(
+      s.message().ends_with(". The other partitions are done; fix the cause and "
+                            "`bgmigrate retry` (only the failed partitions run again)"))
       << s.message();
   EXPECT_EQ(ch_.Scalar("SELECT groupArray(p) FROM (SELECT p FROM tries ORDER BY p)"),
-            "['202401','202402','202402']");
-  ASSERT_EQ(ctx.batches.size(), 1u);  // January is done and checkpointed
-  EXPECT_EQ(ctx.state()["cursor"], "202401");
+            "['202401','202402','202402','202403']");
+  ASSERT_EQ(ctx.batches.size(), 2u);  // January and March are done and checkpointed
+  EXPECT_EQ(Chunks(), "0:202401:done:1000,1:202402:failed:0,2:202403:done:300");
 
   // The default: three tries, the last with one thread too.
   Exec("TRUNCATE TABLE tries");
-  RecordingContext again(ch_, nlohmann::json::object(), ctx.state());
+  std::unique_ptr<RecordingContext> again_owner = Ctx(nlohmann::json::object(), ctx.state());
+  RecordingContext& again = *again_owner;
   s = m->Run(again);
   EXPECT_EQ(s.code(), StatusCode::kInternal);
   EXPECT_TRUE(
-      s.message().starts_with("partition 202402 of events failed on try 3 of 3 "
-                              "(max_block_size=4096, max_threads=1"))
+      s.message().starts_with("1 of 3 partitions failed: partition 202402 of events failed on "
+                              "try 3 of 3 (max_block_size=4096, max_threads=1"))
       << s.message();
   EXPECT_EQ(ch_.Scalar("SELECT count() FROM tries WHERE p = '202402'"), "3");
-  EXPECT_EQ(ch_.Scalar("SELECT count() FROM tries WHERE p = '202401'"), "0");
+  EXPECT_EQ(ch_.Scalar("SELECT count() FROM tries WHERE p != '202402'"), "0")
+      << "only the failed partition runs again";
 }
 
 // Newer servers report a mutation's failure (latest_fail_reason); 18.16 retries it in the
@@ -268,26 +289,30 @@ TEST_F(ClickHousePartitionsTest, AFailedMutationIsKilledAndFailsThePartition) {
       File("events",
            "ALTER TABLE events UPDATE score = intDiv(1000, if(id = 1500, 0, 1)) WHERE "
            "toString(toYYYYMM(ts)) = {partition}"));
-  RecordingContext ctx(ch_, {{"attempts", 2}});
+  std::unique_ptr<RecordingContext> ctx_owner = Ctx({{"attempts", 2}});
+  RecordingContext& ctx = *ctx_owner;
   Status s = m->Run(ctx);
   EXPECT_EQ(s.code(), StatusCode::kInternal);
   // Reported by our wait (a server), or by the ALTER itself where the engine waits (chDB).
   EXPECT_TRUE(s.message().starts_with(
-      "partition 202402 of events failed on try 2 of 2 (max_block_size=4096): "))
+      "1 of 3 partitions failed: partition 202402 of events failed on try 2 of 2 "
+      "(max_block_size=4096): "))
       << s.message();
   EXPECT_NE(s.message().find("Division by zero"), std::string::npos) << s.message();
   EXPECT_EQ(ch_.Scalar("SELECT count() FROM system.mutations WHERE database = currentDatabase() "
                        "AND NOT is_done"),
             "0");
-  EXPECT_EQ(ctx.state()["cursor"], "202401");
-  EXPECT_EQ(ch_.Scalar("SELECT count() FROM events WHERE score = 1000"), "1000");  // January
+  EXPECT_EQ(Chunks(), "0:202401:done:1000,1:202402:failed:0,2:202403:done:300");
+  // January and March (February's mutation was killed).
+  EXPECT_EQ(ch_.Scalar("SELECT count() FROM events WHERE score = 1000"), "1300");
 }
 
 TEST_F(ClickHousePartitionsTest, AWrongStatementFailsAtOnceAndAMissingTableIsNamed) {
   auto bad = NewClickHousePartitions(
       File("events", "INSERT INTO events_by_kind SELECT * FROM no_such_table WHERE p = {partition}",
            "INSERT INTO tries (p) VALUES ({partition})"));
-  RecordingContext ctx(ch_, nlohmann::json::object());
+  std::unique_ptr<RecordingContext> ctx_owner = Ctx(nlohmann::json::object());
+  RecordingContext& ctx = *ctx_owner;
   Status s = bad->Run(ctx);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_TRUE(
@@ -296,12 +321,15 @@ TEST_F(ClickHousePartitionsTest, AWrongStatementFailsAtOnceAndAMissingTableIsNam
       << s.message();
   EXPECT_EQ(ch_.Scalar("SELECT count() FROM tries"), "1");  // not tried again
   EXPECT_TRUE(ctx.batches.empty());
+  // The migration failed at once, its partitions left pending for after the fix.
+  EXPECT_EQ(Chunks(), "0:202401:pending:0,1:202402:pending:0,2:202403:pending:0");
 
   // {partition} used as a number: the error says what {partition} is and how to use it.
   auto misused = NewClickHousePartitions(
       File("events",
            "INSERT INTO events_by_kind SELECT * FROM events WHERE toYYYYMM(ts) = {partition} + 0"));
-  RecordingContext misused_ctx(ch_, nlohmann::json::object());
+  std::unique_ptr<RecordingContext> misused_ctx_owner = Ctx(nlohmann::json::object());
+  RecordingContext& misused_ctx = *misused_ctx_owner;
   s = misused->Run(misused_ctx);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
   EXPECT_TRUE(
@@ -315,7 +343,8 @@ TEST_F(ClickHousePartitionsTest, AWrongStatementFailsAtOnceAndAMissingTableIsNam
       << s.message();
 
   auto missing = NewClickHousePartitions(File("nope", "SELECT {partition}"));
-  RecordingContext ctx2(ch_, nlohmann::json::object());
+  std::unique_ptr<RecordingContext> ctx2_owner = Ctx(nlohmann::json::object());
+  RecordingContext& ctx2 = *ctx2_owner;
   s = missing->Run(ctx2);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(s.message(), std::string("migrations/") + kName +
@@ -325,7 +354,9 @@ TEST_F(ClickHousePartitionsTest, AWrongStatementFailsAtOnceAndAMissingTableIsNam
                              " (CLICKHOUSE_DB); fix the table name or create the table first");
 
   // The saved cursor of another kind (a postgres file's) is refused, not misread.
-  RecordingContext ctx3(ch_, nlohmann::json::object(), {{"cursor", {{"id", "x"}}}});
+  std::unique_ptr<RecordingContext> ctx3_owner =
+      Ctx(nlohmann::json::object(), {{"cursor", {{"id", "x"}}}});
+  RecordingContext& ctx3 = *ctx3_owner;
   s = bad->Run(ctx3);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(s.message(),
@@ -346,7 +377,8 @@ TEST_F(ClickHousePartitionsTest, PartitionIdsAreBoundAsQuotedLiterals) {
       "SELECT partition_id FROM system.parts WHERE database = currentDatabase() AND "
       "table = 'odd' AND active");
   auto m = NewClickHousePartitions(File("odd", "INSERT INTO tries (p) VALUES ({partition})"));
-  RecordingContext ctx(ch_, nlohmann::json::object());
+  std::unique_ptr<RecordingContext> ctx_owner = Ctx(nlohmann::json::object());
+  RecordingContext& ctx = *ctx_owner;
   ASSERT_TRUE(m->Run(ctx).ok());
   EXPECT_EQ(ch_.Scalar("SELECT p FROM tries"), id);
 }
@@ -420,7 +452,8 @@ TEST_F(ClickHousePartitionsTest, ATryStillRunningOnTheServerIsAwaitedNotSentAgai
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   auto m = NewClickHousePartitions(File("events", statement));
-  RecordingContext ctx(ch_, nlohmann::json::object());
+  std::unique_ptr<RecordingContext> ctx_owner = Ctx(nlohmann::json::object());
+  RecordingContext& ctx = *ctx_owner;
   Status s = m->Run(ctx);
   left_running.join();
   ASSERT_TRUE(earlier.ok()) << earlier.ToString();
@@ -523,6 +556,9 @@ WHERE toString(toYYYYMM(ts)) = {partition} AND sleepEachRow(0.0028) = 0
                kName + "'"),
             "2000");  // January only
 
+  // Past the lease (2 s) of both the migration and February's claim, while February's
+  // statement (5.6 s) still runs: the next worker takes February over, not March first.
+  std::this_thread::sleep_for(std::chrono::seconds(3));
   ChildProcess w2(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w2"));
   const std::optional<int> exit = w2.Wait(std::chrono::seconds(90));
   ASSERT_TRUE(exit.has_value()) << "the second worker did not finish";
@@ -539,6 +575,73 @@ WHERE toString(toYYYYMM(ts)) = {partition} AND sleepEachRow(0.0028) = 0
   EXPECT_NE(
       Pg(std::string("SELECT finished_at FROM background_migrations WHERE name = '") + kName + "'"),
       "NULL");
+}
+
+// Two worker processes share one migration (maxWorkers 2): the lease holder and a helper each
+// run partitions, no partition twice, and every row lands once.
+TEST_F(ClickHousePartitionsWorkerTest, TwoWorkersShareThePartitions) {
+  const char* columns = "(ts DateTime, id UInt64, kind String)";
+  ASSERT_TRUE(ch_.client()
+                  .Execute(std::string("CREATE TABLE events ") + columns +
+                           " ENGINE = MergeTree PARTITION BY toYYYYMM(ts) ORDER BY id")
+                  .ok());
+  ASSERT_TRUE(ch_.client()
+                  .Execute(std::string("CREATE TABLE events_v2 ") + columns +
+                           " ENGINE = MergeTree PARTITION BY toYYYYMM(ts) ORDER BY (kind, id)")
+                  .ok());
+  // Six months of 500 rows; each partition takes about 1 s (2 ms a row).
+  for (int month = 1; month <= 6; ++month) {
+    ASSERT_TRUE(ch_.client()
+                    .Execute("INSERT INTO events SELECT toDateTime('2024-0" +
+                             std::to_string(month) + "-01 00:00:00') + number, " +
+                             std::to_string(month * 1000) +
+                             " + number, concat('k', toString(number % 3)) FROM numbers(500)")
+                    .ok());
+  }
+  std::ofstream(dir_ / (std::string(kName) + ".toml")) << R"(description = "events into events_v2"
+kind = "clickhouse"
+
+[clickhouse]
+table = "events"
+before = "ALTER TABLE events_v2 DROP PARTITION ID {partition}"
+statement = '''
+INSERT INTO events_v2 SELECT * FROM events
+WHERE toString(toYYYYMM(ts)) = {partition} AND sleepEachRow(0.002) = 0
+'''
+)";
+  ProcessResult m = RunProcess(BGM_BINARY, {"migrate"}, Env("cli"));
+  ASSERT_EQ(m.exit_code, 0) << m.out << m.err;
+  ASSERT_TRUE(
+      conn_->Run("UPDATE background_migrations SET paused_at = now() WHERE name <> $1", {kName})
+          .ok());
+  ASSERT_TRUE(
+      conn_
+          ->Run("UPDATE background_migrations SET args = '{\"maxWorkers\": 2}' WHERE name = $1",
+                {kName})
+          .ok());
+  ChildProcess w1(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w1"));
+  ChildProcess w2(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w2"));
+  for (ChildProcess* w : {&w1, &w2}) {
+    const std::optional<int> exit = w->Wait(std::chrono::seconds(90));
+    ASSERT_TRUE(exit.has_value()) << "a worker did not finish";
+    EXPECT_EQ(*exit, 0) << w->Stderr();
+  }
+  EXPECT_EQ(ch_.Scalar("SELECT concat(toString(count()), ' ', toString(uniqExact(id))) FROM "
+                       "events_v2"),
+            "3000 3000");
+  EXPECT_EQ(Pg("SELECT count(*) FILTER (WHERE status = 'done') || '/' || count(*) FROM "
+               "background_migration_chunks"),
+            "6/6");
+  // One batch per partition, none twice, from both workers.
+  EXPECT_EQ(Pg("SELECT count(*) || '/' || count(DISTINCT detail->>'to') FROM "
+               "background_migration_events WHERE kind = 'batch'"),
+            "6/6");
+  EXPECT_EQ(Pg("SELECT string_agg(DISTINCT split_part(worker_id, '#', 1), ',') FROM "
+               "background_migration_events WHERE kind = 'batch'"),
+            "w1,w2");
+  EXPECT_EQ(Pg(std::string("SELECT rows_processed FROM background_migrations WHERE name = '") +
+               kName + "'"),
+            "3000");
 }
 
 }  // namespace

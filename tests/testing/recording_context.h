@@ -25,6 +25,7 @@ class RecordingContext final : public MigrationContext {
       : args_(std::move(args)),
         state_(state.is_object() ? std::move(state) : nlohmann::json::object()),
         env_(std::move(env)) {}
+  void set_name(std::string name) { name_ = std::move(name); }
   const std::string& name() const override { return name_; }
   const nlohmann::json& args() const override { return args_; }
   const nlohmann::json& state() const override { return state_; }
