@@ -12,6 +12,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql clickhouse-server clickhouse-client
   zookeeper  # services.sh --cluster: the replicas' coordination (brings a JRE)
+  prometheus  # promtool: scripts/test.sh checks and tests docs/alerts.yml
 )
 if [[ "${1:-}" == "--browser" ]]; then
   packages+=(chromium)

@@ -35,6 +35,14 @@ echo "test: shellcheck" >&2
 shellcheck scripts/*.sh bench/*.sh tests/e2e/run.sh ||
   { echo "test: shellcheck found problems in the scripts (above)" >&2; exit 1; }
 
+# The Prometheus alert rules parse, and fire when (and only when) their tests say.
+echo "test: promtool (docs/alerts.yml)" >&2
+if ! promtool check rules docs/alerts.yml >/dev/null ||
+   ! promtool test rules tests/alerts/alerts_test.yml; then
+  echo "test: docs/alerts.yml failed promtool (above)" >&2
+  exit 1
+fi
+
 build build/test
 if [[ -z "${BGM_SKIP_SANITIZERS:-}" ]]; then
   build build/asan -DBGM_SANITIZE=ON

@@ -244,6 +244,12 @@ int CmdList(const Config& config, const Registry& registry, bool json) {
   for (const MigrationRow& row : *rows) {
     std::string detail = row.failed_reason.value_or("");
     if (row.status == MigrationStatus::kFinished) detail = "finished " + Cell(row.finished_at);
+    if (row.status == MigrationStatus::kSkipped) {
+      detail = "skipped " + Cell(row.finished_at) + ": " + row.skipped_reason.value_or("");
+    }
+    if (row.status == MigrationStatus::kCancelled) {
+      detail = "cancelled " + Cell(row.cancelled_at) + "; retry runs it again from its cursor";
+    }
     if (row.status == MigrationStatus::kWaiting) {
       detail = "since " + Cell(row.waiting_since) + ", next try " + Cell(row.next_attempt_at) +
                ": " + row.waiting_reason.value_or("");
@@ -307,7 +313,7 @@ int CmdStatus(const Config& config, const Registry& registry, bool json) {
     if (!chunks.ok()) return Fail(chunks.status());
     for (const MigrationRow& row : *rows) {
       const auto c = chunks->find(row.name);
-      if (c == chunks->end() || row.status == MigrationStatus::kFinished) continue;
+      if (c == chunks->end() || IsDone(row.status)) continue;
       std::cout << "  " << row.name << ": " << ChunkSummaryText(c->second) << "\n";
     }
   }
@@ -382,6 +388,31 @@ int CmdPause(const Config& config, const std::string& name, bool pause) {
   Status s = pause ? (*store)->Pause(name, Actor()) : (*store)->Resume(name, Actor());
   if (!s.ok()) return Fail(s);
   std::printf("%s %s\n", name.c_str(), pause ? "paused" : "resumed");
+  return kExitOk;
+}
+
+// `skip NAME --reason TEXT` and `cancel NAME [--reason TEXT]`.
+int CmdSkipOrCancel(const Config& config, const std::string& name, bool skip,
+                    const std::string& reason) {
+  if (Status s = CheckName(name); !s.ok()) return Fail(s);
+  if (skip && reason.find_first_not_of(" \t\r\n") == std::string::npos) {
+    return Fail(InvalidArgument("skip needs --reason: say why no row of " + name +
+                                " needs running, e.g. bgmigrate skip " + name +
+                                " --reason 'copied by hand in 2024'"));
+  }
+  Result<std::unique_ptr<PgControlStore>> store = OpenStore(config);
+  if (!store.ok()) return Fail(store.status());
+  Status s = skip ? (*store)->Skip(name, reason, Actor()) : (*store)->Cancel(name, reason, Actor());
+  if (!s.ok()) return Fail(s);
+  if (skip) {
+    std::printf("%s skipped: marked done without running; migrations that need it may run\n",
+                name.c_str());
+  } else {
+    std::printf(
+        "%s cancelled; a running batch finishes first, the cursor is kept (bgmigrate retry %s "
+        "runs it again)\n",
+        name.c_str(), name.c_str());
+  }
   return kExitOk;
 }
 
@@ -560,6 +591,18 @@ int RunCli(int argc, char** argv) {
   pause->add_option("name", name, "Migration name")->required();
   CLI::App* resume = app.add_subcommand("resume", "Resume a paused migration");
   resume->add_option("name", name, "Migration name")->required();
+  std::string reason;
+  CLI::App* skip = app.add_subcommand(
+      "skip", "Mark a migration done without running it (e.g. its data was migrated another way)");
+  skip->add_option("name", name, "Migration name")->required();
+  skip->add_option("--reason", reason, "Why it needs no run (kept with it and in its events)")
+      ->required();
+  CLI::App* cancel = app.add_subcommand(
+      "cancel",
+      "Cancel a migration: a running one stops after its current batch; its cursor is kept for "
+      "retry");
+  cancel->add_option("name", name, "Migration name")->required();
+  cancel->add_option("--reason", reason, "Why (kept in its events)");
   CLI::App* verify = app.add_subcommand(
       "verify",
       "Compare a copy's source and target: counts and key hashes per month, and the content "
@@ -635,6 +678,8 @@ int RunCli(int argc, char** argv) {
     if (set_args->parsed()) return CmdSetArgs(*config, *registry, name, args_text);
     if (pause->parsed()) return CmdPause(*config, name, true);
     if (resume->parsed()) return CmdPause(*config, name, false);
+    if (skip->parsed()) return CmdSkipOrCancel(*config, name, true, reason);
+    if (cancel->parsed()) return CmdSkipOrCancel(*config, name, false, reason);
     return kExitUsage;
   };
   const int code = dispatch();

@@ -22,6 +22,10 @@ const char* MigrationStatusName(MigrationStatus s) {
       return "gated";
     case MigrationStatus::kUnknown:
       return "unknown";
+    case MigrationStatus::kSkipped:
+      return "skipped";
+    case MigrationStatus::kCancelled:
+      return "cancelled";
   }
   return "unknown";
 }
@@ -52,6 +56,8 @@ nlohmann::json MigrationRow::ToJson() const {
       {"finished_at", Opt(finished_at)},
       {"failed_at", Opt(failed_at)},
       {"failed_reason", Opt(failed_reason)},
+      {"skipped_reason", Opt(skipped_reason)},
+      {"cancelled_at", Opt(cancelled_at)},
       {"last_progress_at", Opt(last_progress_at)},
       {"waiting_reason", Opt(waiting_reason)},
       {"waiting_since", Opt(waiting_since)},

@@ -41,6 +41,9 @@ struct ChunkFilter {
 // kUnknown: pending, but no built-in or migration file of this bgmigrate has its script (a row
 // of another tool, or a file that was removed): left as it is, never run or failed.
 // kBlocked, kGated and kUnknown are never stored: JudgeReadiness derives them.
+// kSkipped: an operator marked it done without running it (`skipped_reason` says why);
+// prerequisites treat it as finished. kCancelled: an operator stopped it (after its current
+// batch); it keeps its cursor until `retry`, and prerequisites treat it as not finished.
 enum class MigrationStatus {
   kPending,
   kRunning,
@@ -50,7 +53,9 @@ enum class MigrationStatus {
   kFailed,
   kBlocked,
   kGated,
-  kUnknown
+  kUnknown,
+  kSkipped,
+  kCancelled
 };
 const char* MigrationStatusName(MigrationStatus s);  // "pending", "running", ...
 
@@ -65,6 +70,7 @@ struct MigrationRow {
   std::optional<std::string> finished_at, failed_at, locked_at, created_at, started_at, paused_at,
       last_progress_at;
   std::optional<std::string> failed_reason, worker_id;
+  std::optional<std::string> skipped_reason, cancelled_at;
   // Set while the status is waiting: why, since when, and when the worker tries again.
   std::optional<std::string> waiting_reason, waiting_since, next_attempt_at;
   // Set by JudgeReadiness (core/readiness.h), never stored. Blocked: the failed or paused
@@ -104,7 +110,7 @@ struct Lease {
 };
 
 // The answer of a fenced write: the lease is still ours; `paused` says an operator asked the
-// migration to pause, so the worker should stop after this batch.
+// migration to pause (or cancelled it), so the worker should stop after this batch.
 struct Fence {
   bool paused = false;
 };
@@ -162,6 +168,14 @@ class ControlStore {
   virtual Status Retry(const std::string& name, bool from_start, const std::string& actor) = 0;
   virtual Status Pause(const std::string& name, const std::string& actor) = 0;
   virtual Status Resume(const std::string& name, const std::string& actor) = 0;
+  // Skip: a migration that is not finished and that no worker runs (no live lease) is marked
+  // finished without running, `reason` kept (status `skipped`). Cancel: a pending, running or
+  // paused one is marked cancelled; its worker stops after the current batch, the cursor is
+  // kept, and `retry` runs it again. `reason` may be empty for a cancel.
+  virtual Status Skip(const std::string& name, const std::string& reason,
+                      const std::string& actor) = 0;
+  virtual Status Cancel(const std::string& name, const std::string& reason,
+                        const std::string& actor) = 0;
   // Replaces args (the caller has validated them). Takes effect at the next lease.
   virtual Status SetArgs(const std::string& name, const nlohmann::json& args,
                          const std::string& actor) = 0;

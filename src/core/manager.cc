@@ -318,7 +318,7 @@ void Manager::RunLeased(const Lease& lease, std::stop_token stop) {
     return;
   }
   if (result.code() == StatusCode::kCancelled && run_stop.stop_requested()) {
-    const std::string reason = paused ? "paused by an operator" : "worker stopping";
+    const std::string reason = paused ? "paused or cancelled by an operator" : "worker stopping";
     Status s = WithStore(
         [&](ControlStore& st) { return st.Release(lease.name, options_.worker_id, reason); });
     if (s.ok()) {

@@ -10,8 +10,10 @@ namespace {
 // Columns of a MigrationRow, in the order RowFrom reads them. $1 is the lease in seconds.
 constexpr const char* kRowColumns = R"sql(
   id, name, script, args::text, state::text,
-  CASE WHEN finished_at IS NOT NULL THEN 'finished'
+  CASE WHEN finished_at IS NOT NULL AND skipped_reason IS NOT NULL THEN 'skipped'
+       WHEN finished_at IS NOT NULL THEN 'finished'
        WHEN failed_at IS NOT NULL THEN 'failed'
+       WHEN cancelled_at IS NOT NULL THEN 'cancelled'
        WHEN paused_at IS NOT NULL THEN 'paused'
        WHEN worker_id IS NOT NULL AND locked_at >= now() - make_interval(secs => $1)
          THEN CASE WHEN waiting_reason IS NULL THEN 'running' ELSE 'waiting' END
@@ -27,13 +29,17 @@ constexpr const char* kRowColumns = R"sql(
   (worker_id IS NOT NULL AND locked_at >= now() - make_interval(secs => $1)),
   waiting_reason,
   to_char(waiting_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-  to_char(next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+  to_char(next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+  skipped_reason,
+  to_char(cancelled_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
 )sql";
 
 MigrationStatus StatusFromText(std::string_view s) {
   if (s == "finished") return MigrationStatus::kFinished;
   if (s == "failed") return MigrationStatus::kFailed;
   if (s == "paused") return MigrationStatus::kPaused;
+  if (s == "skipped") return MigrationStatus::kSkipped;
+  if (s == "cancelled") return MigrationStatus::kCancelled;
   if (s == "running") return MigrationStatus::kRunning;
   if (s == "waiting") return MigrationStatus::kWaiting;
   return MigrationStatus::kPending;
@@ -78,6 +84,8 @@ MigrationRow RowFrom(const PgResult& r, int i) {
   row.waiting_reason = r.GetOpt(i, 19);
   row.waiting_since = r.GetOpt(i, 20);
   row.next_attempt_at = r.GetOpt(i, 21);
+  row.skipped_reason = r.GetOpt(i, 22);
+  row.cancelled_at = r.GetOpt(i, 23);
   return row;
 }
 
@@ -190,6 +198,7 @@ Result<std::optional<Lease>> PgControlStore::TryAcquire(const std::string& name,
             attempts = attempts + 1,
             waiting_reason = NULL, waiting_since = NULL, next_attempt_at = NULL
         WHERE name = $1 AND finished_at IS NULL AND failed_at IS NULL AND paused_at IS NULL
+          AND cancelled_at IS NULL
           AND (worker_id IS NULL OR locked_at IS NULL
                OR locked_at < now() - make_interval(secs => $3))
         RETURNING name, script, args, state, attempts),
@@ -226,7 +235,8 @@ Result<Fence> PgControlStore::Fenced(const char* what, std::string_view sql,
 Result<Fence> PgControlStore::Heartbeat(const std::string& name, const std::string& worker_id) {
   return Fenced("heartbeat",
                 "UPDATE background_migrations SET locked_at = now() "
-                "WHERE name = $1 AND worker_id = $2 RETURNING paused_at IS NOT NULL",
+                "WHERE name = $1 AND worker_id = $2 RETURNING paused_at IS NOT NULL OR "
+                "cancelled_at IS NOT NULL",
                 {name, worker_id}, name, worker_id);
 }
 
@@ -245,7 +255,7 @@ Result<Fence> PgControlStore::Checkpoint(const std::string& name, const std::str
             locked_at = now(),
             waiting_reason = NULL, waiting_since = NULL, next_attempt_at = NULL
         WHERE name = $1 AND worker_id = $2
-        RETURNING name, paused_at IS NOT NULL AS paused),
+        RETURNING name, (paused_at IS NOT NULL OR cancelled_at IS NOT NULL) AS paused),
       ev AS (
         INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
         SELECT name, 'batch', $2, $5::jsonb FROM upd)
@@ -271,7 +281,7 @@ Result<Fence> PgControlStore::Checkpoint(const std::string& name, const std::str
             locked_at = now(),
             waiting_reason = NULL, waiting_since = NULL, next_attempt_at = NULL
         WHERE name = $1 AND worker_id = $2 AND EXISTS (SELECT 1 FROM c)
-        RETURNING name, paused_at IS NOT NULL AS paused),
+        RETURNING name, (paused_at IS NOT NULL OR cancelled_at IS NOT NULL) AS paused),
       ev AS (
         INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
         SELECT name, 'batch', $8, $5::jsonb FROM upd)
@@ -294,7 +304,8 @@ Status PgControlStore::SetTotalEstimate(const std::string& name, const std::stri
                                         int64_t rows) {
   Result<Fence> f = Fenced("progress estimate",
                            "UPDATE background_migrations SET rows_total_estimate = $3 "
-                           "WHERE name = $1 AND worker_id = $2 RETURNING paused_at IS NOT NULL",
+                           "WHERE name = $1 AND worker_id = $2 RETURNING paused_at IS NOT NULL OR "
+                           "cancelled_at IS NOT NULL",
                            {name, worker_id, rows}, name, worker_id);
   return f.ok() ? Status::Ok() : f.status();
 }
@@ -387,11 +398,13 @@ Status PgControlStore::Retry(const std::string& name, bool from_start, const std
   Result<PgResult> r = conn_.Exec(R"sql(
       WITH upd AS (
         UPDATE background_migrations
-        SET failed_at = NULL, failed_reason = NULL, finished_at = NULL,
+        SET failed_at = NULL, failed_reason = NULL, finished_at = NULL, cancelled_at = NULL,
+            skipped_reason = NULL, paused_at = NULL,
             state = CASE WHEN $2 THEN '{}'::jsonb ELSE state END,
             rows_processed = CASE WHEN $2 THEN 0 ELSE rows_processed END,
             last_progress_at = CASE WHEN $2 THEN NULL ELSE last_progress_at END
-        WHERE name = $1 AND (failed_at IS NOT NULL OR ($2 AND finished_at IS NOT NULL))
+        WHERE name = $1 AND (failed_at IS NOT NULL OR cancelled_at IS NOT NULL
+                             OR ($2 AND finished_at IS NOT NULL))
         RETURNING name),
       ev AS (
         INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
@@ -405,7 +418,8 @@ Status PgControlStore::Retry(const std::string& name, bool from_start, const std
   if (!r.ok()) return r.status().WithContext("retrying " + name);
   if (r->rows() == 0) {
     return Explain("retry", name,
-                   "only a failed migration can be retried (a finished one with --from-start)");
+                   "only a failed or cancelled migration can be retried (a finished or "
+                   "skipped one with --from-start)");
   }
   return Status::Ok();
 }
@@ -415,6 +429,7 @@ Status PgControlStore::Pause(const std::string& name, const std::string& actor) 
       WITH upd AS (
         UPDATE background_migrations SET paused_at = now()
         WHERE name = $1 AND finished_at IS NULL AND failed_at IS NULL AND paused_at IS NULL
+          AND cancelled_at IS NULL
         RETURNING name),
       ev AS (
         INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
@@ -431,6 +446,7 @@ Status PgControlStore::Resume(const std::string& name, const std::string& actor)
       WITH upd AS (
         UPDATE background_migrations SET paused_at = NULL
         WHERE name = $1 AND paused_at IS NOT NULL AND finished_at IS NULL AND failed_at IS NULL
+          AND cancelled_at IS NULL
         RETURNING name),
       ev AS (
         INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
@@ -438,7 +454,58 @@ Status PgControlStore::Resume(const std::string& name, const std::string& actor)
       SELECT 1 FROM upd)sql",
                                   {name, actor});
   if (!r.ok()) return r.status().WithContext("resuming " + name);
-  if (r->rows() == 0) return Explain("resume", name, "only a paused one can be resumed");
+  if (r->rows() == 0) {
+    return Explain("resume", name,
+                   "only a paused one can be resumed (a cancelled one is run again with retry)");
+  }
+  return Status::Ok();
+}
+
+Status PgControlStore::Skip(const std::string& name, const std::string& reason,
+                            const std::string& actor) {
+  // Not while a worker holds a live lease: its batches would go on after "done".
+  Result<PgResult> r = conn_.Exec(R"sql(
+      WITH upd AS (
+        UPDATE background_migrations
+        SET finished_at = now(), skipped_reason = $2, failed_at = NULL, failed_reason = NULL,
+            paused_at = NULL, cancelled_at = NULL, waiting_reason = NULL, waiting_since = NULL,
+            next_attempt_at = NULL
+        WHERE name = $1 AND finished_at IS NULL
+          AND NOT (worker_id IS NOT NULL AND locked_at >= now() - make_interval(secs => $4))
+        RETURNING name),
+      ev AS (
+        INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
+        SELECT name, 'skipped', NULL, jsonb_build_object('by', $3::text, 'reason', $2::text)
+        FROM upd)
+      SELECT 1 FROM upd)sql",
+                                  {name, reason, actor, lease_seconds_});
+  if (!r.ok()) return r.status().WithContext("skipping " + name);
+  if (r->rows() == 0) {
+    return Explain("skip", name,
+                   "a finished one needs no skip, and a running one must stop first: cancel "
+                   "or pause it, then skip it once its worker has let it go");
+  }
+  return Status::Ok();
+}
+
+Status PgControlStore::Cancel(const std::string& name, const std::string& reason,
+                              const std::string& actor) {
+  Result<PgResult> r = conn_.Exec(R"sql(
+      WITH upd AS (
+        UPDATE background_migrations SET cancelled_at = now()
+        WHERE name = $1 AND finished_at IS NULL AND failed_at IS NULL AND cancelled_at IS NULL
+        RETURNING name),
+      ev AS (
+        INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
+        SELECT name, 'cancelled', NULL,
+               jsonb_build_object('by', $3::text, 'reason', nullif($2::text, ''))
+        FROM upd)
+      SELECT 1 FROM upd)sql",
+                                  {name, reason, actor});
+  if (!r.ok()) return r.status().WithContext("cancelling " + name);
+  if (r->rows() == 0) {
+    return Explain("cancel", name, "only a pending, running or paused one can be cancelled");
+  }
   return Status::Ok();
 }
 

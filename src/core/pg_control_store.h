@@ -43,6 +43,10 @@ class PgControlStore final : public ControlStore {
   Status Retry(const std::string& name, bool from_start, const std::string& actor) override;
   Status Pause(const std::string& name, const std::string& actor) override;
   Status Resume(const std::string& name, const std::string& actor) override;
+  Status Skip(const std::string& name, const std::string& reason,
+              const std::string& actor) override;
+  Status Cancel(const std::string& name, const std::string& reason,
+                const std::string& actor) override;
   Status SetArgs(const std::string& name, const nlohmann::json& args,
                  const std::string& actor) override;
 

@@ -15,7 +15,8 @@ const std::vector<std::string>& PrerequisitesOf(const MigrationRow& row, const R
   return spec ? spec->prerequisites : kNone;
 }
 
-// The first failed or paused migration among the prerequisites of `row`, at any depth.
+// The first failed, paused or cancelled migration among the prerequisites of `row`, at any
+// depth (a skipped one counts as finished).
 const MigrationRow* FindBlocker(const MigrationRow& row, const RowsByName& by_name,
                                 const Registry& registry, std::set<std::string>& seen) {
   if (!seen.insert(row.name).second) return nullptr;  // a cycle: refused at start-up
@@ -23,8 +24,11 @@ const MigrationRow* FindBlocker(const MigrationRow& row, const RowsByName& by_na
     auto it = by_name.find(pre);
     if (it == by_name.end()) continue;  // not registered yet: waits, does not block
     const MigrationRow& p = *it->second;
-    if (p.status == MigrationStatus::kFailed || p.status == MigrationStatus::kPaused) return &p;
-    if (p.status == MigrationStatus::kFinished) continue;
+    if (p.status == MigrationStatus::kFailed || p.status == MigrationStatus::kPaused ||
+        p.status == MigrationStatus::kCancelled) {
+      return &p;
+    }
+    if (IsDone(p.status)) continue;
     if (const MigrationRow* deeper = FindBlocker(p, by_name, registry, seen)) return deeper;
   }
   return nullptr;
@@ -62,13 +66,17 @@ void JudgeReadiness(std::vector<MigrationRow>& rows, const Registry& registry) {
     }
     for (const std::string& pre : PrerequisitesOf(row, registry)) {
       auto it = by_name.find(pre);
-      if (it != by_name.end() && it->second->status == MigrationStatus::kFinished) continue;
+      if (it != by_name.end() && IsDone(it->second->status)) continue;
       row.waits_for = pre;
       row.waits_for_status =
           it == by_name.end() ? "not registered" : MigrationStatusName(it->second->status);
       break;
     }
   }
+}
+
+bool IsDone(MigrationStatus status) {
+  return status == MigrationStatus::kFinished || status == MigrationStatus::kSkipped;
 }
 
 bool IsRunnable(const MigrationRow& row) {

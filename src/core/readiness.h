@@ -32,12 +32,15 @@ namespace bgm {
 // start-up) end the walk.
 void JudgeReadiness(std::vector<MigrationRow>& rows, const Registry& registry);
 
+// True for finished and skipped: what a prerequisite and a gate count as done.
+bool IsDone(MigrationStatus status);
+
 // True when `row` (after JudgeReadiness) may be leased now.
 bool IsRunnable(const MigrationRow& row);
 
 // True when nothing is left that will progress without an operator: no migration, by any
-// worker, is pending, running or waiting (blocked, gated, unknown, paused, finished and failed
-// ones are not work). Call after JudgeReadiness.
+// worker, is pending, running or waiting (blocked, gated, unknown, paused, finished, skipped,
+// failed and cancelled ones are not work). Call after JudgeReadiness.
 bool IsIdle(const std::vector<MigrationRow>& rows);
 
 // kInvalidArgument when a migration names a prerequisite that the registry does not know, or

@@ -31,6 +31,10 @@ std::string Why(const MigrationRow& row) {
              row.name + "`";
     case MigrationStatus::kPaused:
       return "paused; `bgmigrate resume " + row.name + "` lets workers continue";
+    case MigrationStatus::kCancelled:
+      return "cancelled at " + row.cancelled_at.value_or("?") + "; `bgmigrate retry " + row.name +
+             "` runs it again from its cursor, or `bgmigrate skip " + row.name +
+             " --reason ...` if its data was migrated another way";
     case MigrationStatus::kBlocked:
       return "blocked by " + row.blocked_by.value_or("?") + " (" +
              row.blocked_by_status.value_or("?") + ")";
@@ -43,6 +47,7 @@ std::string Why(const MigrationRow& row) {
     case MigrationStatus::kUnknown:
       return "unknown: " + row.unknown_reason.value_or("");
     case MigrationStatus::kFinished:
+    case MigrationStatus::kSkipped:
       break;
   }
   return "finished";
@@ -55,8 +60,7 @@ Result<std::vector<GateEntry>> JudgeGate(std::vector<MigrationRow> rows, const R
   JudgeReadiness(rows, registry);
   std::vector<GateEntry> out;
   auto judge = [&](const MigrationRow& row) {
-    out.push_back({row.name, row.status == MigrationStatus::kFinished,
-                   row.status == MigrationStatus::kFinished ? "" : Why(row)});
+    out.push_back({row.name, IsDone(row.status), IsDone(row.status) ? "" : Why(row)});
   };
   if (names.empty()) {
     for (const MigrationRow& row : rows) {

@@ -36,6 +36,8 @@ constexpr int kChunkPageDefault = 100;
 constexpr int kChunkPageMax = 1000;
 // Batch events read per migration for /metrics.
 constexpr int kMetricsEvents = 50;
+// A skip's or cancel's reason, kept with the migration and in its event.
+constexpr size_t kMaxReasonBytes = 2000;
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
@@ -352,7 +354,8 @@ ApiResponse ApiHandler::Route(const ApiRequest& request) const {
 
   const std::string& action = seg[3];
   const char* allowed = nullptr;
-  if (action == "retry" || action == "pause" || action == "resume") {
+  if (action == "retry" || action == "pause" || action == "resume" || action == "skip" ||
+      action == "cancel") {
     allowed = "POST";
   } else if (action == "args") {
     allowed = "PUT";
@@ -636,6 +639,7 @@ ApiResponse ApiHandler::Change(const std::string& action, const std::string& nam
   }
   bool from_start = false;
   json args;
+  std::string reason;
   if (action == "retry" && !BlankBody(request.body)) {
     json body;
     if (auto bad = ParseBody(request.body, "{\"fromStart\": true}", body)) return *bad;
@@ -656,6 +660,42 @@ ApiResponse ApiHandler::Change(const std::string& action, const std::string& nam
                              "fromStart must be true or false, got " + JsonExcerpt(value));
       }
       from_start = value.get<bool>();
+    }
+  } else if (action == "skip" || (action == "cancel" && !BlankBody(request.body))) {
+    // {"reason": "..."}: required for a skip (it is the record of why no row was copied).
+    const bool skip = action == "skip";
+    json body;
+    if (BlankBody(request.body)) {
+      return ErrorResponse(400, "invalid body",
+                           "skip needs a reason: send {\"reason\": \"migrated by hand in 2024\"}");
+    }
+    if (auto bad = ParseBody(request.body, "{\"reason\": \"...\"}", body)) return *bad;
+    if (!body.is_object()) {
+      return ErrorResponse(
+          400, "invalid body",
+          "the body must be a JSON object such as {\"reason\": \"...\"}, got " + JsonExcerpt(body));
+    }
+    for (const auto& [key, value] : body.items()) {
+      if (key != "reason") {
+        return ErrorResponse(400, "invalid body",
+                             "unknown field '" + TextExcerpt(key, 100) +
+                                 "'; the body may only have reason (a string)");
+      }
+      if (!value.is_string()) {
+        return ErrorResponse(400, "invalid body",
+                             "reason must be a string, got " + JsonExcerpt(value));
+      }
+      reason = value.get<std::string>();
+    }
+    if (skip && reason.find_first_not_of(" \t\r\n") == std::string::npos) {
+      return ErrorResponse(400, "invalid body",
+                           "skip needs a reason that is not blank: say why no row needs "
+                           "copying (it is kept with the migration and in its events)");
+    }
+    if (reason.size() > kMaxReasonBytes) {
+      return ErrorResponse(400, "invalid body",
+                           "reason is " + std::to_string(reason.size()) + " bytes; keep it under " +
+                               std::to_string(kMaxReasonBytes));
     }
   } else if (action == "args") {
     if (auto bad = ParseBody(request.body, "{\"batchSize\": 2500}", args)) return *bad;
@@ -685,6 +725,13 @@ ApiResponse ApiHandler::Change(const std::string& action, const std::string& nam
   } else if (action == "resume") {
     s = store->Check((*store)->Resume(name, kApiActor));
     message = name + " resumed";
+  } else if (action == "skip") {
+    s = store->Check((*store)->Skip(name, reason, kApiActor));
+    message = name + " skipped: marked done without running; migrations that need it may run";
+  } else if (action == "cancel") {
+    s = store->Check((*store)->Cancel(name, reason, kApiActor));
+    message = name + " cancelled; a running batch finishes first, the cursor is kept (retry " +
+              "runs it again)";
   } else {  // args
     Result<MigrationRow> row = store->Check((*store)->Get(name));
     if (!row.ok()) return StatusResponse(row.status());

@@ -13,7 +13,8 @@ namespace {
 constexpr MigrationStatus kAllStatuses[] = {
     MigrationStatus::kPending, MigrationStatus::kRunning,  MigrationStatus::kWaiting,
     MigrationStatus::kPaused,  MigrationStatus::kFinished, MigrationStatus::kFailed,
-    MigrationStatus::kBlocked, MigrationStatus::kGated,    MigrationStatus::kUnknown};
+    MigrationStatus::kBlocked, MigrationStatus::kGated,    MigrationStatus::kUnknown,
+    MigrationStatus::kSkipped, MigrationStatus::kCancelled};
 
 void Header(std::string& out, const char* name, const char* type, const char* help) {
   out += "# HELP ";

@@ -390,6 +390,43 @@ describe('background migrations page', () => {
     assert.match(await indicator.textContent(), /1 running/);
   });
 
+  test('cancel and skip ask first, naming what they do, and show the outcome', async () => {
+    // Cancel: the confirmation names the consequence; dismissed, nothing changes.
+    let message = '';
+    page.once('dialog', (d) => { message = d.message(); d.dismiss(); });
+    await row(SCORES).getByTestId('action-cancel').click();
+    await eventually(() => message !== '', 5000, 'the cancel confirmation');
+    assert.equal(message, `Cancel ${SCORES}? A running batch finishes first, then it stops and ` +
+                          'keeps its cursor. It runs again only when someone retries it; ' +
+                          'migrations that need it wait until then.');
+    assert.equal(column(SCORES, 'cancelled_at'), '');
+    page.once('dialog', (d) => d.accept());
+    await row(SCORES).getByTestId('action-cancel').click();
+    await eventually(async () => (await badge(SCORES).textContent()) === 'cancelled', 10000,
+                     'the cancelled badge');
+    assert.notEqual(column(SCORES, 'cancelled_at'), '');
+    assert.match(await row(SCORES).getByTestId('cancelled-reason').textContent(),
+                 /^Cancelled .+retry it to continue from its cursor$/);
+
+    // Skip: the prompt says no row will be copied; the reason is kept and shown.
+    let prompt = '';
+    page.once('dialog', (d) => { prompt = d.message(); d.accept('scores copied by hand'); });
+    await row(SCORES).getByTestId('action-skip').click();
+    await eventually(async () => (await badge(SCORES).textContent()) === 'skipped', 10000,
+                     'the skipped badge');
+    assert.match(prompt, /^Skip .+ It will be marked done WITHOUT copying or changing any row/);
+    assert.equal(column(SCORES, 'skipped_reason'), 'scores copied by hand');
+    assert.equal(await row(SCORES).getByTestId('skipped-reason').textContent(),
+                 'Skipped: scores copied by hand');
+    assert.equal(sql(`SELECT string_agg(kind || ':' || (detail->>'by'), ',' ORDER BY id)
+                      FROM background_migration_events
+                      WHERE migration_name = '${SCORES}' AND kind IN ('cancelled', 'skipped')`),
+                 'cancelled:api,skipped:api');
+    assert.equal(await page.getByTestId('count-skipped').textContent(), '1');
+    await row(SCORES).scrollIntoViewIfNeeded();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'skipped.png') });
+  });
+
   test('reads well on a laptop and on a phone; screenshots are saved', async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     // One failed migration in the picture, as an operator would meet it.

@@ -112,7 +112,8 @@ TEST(ApplicationSchemaTest, WithoutAnApplicationFolderAFreshDatabaseGetsOnlyTheC
             "postgres|1|0001_background_migrations.sql\n"
             "postgres|3|0003_waiting.sql\n"
             "postgres|4|0004_migration_files.sql\n"
-            "postgres|5|0005_chunks.sql\n");
+            "postgres|5|0005_chunks.sql\n"
+            "postgres|6|0006_skip_cancel.sql\n");
 }
 
 TEST(ApplicationSchemaTest, MigrateWithAnEmptyOrNoFolderCreatesOnlyControlTablesAndNoClickHouseDb) {
@@ -174,7 +175,7 @@ TEST(ApplicationSchemaTest, ApplicationVersionsAreRecordedApartFromControlVersio
   ASSERT_TRUE(app.ok()) << app.status().ToString();
   Result<int> applied = ApplyPostgresSchema(conn, PostgresSchemaFiles(), app->postgres());
   ASSERT_TRUE(applied.ok()) << applied.status().ToString();
-  EXPECT_EQ(*applied, 6);
+  EXPECT_EQ(*applied, 7);
   EXPECT_EQ(
       Column(conn, "SELECT store, version, name FROM bgmigrate_schema_versions ORDER BY 1, 2"),
       "application|1|0001_app_one.sql\n"
@@ -182,7 +183,8 @@ TEST(ApplicationSchemaTest, ApplicationVersionsAreRecordedApartFromControlVersio
       "postgres|1|0001_background_migrations.sql\n"
       "postgres|3|0003_waiting.sql\n"
       "postgres|4|0004_migration_files.sql\n"
-      "postgres|5|0005_chunks.sql\n");
+      "postgres|5|0005_chunks.sql\n"
+      "postgres|6|0006_skip_cancel.sql\n");
   Result<int> again = ApplyPostgresSchema(conn, PostgresSchemaFiles(), app->postgres());
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(*again, 0);
@@ -346,7 +348,8 @@ TEST(ApplicationSchemaTest, DatabaseThatAppliedTheOldVersionTwoUpgradesWithoutCh
   EXPECT_EQ(Tables(conn), tables);
   EXPECT_EQ(Column(conn, "SELECT count(*) FROM traces"), "1\n");
   EXPECT_EQ(Column(conn, "SELECT store, version FROM bgmigrate_schema_versions ORDER BY 1, 2"),
-            "application|1\npostgres|1\npostgres|2\npostgres|3\npostgres|4\npostgres|5\n");
+            "application|1\npostgres|1\npostgres|2\npostgres|3\npostgres|4\npostgres|5\n"
+            "postgres|6\n");
   Result<int> again = ApplyPostgresSchema(conn, PostgresSchemaFiles(), example);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(*again, 0);
@@ -375,7 +378,7 @@ TEST(ControlTableShapeTest, ControlTablesBeforeVersionThreeMayLackItsColumns) {
       << claimed.message();
   Result<int> rest = ApplyPostgresSchema(conn, PostgresSchemaFiles());
   ASSERT_TRUE(rest.ok()) << rest.status().ToString();
-  EXPECT_EQ(*rest, 3);  // 0003, 0004 and 0005
+  EXPECT_EQ(*rest, 4);  // 0003, 0004, 0005 and 0006
 }
 
 // Langfuse v3's own background_migrations (id without a default, timestamps without a zone,

@@ -111,8 +111,8 @@ TEST_F(PgControlStoreTest, OperatorActionsRefusedInTheWrongStateSayWhy) {
   Status retry = store_->Retry("m1", false, "test");
   EXPECT_EQ(retry.code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(retry.message(),
-            "cannot retry background migration m1: it is pending; only a failed migration can be "
-            "retried (a finished one with --from-start)");
+            "cannot retry background migration m1: it is pending; only a failed or cancelled "
+            "migration can be retried (a finished or skipped one with --from-start)");
   EXPECT_EQ(store_->Resume("m1", "test").code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(store_->Pause("nope", "test").code(), StatusCode::kNotFound);
   EXPECT_EQ(store_->SetArgs("nope", nlohmann::json::object(), "test").code(),
@@ -126,6 +126,70 @@ TEST_F(PgControlStoreTest, OperatorActionsRefusedInTheWrongStateSayWhy) {
   EXPECT_EQ(store_->Pause("m1", "test").code(), StatusCode::kFailedPrecondition);
   EXPECT_TRUE(store_->Retry("m1", false, "test").ok());
   EXPECT_EQ(store_->Get("m1")->status, MigrationStatus::kPending);
+}
+
+// Cancel on Postgres: the holder's next fenced write says stop, it releases, nothing acquires
+// the migration, a helper's range checkpoint is refused, and retry makes it pending with its
+// cursor. Skip: refused while the lease is live, then done with its reason and an event.
+TEST_F(PgControlStoreTest, CancelStopsTheHolderAndSkipMarksItDoneWithItsReason) {
+  ASSERT_TRUE(store_->TryAcquire("m1", "w1")->has_value());
+  BatchRecord batch;
+  batch.state = {{"cursor", 7}};
+  batch.rows = 7;
+  ASSERT_FALSE(store_->Checkpoint("m1", "w1", batch)->paused);
+  ASSERT_TRUE(store_->Cancel("m1", "too slow today", "cli:op").ok());
+  EXPECT_TRUE(store_->Heartbeat("m1", "w1")->paused);
+  EXPECT_TRUE(store_->Checkpoint("m1", "w1", batch)->paused);
+  Result<ChunkStore> chunks = ChunkStore::Connect(db_.url());
+  ASSERT_TRUE(chunks.ok());
+  ASSERT_TRUE(chunks->Create("m1", {}).ok());
+  ASSERT_TRUE(chunks->Claim("m1", "w2#0", std::chrono::seconds(60))->has_value());
+  EXPECT_EQ(
+      chunks->CheckpointShared("m1", 0, "w2#0", {{"id", "9"}}, 9, nlohmann::json::object()).code(),
+      StatusCode::kCancelled)
+      << "a helper's range stops too";
+  ASSERT_TRUE(store_->Release("m1", "w1", "paused or cancelled by an operator").ok());
+  MigrationRow row = *store_->Get("m1");
+  EXPECT_EQ(row.status, MigrationStatus::kCancelled);
+  EXPECT_TRUE(row.cancelled_at.has_value());
+  EXPECT_EQ(row.state, (nlohmann::json{{"cursor", 7}}));
+  EXPECT_FALSE(store_->TryAcquire("m1", "w3")->has_value());
+  EXPECT_EQ(store_->Pause("m1", "test").message(),
+            "cannot pause background migration m1: it is cancelled; only a pending or running "
+            "one can be paused");
+  // Newest first: released, the batch that saw the cancel, cancelled.
+  Result<std::vector<MigrationEvent>> events = store_->Events("m1", 3);
+  ASSERT_EQ(events->size(), 3u);
+  EXPECT_EQ((*events)[0].kind, "released");
+  EXPECT_EQ((*events)[2].kind, "cancelled");
+  EXPECT_EQ((*events)[2].detail, (nlohmann::json{{"by", "cli:op"}, {"reason", "too slow today"}}));
+
+  ASSERT_TRUE(store_->Retry("m1", false, "test").ok());
+  row = *store_->Get("m1");
+  EXPECT_EQ(row.status, MigrationStatus::kPending);
+  EXPECT_EQ(row.state, (nlohmann::json{{"cursor", 7}})) << "retry keeps the cursor";
+  EXPECT_EQ(row.rows_processed, 14);
+
+  ASSERT_TRUE(store_->TryAcquire("m1", "w3")->has_value());
+  Status live = store_->Skip("m1", "copied by hand", "cli:op");
+  EXPECT_EQ(live.message(),
+            "cannot skip background migration m1: it is running; a finished one needs no skip, "
+            "and a running one must stop first: cancel or pause it, then skip it once its worker "
+            "has let it go");
+  ASSERT_TRUE(store_->Release("m1", "w3", "worker stopping").ok());
+  ASSERT_TRUE(store_->Skip("m1", "copied by hand", "cli:op").ok());
+  row = *store_->Get("m1");
+  EXPECT_EQ(row.status, MigrationStatus::kSkipped);
+  EXPECT_EQ(row.skipped_reason, "copied by hand");
+  EXPECT_TRUE(row.finished_at.has_value());
+  EXPECT_EQ(row.ToJson()["status"], "skipped");
+  events = store_->Events("m1", 1);
+  EXPECT_EQ((*events)[0].detail, (nlohmann::json{{"by", "cli:op"}, {"reason", "copied by hand"}}));
+  EXPECT_EQ(store_->Skip("m1", "again", "cli:op").code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->Retry("m1", false, "test").code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(store_->Retry("m1", true, "test").ok());
+  EXPECT_EQ(store_->Get("m1")->status, MigrationStatus::kPending);
+  EXPECT_EQ(store_->Get("m1")->skipped_reason, std::nullopt);
 }
 
 // The operator's reads of the chunks see what ChunkStore (the copy's side) wrote.

@@ -280,7 +280,7 @@ TEST_F(WorkerProcessTest, RetryKeepsTheCursorAndFromStartResetsIt) {
 
   testing::ProcessResult refused = Cli({"retry", kName});
   EXPECT_EQ(refused.exit_code, 2);
-  EXPECT_NE(refused.err.find("it is pending; only a failed migration can be retried"),
+  EXPECT_NE(refused.err.find("it is pending; only a failed or cancelled migration can be retried"),
             std::string::npos)
       << refused.err;
 
@@ -389,6 +389,74 @@ TEST_F(WorkerProcessTest, PauseAndResumeThroughTheCli) {
   EXPECT_EQ(RowsProcessed(), kRows);
 }
 
+// `cancel` mid-run: the worker stops after its batch and exits; the migration is cancelled with
+// its cursor, no worker takes it, resume is refused; `retry` goes on from the cursor and every
+// row is priced once (the batches chain across the cancel).
+TEST_F(WorkerProcessTest, CancelStopsTheRunningWorkerAndRetryGoesOnFromTheCursor) {
+  SetArgsSql({{"batchSize", 500}, {"pauseMs", 50}});
+  ChildProcess worker(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w1"));
+  ASSERT_TRUE(WaitForRows(2000));
+  testing::ProcessResult cancelled = Cli({"cancel", kName, "--reason", "peak hours"});
+  ASSERT_EQ(cancelled.exit_code, 0) << cancelled.err;
+  EXPECT_EQ(cancelled.out, std::string(kName) +
+                               " cancelled; a running batch finishes first, the cursor is kept "
+                               "(bgmigrate retry " +
+                               kName + " runs it again)\n");
+  std::optional<int> code = worker.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value()) << "the worker did not stop";
+  EXPECT_EQ(*code, 0) << worker.Stderr();
+  nlohmann::json row = Listed();
+  EXPECT_EQ(row["status"], "cancelled");
+  EXPECT_TRUE(row["cancelled_at"].is_string());
+  const int64_t at_cancel = RowsProcessed();
+  EXPECT_GE(at_cancel, 2000);
+  EXPECT_LT(at_cancel, kRows);
+  EXPECT_EQ(Query("SELECT detail->>'reason' FROM background_migration_events WHERE kind = "
+                  "'cancelled'"),
+            "peak hours");
+  EXPECT_EQ(RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w2")).exit_code, 0);
+  EXPECT_EQ(RowsProcessed(), at_cancel) << "a cancelled migration is not run";
+  testing::ProcessResult resume = Cli({"resume", kName});
+  EXPECT_EQ(resume.exit_code, 2);
+  EXPECT_NE(resume.err.find("it is cancelled; only a paused one can be resumed (a cancelled one "
+                            "is run again with retry)"),
+            std::string::npos)
+      << resume.err;
+  testing::ProcessResult gate = Cli({"gate", kName});
+  EXPECT_EQ(gate.exit_code, 1);
+  EXPECT_NE(gate.out.find("cancelled at "), std::string::npos) << gate.out;
+
+  ASSERT_EQ(Cli({"retry", kName}).exit_code, 0);
+  EXPECT_EQ(RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w3")).exit_code, 0);
+  ExpectAllPriced();
+}
+
+// `skip`: needs --reason; marks the migration done without running it, so no worker runs it
+// and the gate opens.
+TEST_F(WorkerProcessTest, SkipMarksItDoneWithoutRunningAndTheGateOpens) {
+  testing::ProcessResult no_reason = Cli({"skip", kName});
+  EXPECT_EQ(no_reason.exit_code, 2);
+  EXPECT_NE(no_reason.err.find("--reason is required"), std::string::npos) << no_reason.err;
+  testing::ProcessResult blank = Cli({"skip", kName, "--reason", " "});
+  EXPECT_EQ(blank.exit_code, 2);
+  EXPECT_NE(blank.err.find("skip needs --reason: say why no row of " + std::string(kName)),
+            std::string::npos)
+      << blank.err;
+  EXPECT_EQ(Listed()["status"], "pending");
+
+  testing::ProcessResult skipped = Cli({"skip", kName, "--reason", "priced by hand"});
+  ASSERT_EQ(skipped.exit_code, 0) << skipped.err;
+  nlohmann::json row = Listed();
+  EXPECT_EQ(row["status"], "skipped");
+  EXPECT_EQ(row["skipped_reason"], "priced by hand");
+  EXPECT_EQ(RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w1")).exit_code, 0);
+  EXPECT_EQ(RowsProcessed(), 0);
+  EXPECT_EQ(Query("SELECT count(*) FROM observations WHERE internal_model_id IS NOT NULL"), "0");
+  EXPECT_EQ(Cli({"gate", kName}).exit_code, 0);
+  testing::ProcessResult list = Cli({"list"});
+  EXPECT_NE(list.out.find(": priced by hand"), std::string::npos) << list.out;
+}
+
 // Issue 12: a 100 kB name (or args text) was echoed in full in the error; every path that echoes
 // what the user typed now cuts it, says how long it was, and exits 2.
 TEST_F(WorkerProcessTest, AHundredKilobyteNameIsCutInEveryCliError) {
@@ -492,7 +560,7 @@ TEST(CliTest, AMistypedCommandIsNamedWithTheKnownOnes) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.err,
             "bgmigrate: unknown command 'frobnicate'; the commands are worker, web, up, migrate, "
-            "list, status, gate, retry, set-args, pause, resume, verify, check\n"
+            "list, status, gate, retry, set-args, pause, resume, skip, cancel, verify, check\n"
             "Run 'bgmigrate --help' for usage.\n");
   EXPECT_EQ(r.out, "");
 }

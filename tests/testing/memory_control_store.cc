@@ -28,9 +28,11 @@ MigrationRow MemoryDatabase::View(const Stored& s) const {
   row.lease_live = LeaseLive(s);
   row.locked_at = s.locked_at ? std::optional<std::string>(Stamp(*s.locked_at)) : std::nullopt;
   if (row.finished_at) {
-    row.status = MigrationStatus::kFinished;
+    row.status = row.skipped_reason ? MigrationStatus::kSkipped : MigrationStatus::kFinished;
   } else if (row.failed_at) {
     row.status = MigrationStatus::kFailed;
+  } else if (row.cancelled_at) {
+    row.status = MigrationStatus::kCancelled;
   } else if (row.paused_at) {
     row.status = MigrationStatus::kPaused;
   } else if (row.lease_live) {
@@ -157,7 +159,8 @@ Result<std::optional<Lease>> MemoryControlStore::TryAcquire(const std::string& n
   auto it = db_.rows_.find(name);
   if (it == db_.rows_.end()) return std::optional<Lease>();
   MemoryDatabase::Stored& s = it->second;
-  if (s.row.finished_at || s.row.failed_at || s.row.paused_at || db_.LeaseLive(s)) {
+  if (s.row.finished_at || s.row.failed_at || s.row.paused_at || s.row.cancelled_at ||
+      db_.LeaseLive(s)) {
     return std::optional<Lease>();
   }
   s.row.worker_id = worker_id;
@@ -183,7 +186,7 @@ Result<Fence> MemoryControlStore::Heartbeat(const std::string& name, const std::
   if (s == nullptr) return Lost(name, worker_id);
   s->locked_at = db_.clock_.Now();
   db_.heartbeats_++;
-  return Fence{s->row.paused_at.has_value()};
+  return Fence{s->row.paused_at.has_value() || s->row.cancelled_at.has_value()};
 }
 
 Result<Fence> MemoryControlStore::Checkpoint(const std::string& name, const std::string& worker_id,
@@ -198,7 +201,7 @@ Result<Fence> MemoryControlStore::Checkpoint(const std::string& name, const std:
   s->locked_at = db_.clock_.Now();
   db_.AddEvent(name, "batch", worker_id,
                {{"from", batch.from}, {"to", batch.to}, {"rows", batch.rows}});
-  return Fence{s->row.paused_at.has_value()};
+  return Fence{s->row.paused_at.has_value() || s->row.cancelled_at.has_value()};
 }
 
 Status MemoryControlStore::SetTotalEstimate(const std::string& name, const std::string& worker_id,
@@ -279,14 +282,17 @@ Status MemoryControlStore::Retry(const std::string& name, bool from_start,
   auto it = db_.rows_.find(name);
   if (it == db_.rows_.end()) return NoSuch(name);
   MigrationRow& row = it->second.row;
-  if (!row.failed_at && !(from_start && row.finished_at)) {
+  if (!row.failed_at && !row.cancelled_at && !(from_start && row.finished_at)) {
     return RefusedInState("retry", db_.View(it->second),
-                          "only a failed migration can be retried (a finished one with "
-                          "--from-start)");
+                          "only a failed or cancelled migration can be retried (a finished or "
+                          "skipped one with --from-start)");
   }
   row.failed_at.reset();
   row.failed_reason.reset();
   row.finished_at.reset();
+  row.cancelled_at.reset();
+  row.skipped_reason.reset();
+  row.paused_at.reset();
   if (from_start) {
     row.state = nlohmann::json::object();
     row.rows_processed = 0;
@@ -300,7 +306,7 @@ Status MemoryControlStore::Pause(const std::string& name, const std::string& act
   auto it = db_.rows_.find(name);
   if (it == db_.rows_.end()) return NoSuch(name);
   MigrationRow& row = it->second.row;
-  if (row.finished_at || row.failed_at || row.paused_at) {
+  if (row.finished_at || row.failed_at || row.paused_at || row.cancelled_at) {
     return RefusedInState("pause", db_.View(it->second),
                           "only a pending or running one can be paused");
   }
@@ -314,11 +320,52 @@ Status MemoryControlStore::Resume(const std::string& name, const std::string& ac
   auto it = db_.rows_.find(name);
   if (it == db_.rows_.end()) return NoSuch(name);
   MigrationRow& row = it->second.row;
-  if (!row.paused_at || row.finished_at || row.failed_at) {
-    return RefusedInState("resume", db_.View(it->second), "only a paused one can be resumed");
+  if (!row.paused_at || row.finished_at || row.failed_at || row.cancelled_at) {
+    return RefusedInState("resume", db_.View(it->second),
+                          "only a paused one can be resumed (a cancelled one is run again with "
+                          "retry)");
   }
   row.paused_at.reset();
   db_.AddEvent(name, "resumed", std::nullopt, {{"by", actor}});
+  return Status::Ok();
+}
+
+Status MemoryControlStore::Skip(const std::string& name, const std::string& reason,
+                                const std::string& actor) {
+  std::lock_guard lock(db_.mu_);
+  auto it = db_.rows_.find(name);
+  if (it == db_.rows_.end()) return NoSuch(name);
+  MigrationRow& row = it->second.row;
+  if (row.finished_at || db_.LeaseLive(it->second)) {
+    return RefusedInState("skip", db_.View(it->second),
+                          "a finished one needs no skip, and a running one must stop first: "
+                          "cancel or pause it, then skip it once its worker has let it go");
+  }
+  row.finished_at = Stamp(db_.clock_.Now());
+  row.skipped_reason = reason;
+  row.failed_at.reset();
+  row.failed_reason.reset();
+  row.paused_at.reset();
+  row.cancelled_at.reset();
+  ClearWaiting(row);
+  db_.AddEvent(name, "skipped", std::nullopt, {{"by", actor}, {"reason", reason}});
+  return Status::Ok();
+}
+
+Status MemoryControlStore::Cancel(const std::string& name, const std::string& reason,
+                                  const std::string& actor) {
+  std::lock_guard lock(db_.mu_);
+  auto it = db_.rows_.find(name);
+  if (it == db_.rows_.end()) return NoSuch(name);
+  MigrationRow& row = it->second.row;
+  if (row.finished_at || row.failed_at || row.cancelled_at) {
+    return RefusedInState("cancel", db_.View(it->second),
+                          "only a pending, running or paused one can be cancelled");
+  }
+  row.cancelled_at = Stamp(db_.clock_.Now());
+  db_.AddEvent(name, "cancelled", std::nullopt,
+               {{"by", actor},
+                {"reason", reason.empty() ? nlohmann::json(nullptr) : nlohmann::json(reason)}});
   return Status::Ok();
 }
 

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/readiness.h"
+
 namespace bgm {
 namespace {
 
@@ -57,6 +59,37 @@ TEST(UpgradeGateTest, NamedMigrationsOnlyAndUnknownNamesRefused) {
   EXPECT_EQ(missing.status().message(),
             "no background migration named '20240109_typo' is registered; `bgmigrate list` "
             "shows their names");
+}
+
+// A skipped migration is done for the gate and for the ones that need it; a cancelled one is
+// neither: the gate says how to go on, and the ones that need it are blocked by it.
+TEST(UpgradeGateTest, SkippedCountsAsFinishedAndCancelledBlocks) {
+  MigrationRow a = Row("20240101_a", MigrationStatus::kSkipped);
+  a.skipped_reason = "copied by hand";
+  std::vector<MigrationRow> rows = {a, Row("20240102_b", MigrationStatus::kFinished)};
+  Result<std::vector<GateEntry>> gate = JudgeGate(rows, Known(), {"20240101_a", "20240102_b"});
+  ASSERT_TRUE(gate.ok());
+  EXPECT_TRUE((*gate)[0].finished);
+  EXPECT_EQ((*gate)[0].why, "");
+
+  MigrationRow cancelled = Row("20240101_a", MigrationStatus::kCancelled);
+  cancelled.cancelled_at = "2026-12-01T01:00:00.000Z";
+  rows = {cancelled, Row("20240102_b", MigrationStatus::kPending)};
+  gate = JudgeGate(rows, Known(), {});
+  ASSERT_TRUE(gate.ok());
+  EXPECT_FALSE((*gate)[0].finished);
+  EXPECT_EQ((*gate)[0].why,
+            "cancelled at 2026-12-01T01:00:00.000Z; `bgmigrate retry 20240101_a` runs it again "
+            "from its cursor, or `bgmigrate skip 20240101_a --reason ...` if its data was "
+            "migrated another way");
+  EXPECT_EQ((*gate)[1].why, "blocked by 20240101_a (cancelled)");
+
+  // Skipped, the prerequisite lets the one that needs it run.
+  rows = {a, Row("20240102_b", MigrationStatus::kPending)};
+  JudgeReadiness(rows, Known());
+  EXPECT_EQ(rows[1].status, MigrationStatus::kPending);
+  EXPECT_EQ(rows[1].waits_for, std::nullopt);
+  EXPECT_TRUE(IsRunnable(rows[1]));
 }
 
 }  // namespace

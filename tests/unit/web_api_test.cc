@@ -133,6 +133,15 @@ class PgLikeStore final : public ControlStore {
     if (Status d = Gate(); !d.ok()) return d;
     return inner_.Resume(n, actor);
   }
+  Status Skip(const std::string& n, const std::string& reason, const std::string& actor) override {
+    if (Status d = Gate(); !d.ok()) return d;
+    return inner_.Skip(n, reason, actor);
+  }
+  Status Cancel(const std::string& n, const std::string& reason,
+                const std::string& actor) override {
+    if (Status d = Gate(); !d.ok()) return d;
+    return inner_.Cancel(n, reason, actor);
+  }
   Status SetArgs(const std::string& n, const json& args, const std::string& actor) override {
     if (Status d = Gate(); !d.ok()) return d;
     return inner_.SetArgs(n, args, actor);
@@ -588,12 +597,12 @@ TEST_F(WebApiTest, RetryThatTheStateForbidsIs409AndChangesNothing) {
   const std::string before = Snapshot();
   ExpectError(Call("POST", Path(kPending, "retry")), 409, "conflict",
               std::string("cannot retry background migration ") + kPending +
-                  ": it is pending; only a failed migration can be retried (a finished one "
-                  "with --from-start)");
+                  ": it is pending; only a failed or cancelled migration can be retried (a "
+                  "finished or skipped one with --from-start)");
   ExpectError(Call("POST", Path(kFinished, "retry"), "{}"), 409, "conflict",
               std::string("cannot retry background migration ") + kFinished +
-                  ": it is finished; only a failed migration can be retried (a finished one "
-                  "with --from-start)");
+                  ": it is finished; only a failed or cancelled migration can be retried (a "
+                  "finished or skipped one with --from-start)");
   EXPECT_EQ(Snapshot(), before);
 }
 
@@ -665,10 +674,86 @@ TEST_F(WebApiTest, PauseThenResume) {
 
   ExpectError(Call("POST", Path(kPending, "resume")), 409, "conflict",
               std::string("cannot resume background migration ") + kPending +
-                  ": it is pending; only a paused one can be resumed");
+                  ": it is pending; only a paused one can be resumed (a cancelled one is "
+                  "run again with retry)");
   ExpectError(Call("POST", Path(kFinished, "pause")), 409, "conflict",
               std::string("cannot pause background migration ") + kFinished +
                   ": it is finished; only a pending or running one can be paused");
+}
+
+// Skip: needs a non-blank reason; refused while a worker holds the lease; a skipped migration
+// is done (its reason kept, an event with the actor and the reason), and retry --from-start
+// brings it back.
+TEST_F(WebApiTest, SkipNeedsAReasonAndIsRefusedWhileAWorkerRunsIt) {
+  const std::string before = Snapshot();
+  ExpectError(Call("POST", Path(kPending, "skip")), 400, "invalid body",
+              "skip needs a reason: send {\"reason\": \"migrated by hand in 2024\"}");
+  ExpectError(Call("POST", Path(kPending, "skip"), R"({"reason": "  "})"), 400, "invalid body",
+              "skip needs a reason that is not blank: say why no row needs copying (it is kept "
+              "with the migration and in its events)");
+  ExpectError(Call("POST", Path(kPending, "skip"), R"({"reason": 5})"), 400, "invalid body",
+              "reason must be a string, got 5");
+  ExpectError(Call("POST", Path(kPending, "skip"), R"({"reason": "x", "force": true})"), 400,
+              "invalid body", "unknown field 'force'; the body may only have reason (a string)");
+  ExpectError(Call("POST", Path(kPending, "skip"), R"({"reason": "x"})", ""), 401,
+              "missing API key", "send the header 'Authorization: Bearer <ADMIN_API_KEY>'");
+  ExpectError(Call("POST", Path(kRunning, "skip"), R"({"reason": "x"})"), 409, "conflict",
+              std::string("cannot skip background migration ") + kRunning +
+                  ": it is running; a finished one needs no skip, and a running one must stop "
+                  "first: cancel or pause it, then skip it once its worker has let it go");
+  ExpectError(Call("POST", Path(kFinished, "skip"), R"({"reason": "x"})"), 409, "conflict",
+              std::string("cannot skip background migration ") + kFinished +
+                  ": it is finished; a finished one needs no skip, and a running one must stop "
+                  "first: cancel or pause it, then skip it once its worker has let it go");
+  EXPECT_EQ(Snapshot(), before);
+
+  ApiResponse r = Call("POST", Path(kFailed, "skip"), R"({"reason": "copied by hand"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r)["message"], std::string(kFailed) +
+                                    " skipped: marked done without running; migrations that "
+                                    "need it may run");
+  EXPECT_EQ(Body(r)["migration"]["status"], "skipped");
+  EXPECT_EQ(Body(r)["migration"]["skipped_reason"], "copied by hand");
+  EXPECT_EQ(Body(r)["migration"]["failed_reason"], nullptr);
+  EXPECT_EQ(db_.AllEvents().back().kind, "skipped");
+  EXPECT_EQ(db_.AllEvents().back().detail, (json{{"by", "api"}, {"reason", "copied by hand"}}));
+  ASSERT_EQ(Call("POST", Path(kFailed, "retry"), R"({"fromStart": true})").status, 200);
+  EXPECT_EQ(db_.Row(kFailed).status, MigrationStatus::kPending);
+  EXPECT_EQ(db_.Row(kFailed).skipped_reason, std::nullopt);
+}
+
+// Cancel: a running migration is told to stop (its next fenced write says so), is `cancelled`
+// with its cursor kept, cannot be resumed or acquired, and `retry` makes it pending again.
+TEST_F(WebApiTest, CancelStopsARunningMigrationAndRetryBringsItBack) {
+  ApiResponse r = Call("POST", Path(kRunning, "cancel"), R"({"reason": "too slow today"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r)["message"], std::string(kRunning) +
+                                    " cancelled; a running batch finishes first, the cursor is "
+                                    "kept (retry runs it again)");
+  EXPECT_EQ(Body(r)["migration"]["status"], "cancelled");
+  EXPECT_EQ(Body(r)["migration"]["state"], (json{{"next", 300}}));
+  EXPECT_EQ(db_.AllEvents().back().detail, (json{{"by", "api"}, {"reason", "too slow today"}}));
+  MemoryControlStore worker(db_);
+  Result<Fence> fence = worker.Heartbeat(kRunning, "w2");
+  ASSERT_TRUE(fence.ok());
+  EXPECT_TRUE(fence->paused) << "the holder stops after its batch";
+  ASSERT_TRUE(worker.Release(kRunning, "w2", "cancelled").ok());
+  EXPECT_FALSE(worker.TryAcquire(kRunning, "w3")->has_value());
+  ExpectError(Call("POST", Path(kRunning, "resume")), 409, "conflict",
+              std::string("cannot resume background migration ") + kRunning +
+                  ": it is cancelled; only a paused one can be resumed (a cancelled one is run "
+                  "again with retry)");
+  ExpectError(Call("POST", Path(kRunning, "cancel")), 409, "conflict",
+              std::string("cannot cancel background migration ") + kRunning +
+                  ": it is cancelled; only a pending, running or paused one can be cancelled");
+  ApiResponse plain = Call("POST", Path(kPending, "cancel"));  // no body: no reason
+  ASSERT_EQ(plain.status, 200) << plain.body;
+  EXPECT_EQ(db_.AllEvents().back().detail, (json{{"by", "api"}, {"reason", nullptr}}));
+
+  ASSERT_EQ(Call("POST", Path(kRunning, "retry")).status, 200);
+  EXPECT_EQ(db_.Row(kRunning).status, MigrationStatus::kPending);
+  EXPECT_EQ(db_.Row(kRunning).state, (json{{"next", 300}})) << "the cursor was kept";
+  EXPECT_TRUE(worker.TryAcquire(kRunning, "w3")->has_value());
 }
 
 TEST_F(WebApiTest, SetArgsValidatesThenSaves) {
@@ -1100,6 +1185,8 @@ TEST(MetricsTest, RendersAKnownStateExactly) {
       "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"blocked\"} 0\n"
       "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"gated\"} 0\n"
       "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"unknown\"} 0\n"
+      "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"skipped\"} 0\n"
+      "bgmigrate_migration_status{name=\"20241024_1730_migrate_traces\",status=\"cancelled\"} 0\n"
       "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"pending\"} 0\n"
       "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"running\"} 0\n"
       "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"waiting\"} 0\n"
@@ -1109,6 +1196,8 @@ TEST(MetricsTest, RendersAKnownStateExactly) {
       "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"blocked\"} 0\n"
       "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"gated\"} 0\n"
       "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"unknown\"} 0\n"
+      "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"skipped\"} 0\n"
+      "bgmigrate_migration_status{name=\"20241105_1200_backfill\",status=\"cancelled\"} 0\n"
       "# HELP bgmigrate_rows_processed Rows processed so far (reset by a retry from the "
       "start).\n"
       "# TYPE bgmigrate_rows_processed gauge\n"

@@ -8,7 +8,8 @@
   const REFRESH_MS = 3000;
   const KEY_STORAGE = 'bgmigrate.adminKey';
   const API = '/api/background-migrations';
-  const STATUSES = ['pending', 'running', 'waiting', 'paused', 'finished', 'failed', 'blocked'];
+  const STATUSES = ['pending', 'running', 'waiting', 'paused', 'finished', 'failed', 'blocked',
+                    'skipped', 'cancelled'];
   // Also listed, without a count box: gated (a gate variable not set) and unknown (not ours).
   const COLUMNS = ['Migration', 'Status', 'Progress', 'Timing', 'Args & state', 'Reason',
                    'Actions'];
@@ -402,6 +403,7 @@
   }
 
   function rangeText(ch) {
+    if (ch.partition !== undefined) return `partition ${ch.partition}`;
     const bound = (v) => compactJson(v, 40);
     return `[${ch.lower === null ? 'start' : bound(ch.lower)}, ` +
            `${ch.upper === null ? 'end' : bound(ch.upper)})`;
@@ -472,13 +474,24 @@
       a.push(['retry', 'Retry', 'btn-primary', 'Run it again from its saved cursor']);
       a.push(['retry-from-start', 'Retry from start', '', 'Forget the cursor and start over']);
     }
-    if (m.status === 'finished') {
+    if (m.status === 'cancelled') {
+      a.push(['retry', 'Retry', 'btn-primary', 'Run it again from its saved cursor']);
+    }
+    if (m.status === 'finished' || m.status === 'skipped') {
       a.push(['retry-from-start', 'Re-run from start', '', 'Run it again from the beginning']);
     }
-    if (['pending', 'blocked', 'running', 'waiting'].includes(m.status)) {
+    if (['pending', 'blocked', 'gated', 'running', 'waiting'].includes(m.status)) {
       a.push(['pause', 'Pause', '', 'Stop after the current batch, keeping the cursor']);
     }
     if (m.status === 'paused') a.push(['resume', 'Resume', 'btn-primary', 'Let workers continue']);
+    if (['pending', 'blocked', 'gated', 'running', 'waiting', 'paused'].includes(m.status)) {
+      a.push(['cancel', 'Cancel', 'btn-danger',
+              'Stop it after the current batch; it runs again only when retried']);
+    }
+    if (['pending', 'blocked', 'gated', 'paused', 'failed', 'cancelled'].includes(m.status)) {
+      a.push(['skip', 'Skip', 'btn-danger',
+              'Mark it done without running it (e.g. its data was migrated another way)']);
+    }
     a.push(['edit-args', 'Edit args', 'btn-ghost', 'Change the args (e.g. batchSize)']);
     return a;
   }
@@ -491,6 +504,24 @@
         body: '{"fromStart": true}',
         confirm: `Run ${name} again from the very beginning? Its saved cursor and row count are reset.`,
       });
+    }
+    if (action === 'cancel') {
+      return runAction(name, 'cancel', {
+        confirm: `Cancel ${name}? A running batch finishes first, then it stops and keeps its ` +
+                 'cursor. It runs again only when someone retries it; migrations that need it ' +
+                 'wait until then.',
+      });
+    }
+    if (action === 'skip') {
+      const reason = window.prompt(
+        `Skip ${name}? It will be marked done WITHOUT copying or changing any row, and the ` +
+        'migrations that need it will run as if it had finished. Say why (kept with it):');
+      if (reason === null) return undefined;
+      if (!reason.trim()) {
+        toast('Not skipped: a skip needs a reason.', 'error');
+        return undefined;
+      }
+      return runAction(name, 'skip', { body: JSON.stringify({ reason }) });
     }
     return runAction(name, action);
   }
@@ -593,7 +624,17 @@
 
     fill(reasonCell, [m.failed_reason, m.waiting_reason, m.waiting_since, m.next_attempt_at,
                       m.blocked_by, m.blocked_by_status, m.waits_for, m.waits_for_status,
-                      m.gate, m.unknown_reason], () => {
+                      m.gate, m.unknown_reason, m.skipped_reason, m.cancelled_at], () => {
+      if (m.skipped_reason) {
+        return el('span', { class: 'reason muted', 'data-testid': 'skipped-reason' },
+                  `Skipped: ${m.skipped_reason}`);
+      }
+      if (m.cancelled_at) {
+        return el('span', { class: 'reason', 'data-testid': 'cancelled-reason' },
+                  `Cancelled ${fmtTime(m.cancelled_at)}`,
+                  el('span', { class: 'muted small block',
+                               text: 'retry it to continue from its cursor' }));
+      }
       if (m.failed_reason) {
         return el('span', { class: 'reason', 'data-testid': 'failed-reason', text: m.failed_reason });
       }
@@ -661,11 +702,12 @@
     if (counts.running) parts.push(`${counts.running} running`);
     if (counts.waiting) parts.push(`${counts.waiting} waiting for a database`);
     if (counts.paused) parts.push(`${counts.paused} paused`);
+    if (counts.cancelled) parts.push(`${counts.cancelled} cancelled`);
     if (counts.blocked) parts.push(`${counts.blocked} blocked`);
     const indicator = $('status-indicator');
     indicator.hidden = parts.length === 0;
     let tone = 'running';
-    if (counts.paused || counts.waiting) tone = 'paused';
+    if (counts.paused || counts.waiting || counts.cancelled) tone = 'paused';
     if (!list.enabled) tone = 'disabled';
     if (counts.failed) tone = 'failed';
     indicator.dataset.tone = tone;
