@@ -116,6 +116,10 @@ class Reader final : public RowSink {
     // The key range read (a chunk): from `lower` (inclusive) to `upper` (exclusive); `start`,
     // when set, is inside it.
     std::optional<Cursor> lower, upper;
+    // A connection (in UTC, ISO dates) to read on instead of opening one: a thread's ranges
+    // share its connection, so that Postgres does not start a backend (and fault in the shared
+    // buffers it touches) for every range. Nullptr: the reader opens its own.
+    PgConnection* connection = nullptr;
   };
 
   Reader(const CopyPlan& plan, Options options, const std::atomic<int64_t>& target_rows,
@@ -306,11 +310,20 @@ class Reader final : public RowSink {
   }
 
   Status RunImpl() {
-    Result<PgConnection> conn = PgConnection::Connect(options_.database_url);
-    if (!conn.ok()) return conn.status();
-    // Timestamps are read as text in ISO form, timestamptz in UTC (the cursor round-trips).
-    BGM_RETURN_IF_ERROR(conn->Run("SET DateStyle = 'ISO, YMD'"));
-    BGM_RETURN_IF_ERROR(conn->Run("SET TimeZone = 'UTC'"));
+    std::optional<PgConnection> own;
+    PgConnection* conn = options_.connection;
+    if (conn == nullptr) {
+      Result<PgConnection> c = PgConnection::Connect(options_.database_url);
+      if (!c.ok()) return c.status();
+      own.emplace(std::move(*c));
+      conn = &*own;
+      // Timestamps are read as text in ISO form, timestamptz in UTC (the cursor round-trips).
+      BGM_RETURN_IF_ERROR(conn->Run("SET DateStyle = 'ISO, YMD'"));
+      BGM_RETURN_IF_ERROR(conn->Run("SET TimeZone = 'UTC'"));
+    } else {
+      // A shared connection may hold the transaction of a range that failed mid-read.
+      BGM_RETURN_IF_ERROR(conn->Run("ROLLBACK"));
+    }
     cursor_ = options_.start;
     batch_from_ = CursorJson();
     chunk_ = pool_.Take();
@@ -822,6 +835,7 @@ class PlannedCopy final : public BackgroundMigration {
       Result<std::unique_ptr<ClickHouseClient>> client = OpenClient(ctx.env());
       if (!client.ok()) return fail_all(client.status());
       int64_t batch_rows = kInitialBatchRows;  // adapts across this thread's ranges
+      std::optional<PgConnection> reader_conn;
       while (!stop.stop_requested()) {
         Result<std::optional<Chunk>> claimed = chunks->Claim(name, worker_id, lease);
         if (!claimed.ok()) return fail_all(claimed.status());
@@ -836,8 +850,16 @@ class PlannedCopy final : public BackgroundMigration {
         }
         claimed_any = true;
         const Chunk& c = **claimed;
-        Status s = RunChunk(ctx, stop.get_token(), **client, *chunks, plan, options, c, worker_id,
-                            helper, mu, batch_rows);
+        // The thread's ranges are read on one connection (opened again after a failed range).
+        Reader::Options range_options = options;
+        if (!reader_conn) {
+          Result<PgConnection> opened = UtcConnection(options.database_url);
+          if (opened.ok()) reader_conn.emplace(std::move(*opened));
+        }
+        range_options.connection = reader_conn ? &*reader_conn : nullptr;
+        Status s = RunChunk(ctx, stop.get_token(), **client, *chunks, plan,
+                            std::move(range_options), c, worker_id, helper, mu, batch_rows);
+        if (!s.ok()) reader_conn.reset();
         if (s.ok()) {
           s = chunks->Finish(name, c.chunk, worker_id);
           if (!s.ok()) return fail_all(s);
