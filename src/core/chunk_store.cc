@@ -135,6 +135,10 @@ Result<std::optional<Chunk>> ChunkStore::Claim(const std::string& name,
       WHERE (migration_name, chunk) = (
         SELECT migration_name, chunk FROM background_migration_chunks
         WHERE migration_name = $1
+          AND NOT EXISTS (
+            SELECT 1 FROM background_migrations
+            WHERE name = $1 AND (finished_at IS NOT NULL OR failed_at IS NOT NULL
+                                 OR paused_at IS NOT NULL OR cancelled_at IS NOT NULL))
           AND ((status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= now()))
                OR (status = 'running' AND locked_at < now() - make_interval(secs => $3::int))
                OR (status = 'running' AND worker_id = $2))
@@ -191,7 +195,7 @@ Status ChunkStore::CheckpointShared(const std::string& name, int chunk,
                                   {name, chunk, worker_id, cursor.dump(), rows, detail.dump()});
   if (!r.ok()) return r.status().WithContext("saving chunk " + std::to_string(chunk));
   if (r->GetInt(0, 0) == 0) {
-    return Cancelled(name + " is no longer running (paused, finished or failed)");
+    return LeaseLost(name + " is no longer running (paused, cancelled, finished or failed)");
   }
   if (r->GetInt(0, 1) == 0) {
     return LeaseLost("chunk " + std::to_string(chunk) + " of " + name +

@@ -77,7 +77,7 @@ class ChunkStore {
   Status RetryFailed(const std::string& name);
   // The next chunk in key order that is pending with its backoff over, or running with a
   // heartbeat older than `lease` (its worker died), now running for `worker_id` (attempts + 1);
-  // nullopt when there is none.
+  // nullopt when there is none or the migration is paused, cancelled, finished or failed.
   Result<std::optional<Chunk>> Claim(const std::string& name, const std::string& worker_id,
                                      std::chrono::seconds lease);
   // Renews the claims of every chunk of `name` running for `process` (worker ids
@@ -91,7 +91,8 @@ class ChunkStore {
                     const nlohmann::json& cursor, int64_t rows);
   // Checkpoint for a helper (a worker without the migration's lease), in one statement: the
   // chunk's cursor, and the migration's rows_processed and a `batch` event with `detail`.
-  // kCancelled when the migration is no longer running (paused, finished or failed).
+  // kLeaseLost when the migration is no longer running (paused, cancelled, finished or failed:
+  // the helper stops) or the chunk no longer runs for `worker_id`.
   Status CheckpointShared(const std::string& name, int chunk, const std::string& worker_id,
                           const nlohmann::json& cursor, int64_t rows, const nlohmann::json& detail);
   // Splits running chunk `chunk` at key `middle`: it keeps [lower, middle) and is pending again

@@ -260,9 +260,9 @@ class ClickHousePartitions final : public BackgroundMigration {
       // Outages, memory limits, too many parts and stops end this run (the manager waits them
       // out; the partition is run again, its earlier try awaited); a wrong statement fails the
       // migration at once; any other failure is the partition's own.
-      if (s.code() == StatusCode::kLeaseLost) return s;
-      if (IsRetriable(s.code()) || (s.code() == StatusCode::kCancelled && ctx.stop_requested()) ||
-          !IsWorthAnotherTry(s)) {
+      // (Release changes nothing when the claim is another worker's now.)
+      if (s.code() == StatusCode::kLeaseLost || IsRetriable(s.code()) ||
+          (s.code() == StatusCode::kCancelled && ctx.stop_requested()) || !IsWorthAnotherTry(s)) {
         (void)store->Release(name, c.chunk, worker_id);
         return s;
       }

@@ -889,9 +889,10 @@ class PlannedCopy final : public BackgroundMigration {
         // Outages, a lost claim and stops end this run (the manager waits outages out and runs
         // the copy again, every range from its cursor); a wrong plan (a key that is not unique)
         // fails the copy at once; other errors are the range's own.
+        // (Release changes nothing when the claim is another worker's now.)
         if (heavy || s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kLeaseLost ||
             s.code() == StatusCode::kCancelled || s.code() == StatusCode::kFailedPrecondition) {
-          if (s.code() != StatusCode::kLeaseLost) (void)chunks->Release(name, c.chunk, worker_id);
+          (void)chunks->Release(name, c.chunk, worker_id);
           return fail_all(s);
         }
         const double backoff = std::min(60.0, std::pow(2.0, c.attempts - 1));

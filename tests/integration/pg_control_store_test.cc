@@ -137,17 +137,19 @@ TEST_F(PgControlStoreTest, CancelStopsTheHolderAndSkipMarksItDoneWithItsReason) 
   batch.state = {{"cursor", 7}};
   batch.rows = 7;
   ASSERT_FALSE(store_->Checkpoint("m1", "w1", batch)->paused);
+  Result<ChunkStore> chunks = ChunkStore::Connect(db_.url());
+  ASSERT_TRUE(chunks.ok());
+  ASSERT_TRUE(chunks->Create("m1", {nlohmann::json{{"id", "5"}}}).ok());
+  ASSERT_TRUE(chunks->Claim("m1", "w2#0", std::chrono::seconds(60))->has_value());
   ASSERT_TRUE(store_->Cancel("m1", "too slow today", "cli:op").ok());
   EXPECT_TRUE(store_->Heartbeat("m1", "w1")->paused);
   EXPECT_TRUE(store_->Checkpoint("m1", "w1", batch)->paused);
-  Result<ChunkStore> chunks = ChunkStore::Connect(db_.url());
-  ASSERT_TRUE(chunks.ok());
-  ASSERT_TRUE(chunks->Create("m1", {}).ok());
-  ASSERT_TRUE(chunks->Claim("m1", "w2#0", std::chrono::seconds(60))->has_value());
-  EXPECT_EQ(
-      chunks->CheckpointShared("m1", 0, "w2#0", {{"id", "9"}}, 9, nlohmann::json::object()).code(),
-      StatusCode::kCancelled)
-      << "a helper's range stops too";
+  Status refused =
+      chunks->CheckpointShared("m1", 0, "w2#0", {{"id", "3"}}, 3, nlohmann::json::object());
+  EXPECT_EQ(refused.code(), StatusCode::kLeaseLost) << "a helper's range stops too";
+  EXPECT_EQ(refused.message(), "m1 is no longer running (paused, cancelled, finished or failed)");
+  EXPECT_FALSE(chunks->Claim("m1", "w2#1", std::chrono::seconds(60))->has_value())
+      << "no range of a cancelled migration is claimed";
   ASSERT_TRUE(store_->Release("m1", "w1", "paused or cancelled by an operator").ok());
   MigrationRow row = *store_->Get("m1");
   EXPECT_EQ(row.status, MigrationStatus::kCancelled);

@@ -418,6 +418,63 @@ TEST_F(FaultTest, FourWorkersShareOneChunkedCopyThroughSigkillsExactly) {
   ExpectExactCopy(kCopies[0]);
 }
 
+// `pause` while two worker processes share a chunked copy: the lease holder stops on its
+// heartbeat, the helper when its next checkpoint is refused; neither takes the refusal for a
+// range that is too heavy (no split) or a failure (no failed range), both give their ranges back,
+// and after `resume` one worker finishes the copy exactly from the ranges' cursors.
+TEST_F(FaultTest, PausingASharedCopyStopsBothWorkersWithoutSplittingOrFailingARange) {
+  Seed(12000, 0, 0);
+  PauseAllBut({testing::kCopyTraces});
+  SetArgs(testing::kCopyTraces, {{"chunkRows", 2000},
+                                 {"concurrency", 1},
+                                 {"maxWorkers", 2},
+                                 {"batchSize", 200},
+                                 {"pauseMs", 100}});
+  std::unique_ptr<ChildProcess> w1 = Worker("w-pause-1");
+  std::unique_ptr<ChildProcess> w2 = Worker("w-pause-2");
+  auto processes_with_batches = [&] {
+    return PgScalar(
+        "SELECT count(DISTINCT split_part(worker_id, '#', 1)) FROM background_migration_events "
+        "WHERE migration_name = $1 AND kind = 'batch'",
+        {testing::kCopyTraces});
+  };
+  ASSERT_TRUE(WaitFor([&] { return processes_with_batches() == "2"; }, milliseconds(60000)))
+      << "both workers should be copying ranges";
+  const std::string chunks_before =
+      PgScalar("SELECT count(*) FROM background_migration_chunks WHERE migration_name = $1",
+               {testing::kCopyTraces});
+  ASSERT_EQ(chunks_before, "6");
+  ProcessResult paused = Cli({"pause", testing::kCopyTraces});
+  ASSERT_EQ(paused.exit_code, 0) << paused.err;
+  for (auto* w : {w1.get(), w2.get()}) {
+    const std::optional<int> code = w->Wait(seconds(30));
+    ASSERT_TRUE(code.has_value()) << "a worker did not stop after the pause";
+    EXPECT_EQ(*code, 0) << w->Stderr();
+  }
+  EXPECT_EQ(Listed(testing::kCopyTraces)["status"], "paused");
+  EXPECT_EQ(PgScalar("SELECT count(*) FROM background_migration_chunks WHERE migration_name = $1",
+                     {testing::kCopyTraces}),
+            "6")
+      << "the pause split a range";
+  EXPECT_EQ(PgScalar("SELECT count(*) FROM background_migration_chunks WHERE migration_name = $1 "
+                     "AND (status IN ('running', 'failed') OR last_error IS NOT NULL)",
+                     {testing::kCopyTraces}),
+            "0")
+      << "a range was left claimed, failed or given an error by the pause";
+  const int64_t at_pause = RowsProcessed(testing::kCopyTraces);
+  EXPECT_GT(at_pause, 0);
+  EXPECT_LT(at_pause, 12000);
+
+  ASSERT_EQ(Cli({"resume", testing::kCopyTraces}).exit_code, 0);
+  std::unique_ptr<ChildProcess> w3 = Worker("w-pause-3");
+  const std::optional<int> code = w3->Wait(seconds(120));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << w3->Stderr();
+  ASSERT_EQ(Listed(testing::kCopyTraces)["status"], "finished");
+  EXPECT_EQ(RowsProcessed(testing::kCopyTraces), 12000);
+  ExpectExactCopy(kCopies[0]);
+}
+
 // Four workers start together on four pending migrations, twice over (the second time after
 // `retry --from-start` of all four): no two workers ever hold one migration at once. The copies
 // are not shared (maxWorkers 1: no helpers), so every batch comes from a thread of the holder.
