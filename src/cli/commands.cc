@@ -91,8 +91,11 @@ Result<std::unique_ptr<ClickHouseClient>> OpenClickHouse(const Config& config,
 // (when configured and the application has ClickHouse files). Everything is
 // checked before anything is written: the files' names and versions, the ClickHouse files'
 // placeholders and applied checksums, then (in ApplyPostgresSchema) the Postgres checksums and
-// the control tables' shape. One advisory lock is held throughout.
-Status ApplySchema(const Config& config) {
+// the control tables' shape. One advisory lock is held throughout. A file that requires
+// background migrations not finished yet stops the files from it on (Postgres ones: the
+// ClickHouse files too): *held says which and why; the rest of start-up goes on, so that the
+// workers can finish them.
+Status ApplySchema(const Config& config, std::string* held) {
   Result<ApplicationSchema> app = ApplicationSchema::Load(config.schema_dir);
   if (!app.ok()) return app.status();
   Result<PgConnection> conn = PgConnection::Connect(config.database_url);
@@ -117,15 +120,15 @@ Status ApplySchema(const Config& config) {
         CheckClickHouseSchema(*admin, *dialect, config.clickhouse_db, app->clickhouse()));
   }
   if (config.auto_postgres_migration) {
-    Result<int> applied = ApplyPostgresSchema(*conn, PostgresSchemaFiles(), app->postgres());
+    Result<int> applied = ApplyPostgresSchema(*conn, PostgresSchemaFiles(), app->postgres(), held);
     if (!applied.ok()) return applied.status();
   }
-  if (!clickhouse) return Status::Ok();
+  if (!clickhouse || !held->empty()) return Status::Ok();
   BGM_RETURN_IF_ERROR(EnsureClickHouseDatabase(*admin, *dialect, config.clickhouse_db));
   Result<std::unique_ptr<ClickHouseClient>> client = OpenClickHouse(config, config.clickhouse_db);
   if (!client.ok()) return client.status();
-  Result<int> applied =
-      ApplyClickHouseSchema(*conn, **client, *dialect, config.clickhouse_db, app->clickhouse());
+  Result<int> applied = ApplyClickHouseSchema(*conn, **client, *dialect, config.clickhouse_db,
+                                              app->clickhouse(), held);
   return applied.ok() ? Status::Ok() : applied.status();
 }
 
@@ -154,12 +157,18 @@ Status CheckFileChecksums(const Config& config, const Registry& registry) {
 int CmdServe(const Config& config, const Registry& registry, bool run_worker, bool run_web,
              bool exit_when_idle) {
   SignalStop signals(config.shutdown_timeout);
-  if (Status s = ApplySchema(config); !s.ok()) return Fail(s);
+  std::string held;  // logged by ApplySchema; the workers may finish what it waits for
+  if (Status s = ApplySchema(config, &held); !s.ok()) return Fail(s);
   if (Status s = CheckFileChecksums(config, registry); !s.ok()) return Fail(s);
   SystemClock clock;
-  ManagerOptions options{config.worker_id, config.lease, config.poll,
-                         config.background_migrations_enabled, exit_when_idle && !run_web};
+  ManagerOptions options;
+  options.worker_id = config.worker_id;
+  options.lease = config.lease;
+  options.poll = config.poll;
+  options.enabled = config.background_migrations_enabled;
+  options.exit_when_idle = exit_when_idle && !run_web;
   options.outage_budget = config.outage_budget;
+  options.throttle = config.throttle;
   Manager manager(options, registry, StoreFactory(config), clock, EnvFrom(config));
   if (Status s = manager.RegisterAll(); !s.ok()) return Fail(s);
 
@@ -198,13 +207,19 @@ int CmdServe(const Config& config, const Registry& registry, bool run_worker, bo
 }
 
 int CmdMigrate(const Config& config, const Registry& registry) {
-  if (Status s = ApplySchema(config); !s.ok()) return Fail(s);
+  std::string held;
+  if (Status s = ApplySchema(config, &held); !s.ok()) return Fail(s);
   if (Status s = CheckFileChecksums(config, registry); !s.ok()) return Fail(s);
   Result<std::unique_ptr<PgControlStore>> store = OpenStore(config);
   if (!store.ok()) return Fail(store.status());
   for (const MigrationSpec& spec : registry.specs()) {
     Result<bool> r = (*store)->Register(spec.name, spec.name);
     if (!r.ok()) return Fail(r.status());
+  }
+  if (!held.empty()) {
+    // The background migrations are registered, so that workers can finish what it waits for.
+    std::fprintf(stderr, "bgmigrate: %s\n", held.c_str());
+    return kExitFailed;
   }
   std::printf("Fast migrations applied; %zu background migrations registered\n",
               registry.specs().size());
@@ -253,6 +268,9 @@ int CmdList(const Config& config, const Registry& registry, bool json) {
     if (row.status == MigrationStatus::kWaiting) {
       detail = "since " + Cell(row.waiting_since) + ", next try " + Cell(row.next_attempt_at) +
                ": " + row.waiting_reason.value_or("");
+    }
+    if (row.status == MigrationStatus::kThrottled) {
+      detail = "since " + Cell(row.throttled_since) + ": " + ThrottleText(row);
     }
     if (row.blocked_by) {
       detail = "blocked by " + *row.blocked_by + " (" + row.blocked_by_status.value_or("") +

@@ -22,6 +22,16 @@ Result<double> ParseSeconds(const char* name, const char* text, double min, doub
   return v;
 }
 
+Result<double> ParseThreshold(const char* name, const char* text) {
+  char* end = nullptr;
+  const double v = std::strtod(text, &end);
+  if (end == text || *end != '\0' || !std::isfinite(v) || v < 0) {
+    return InvalidArgument(std::string(name) + "='" + text +
+                           "' is not a threshold; use a number >= 0 (0 turns the signal off)");
+  }
+  return v;
+}
+
 Result<bool> ParseBool(const char* name, const char* text) {
   const std::string v(text);
   if (v == "true" || v == "1" || v == "yes") return true;
@@ -91,6 +101,31 @@ const std::vector<SettingDoc>& SettingDocs() {
        "the application's fast migrations: a folder with postgres/ and clickhouse/ subfolders of "
        "NNNN_name.sql files, applied in order at start-up (default: schema when that folder "
        "exists; empty: none, only bgmigrate's control tables)"},
+      {"BGMIGRATE_THROTTLE_CHECK_SECONDS", "5",
+       "how often a running migration reads the health signals of its databases (before a "
+       "batch, at most this often)"},
+      {"BGMIGRATE_THROTTLE_WAIT_SECONDS", "30",
+       "while a signal is at or above its threshold (status throttled), how long the batches "
+       "wait before the signals are read again"},
+      {"BGMIGRATE_THROTTLE_CLICKHOUSE_PARTS", "100",
+       "throttle while the busiest partition of a target ClickHouse table has this many active "
+       "parts (ClickHouse delays inserts at 150 and refuses them at 300 by default); 0: off"},
+      {"BGMIGRATE_THROTTLE_CLICKHOUSE_MERGES", "16",
+       "throttle while ClickHouse runs this many merges (16: every thread of a default "
+       "background pool); 0: off"},
+      {"BGMIGRATE_THROTTLE_CLICKHOUSE_MEMORY_BYTES", "80% of the server's memory",
+       "throttle while ClickHouse's queries and merges use this many bytes (MemoryTracking); "
+       "unset: 80% of the server's memory where it reports it (OSMemoryTotal; not 18.16), "
+       "otherwise off; 0: off"},
+      {"BGMIGRATE_THROTTLE_POSTGRES_REPLICATION_LAG_SECONDS", "30",
+       "throttle while a Postgres replica's replay lag (pg_stat_replication) is this long; 0: "
+       "off"},
+      {"BGMIGRATE_THROTTLE_POSTGRES_TRANSACTION_SECONDS", "600",
+       "throttle while a transaction in the migration's Postgres database has been open this "
+       "long (it holds back vacuum; bgmigrate's own sessions are not counted); 0: off"},
+      {"BGMIGRATE_THROTTLE_POSTGRES_VACUUMS", "1",
+       "throttle while this many vacuums (auto or manual) run on the migration's Postgres "
+       "tables; 0: off"},
       {"BGMIGRATE_CHDB_LIBRARY", "third_party/chdb/libchdb.so",
        "libchdb.so for CLICKHOUSE_URL=embedded:... (scripts/fetch-chdb.sh installs it)"},
   };
@@ -166,6 +201,35 @@ Result<Config> LoadConfig(const std::function<const char*(const char*)>& getenv)
       if (!s.ok()) return s.status();
       *field = std::chrono::milliseconds(static_cast<int64_t>(*s * 1000));
     }
+  }
+  for (auto [name, field] :
+       {std::pair{"BGMIGRATE_THROTTLE_CHECK_SECONDS", &c.throttle.check_interval},
+        std::pair{"BGMIGRATE_THROTTLE_WAIT_SECONDS", &c.throttle.wait_interval}}) {
+    if (const char* v = get(name)) {
+      Result<double> s = ParseSeconds(name, v, 0, 86400);
+      if (!s.ok()) return s.status();
+      *field = std::chrono::milliseconds(static_cast<int64_t>(*s * 1000));
+    }
+  }
+  for (auto [name, field] : {
+           std::pair{"BGMIGRATE_THROTTLE_CLICKHOUSE_PARTS", &c.throttle.clickhouse_parts},
+           std::pair{"BGMIGRATE_THROTTLE_CLICKHOUSE_MERGES", &c.throttle.clickhouse_merges},
+           std::pair{"BGMIGRATE_THROTTLE_POSTGRES_REPLICATION_LAG_SECONDS",
+                     &c.throttle.postgres_replication_lag_seconds},
+           std::pair{"BGMIGRATE_THROTTLE_POSTGRES_TRANSACTION_SECONDS",
+                     &c.throttle.postgres_transaction_seconds},
+           std::pair{"BGMIGRATE_THROTTLE_POSTGRES_VACUUMS", &c.throttle.postgres_vacuums},
+       }) {
+    if (const char* v = get(name)) {
+      Result<double> t = ParseThreshold(name, v);
+      if (!t.ok()) return t.status();
+      *field = *t;
+    }
+  }
+  if (const char* v = get("BGMIGRATE_THROTTLE_CLICKHOUSE_MEMORY_BYTES")) {
+    Result<double> t = ParseThreshold("BGMIGRATE_THROTTLE_CLICKHOUSE_MEMORY_BYTES", v);
+    if (!t.ok()) return t.status();
+    c.throttle.clickhouse_memory_bytes = *t;
   }
   if (const char* v = get("BGMIGRATE_LOG_FORMAT")) {
     if (!ParseLogFormat(v, &c.log_format)) {

@@ -11,6 +11,7 @@
 
 #include "common/logging.h"
 #include "common/status.h"
+#include "core/throttle.h"
 
 namespace bgm {
 
@@ -46,6 +47,7 @@ struct Config {
   // BGMIGRATE_SCHEMA_DIR: the application's fast migrations (postgres/, clickhouse/); unset:
   // "schema" when that folder exists; set empty, or no folder: none ("").
   std::string schema_dir;
+  ThrottleSettings throttle;  // BGMIGRATE_THROTTLE_*
 };
 
 // One documented setting, for --help and the README table.

@@ -1,5 +1,7 @@
 #include "core/control_store.h"
 
+#include "core/throttle.h"
+
 namespace bgm {
 
 const char* MigrationStatusName(MigrationStatus s) {
@@ -26,6 +28,8 @@ const char* MigrationStatusName(MigrationStatus s) {
       return "skipped";
     case MigrationStatus::kCancelled:
       return "cancelled";
+    case MigrationStatus::kThrottled:
+      return "throttled";
   }
   return "unknown";
 }
@@ -62,6 +66,8 @@ nlohmann::json MigrationRow::ToJson() const {
       {"waiting_reason", Opt(waiting_reason)},
       {"waiting_since", Opt(waiting_since)},
       {"next_attempt_at", Opt(next_attempt_at)},
+      {"throttle", throttle ? *throttle : nlohmann::json(nullptr)},
+      {"throttled_since", Opt(throttled_since)},
       {"blocked_by", Opt(blocked_by)},
       {"blocked_by_status", Opt(blocked_by_status)},
       {"waits_for", Opt(waits_for)},
@@ -74,6 +80,16 @@ nlohmann::json MigrationRow::ToJson() const {
 nlohmann::json MigrationEvent::ToJson() const {
   return {{"id", id},     {"migration_name", migration_name}, {"at", at},
           {"kind", kind}, {"worker_id", Opt(worker_id)},      {"detail", detail}};
+}
+
+std::string ThrottleText(const MigrationRow& row) {
+  if (!row.throttle || !row.throttle->is_object()) return "";
+  const nlohmann::json& t = *row.throttle;
+  ThrottleReading r;
+  r.what = t.value("what", t.value("signal", std::string("a health signal")));
+  r.value = t.value("value", 0.0);
+  r.threshold = t.value("threshold", 0.0);
+  return r.ToString();
 }
 
 Status RefusedInState(const std::string& action, const MigrationRow& row, const std::string& hint) {

@@ -41,6 +41,8 @@ struct ChunkFilter {
 // kUnknown: pending, but no built-in or migration file of this bgmigrate has its script (a row
 // of another tool, or a file that was removed): left as it is, never run or failed.
 // kBlocked, kGated and kUnknown are never stored: JudgeReadiness derives them.
+// kThrottled: running (the lease is live) but its batches wait for a health signal of its
+// databases to fall below its threshold (`throttle` says which, its value and threshold).
 // kSkipped: an operator marked it done without running it (`skipped_reason` says why);
 // prerequisites treat it as finished. kCancelled: an operator stopped it (after its current
 // batch); it keeps its cursor until `retry`, and prerequisites treat it as not finished.
@@ -55,7 +57,8 @@ enum class MigrationStatus {
   kGated,
   kUnknown,
   kSkipped,
-  kCancelled
+  kCancelled,
+  kThrottled
 };
 const char* MigrationStatusName(MigrationStatus s);  // "pending", "running", ...
 
@@ -73,6 +76,10 @@ struct MigrationRow {
   std::optional<std::string> skipped_reason, cancelled_at;
   // Set while the status is waiting: why, since when, and when the worker tries again.
   std::optional<std::string> waiting_reason, waiting_since, next_attempt_at;
+  // Set while the status is throttled: the reading ({"signal", "what", "value", "threshold"})
+  // and since when.
+  std::optional<nlohmann::json> throttle;
+  std::optional<std::string> throttled_since;
   // Set by JudgeReadiness (core/readiness.h), never stored. Blocked: the failed or paused
   // migration it waits on (at any depth) and that one's status. Pending: the unfinished
   // prerequisite it waits for and that one's status.
@@ -95,6 +102,15 @@ struct MigrationEvent {
   std::optional<std::string> worker_id;
   nlohmann::json detail = nlohmann::json::object();
   nlohmann::json ToJson() const;
+};
+
+// Which events AllEvents returns: of `migration` (all when empty), of one of `kinds` (all when
+// empty), with an id below `before` (0: from the newest), newest first, at most `limit`.
+struct EventFilter {
+  std::string migration;
+  std::vector<std::string> kinds;
+  int64_t before = 0;
+  int limit = 100;
 };
 
 // What a worker gets when it takes a lease.
@@ -128,6 +144,8 @@ class ControlStore {
   virtual Result<MigrationRow> Get(const std::string& name) = 0;
   // The most recent events of `name`, newest first.
   virtual Result<std::vector<MigrationEvent>> Events(const std::string& name, int limit) = 0;
+  // Events across migrations that `filter` selects, newest first.
+  virtual Result<std::vector<MigrationEvent>> AllEvents(const EventFilter& filter) = 0;
 
   // The chunk counts of every migration that has chunks, by name (one statement).
   virtual Result<std::map<std::string, ChunkCounts>> CountChunks() = 0;
@@ -156,6 +174,12 @@ class ControlStore {
   // keeps the start of the outage. The next checkpoint, finish, failure or release clears it.
   virtual Status SetWaiting(const std::string& name, const std::string& worker_id,
                             const std::string& reason, std::chrono::milliseconds retry_in) = 0;
+  // Records a health signal at or above its threshold (`reading`, status `throttled`; a
+  // `throttled` event when throttling begins) or, with nullopt, that it ended (a
+  // `throttle_ended` event with how long it lasted). Fenced on the lease. Finish, failure and
+  // release clear it too.
+  virtual Status SetThrottled(const std::string& name, const std::string& worker_id,
+                              const std::optional<nlohmann::json>& reading) = 0;
   // An event outside the fenced writes (e.g. lease_lost seen by the losing worker).
   virtual Status RecordEvent(const std::string& name, const std::string& kind,
                              const std::optional<std::string>& worker_id,
@@ -180,6 +204,10 @@ class ControlStore {
   virtual Status SetArgs(const std::string& name, const nlohmann::json& args,
                          const std::string& actor) = 0;
 };
+
+// A throttled row's reading as text: "active parts in the busiest partition of traces is 160,
+// at or above 100"; "" when it is not throttled.
+std::string ThrottleText(const MigrationRow& row);
 
 // kFailedPrecondition message for an operator action refused in the current state.
 Status RefusedInState(const std::string& action, const MigrationRow& row, const std::string& hint);

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "core/args.h"
+#include "core/health_signals.h"
 #include "core/readiness.h"
 
 namespace bgm {
@@ -22,7 +23,8 @@ class LeasedContext final : public MigrationContext {
   LeasedContext(const Lease& lease, nlohmann::json state, const MigrationEnv& env,
                 ControlStore& store, const std::string& worker_id, std::stop_source& run_stop,
                 std::atomic<bool>& lease_lost, std::atomic<bool>& paused, Clock& clock,
-                std::optional<Clock::TimePoint>& outage_start, std::chrono::seconds lease_length)
+                std::optional<Clock::TimePoint>& outage_start, std::chrono::seconds lease_length,
+                Throttle& throttle)
       : lease_(lease),
         lease_length_(lease_length),
         env_(env),
@@ -33,6 +35,7 @@ class LeasedContext final : public MigrationContext {
         paused_(paused),
         clock_(clock),
         outage_start_(outage_start),
+        throttle_(throttle),
         state_(state.is_object() ? std::move(state) : nlohmann::json::object()) {}
 
   const std::string& name() const override { return lease_.name; }
@@ -72,6 +75,8 @@ class LeasedContext final : public MigrationContext {
     return Status::Ok();
   }
 
+  Status AwaitHealthy() override { return throttle_.Await(run_stop_.get_token()); }
+
   Status ReportTotalEstimate(int64_t rows) override {
     Status s = store_.SetTotalEstimate(lease_.name, worker_id_, rows);
     if (s.code() == StatusCode::kLeaseLost) {
@@ -92,6 +97,7 @@ class LeasedContext final : public MigrationContext {
   std::atomic<bool>& paused_;
   Clock& clock_;
   std::optional<Clock::TimePoint>& outage_start_;
+  Throttle& throttle_;
   nlohmann::json state_;
   int64_t rows_ = 0;
 };
@@ -101,8 +107,13 @@ class LeasedContext final : public MigrationContext {
 class HelperContext final : public MigrationContext {
  public:
   HelperContext(const MigrationRow& row, const MigrationEnv& env, std::string worker_id,
-                std::chrono::seconds lease, std::stop_token stop)
-      : row_(row), env_(env), worker_id_(std::move(worker_id)), lease_(lease), stop_(stop) {}
+                std::chrono::seconds lease, std::stop_token stop, Throttle& throttle)
+      : row_(row),
+        env_(env),
+        worker_id_(std::move(worker_id)),
+        lease_(lease),
+        stop_(stop),
+        throttle_(throttle) {}
   const std::string& name() const override { return row_.name; }
   const nlohmann::json& args() const override { return row_.args; }
   const nlohmann::json& state() const override { return row_.state; }
@@ -114,6 +125,7 @@ class HelperContext final : public MigrationContext {
     return Internal("a helper of " + row_.name + " has no checkpoint of the migration");
   }
   Status ReportTotalEstimate(int64_t) override { return Status::Ok(); }
+  Status AwaitHealthy() override { return throttle_.Await(stop_); }
 
  private:
   const MigrationRow& row_;
@@ -121,6 +133,7 @@ class HelperContext final : public MigrationContext {
   const std::string worker_id_;
   const std::chrono::seconds lease_;
   std::stop_token stop_;
+  Throttle& throttle_;
 };
 
 }  // namespace
@@ -208,8 +221,10 @@ Result<bool> Manager::RunOnce(std::stop_token stop) {
     if (spec == nullptr) continue;
     std::unique_ptr<BackgroundMigration> migration = spec->create();
     if (!migration->Validate(row.args).ok() || !migration->SharesWork(row.args)) continue;
+    std::unique_ptr<Throttle> throttle = MakeThrottle(row.name, *migration, row.args, false);
     HelperContext ctx(row, env_, options_.worker_id,
-                      std::chrono::duration_cast<std::chrono::seconds>(options_.lease), stop);
+                      std::chrono::duration_cast<std::chrono::seconds>(options_.lease), stop,
+                      *throttle);
     Result<bool> helped = migration->Help(ctx);
     if (!helped.ok()) {
       spdlog::warn("{} Helping {} (held by {}) stopped: {}", kTag, row.name,
@@ -338,12 +353,14 @@ Status Manager::RunWithRetries(const Lease& lease, BackgroundMigration& migratio
   nlohmann::json state = lease.state;
   std::optional<Clock::TimePoint> outage_start;  // set while waiting, cleared by a checkpoint
   int waits = 0;                                 // backoff steps in the current outage
+  std::unique_ptr<Throttle> throttle = MakeThrottle(lease.name, migration, lease.args, true);
   for (;;) {
     Status result = EnsureStore();
     if (result.ok()) {
       LeasedContext ctx(lease, state, env_, *store_, options_.worker_id, run_stop, lease_lost,
                         paused, clock_, outage_start,
-                        std::chrono::duration_cast<std::chrono::seconds>(options_.lease));
+                        std::chrono::duration_cast<std::chrono::seconds>(options_.lease),
+                        *throttle);
       try {
         result = migration.Run(ctx);
       } catch (const std::exception& e) {
@@ -407,6 +424,40 @@ Status Manager::RunWithRetries(const Lease& lease, BackgroundMigration& migratio
       }
     }
   }
+}
+
+std::unique_ptr<Throttle> Manager::MakeThrottle(const std::string& name,
+                                                const BackgroundMigration& migration,
+                                                const nlohmann::json& args, bool report) {
+  const HealthTargets targets = migration.Health(args);
+  std::vector<std::unique_ptr<HealthSignal>> signals =
+      options_.signals ? options_.signals(targets)
+                       : MakeHealthSignals(options_.throttle, env_, targets);
+  Throttle::Reporter reporter;
+  if (report) {
+    // Called under the throttle's lock: one write at a time, on a store of its own.
+    auto store = std::make_shared<std::unique_ptr<ControlStore>>();
+    reporter = [this, name, store](const std::optional<ThrottleReading>& reading) {
+      if (*store == nullptr) {
+        Result<std::unique_ptr<ControlStore>> opened = store_factory_();
+        if (!opened.ok()) {
+          spdlog::warn("{} Could not record the throttle of {}: {}", kTag, name,
+                       opened.status().ToString());
+          return;
+        }
+        *store = std::move(*opened);
+      }
+      Status s = (*store)->SetThrottled(
+          name, options_.worker_id,
+          reading ? std::optional<nlohmann::json>(reading->ToJson()) : std::nullopt);
+      if (!s.ok()) {
+        spdlog::warn("{} Could not record the throttle of {}: {}", kTag, name, s.ToString());
+        store->reset();
+      }
+    };
+  }
+  return std::make_unique<Throttle>(name, std::move(signals), options_.throttle, clock_,
+                                    std::move(reporter));
 }
 
 Status Manager::Run(std::stop_token stop) {

@@ -20,6 +20,7 @@
 #include "common/clock.h"
 #include "core/control_store.h"
 #include "core/registry.h"
+#include "core/throttle.h"
 
 namespace bgm {
 
@@ -36,6 +37,10 @@ struct ManagerOptions {
   Clock::Duration outage_budget = std::chrono::minutes(15);  // BGMIGRATE_OUTAGE_BUDGET_SECONDS
   Clock::Duration backoff_initial = std::chrono::seconds(1);
   Clock::Duration backoff_max = std::chrono::seconds(10);
+  // Throttling on the health of the databases (core/throttle.h); `signals` builds a
+  // migration's signals (default: MakeHealthSignals; tests give their own).
+  ThrottleSettings throttle;
+  std::function<std::vector<std::unique_ptr<HealthSignal>>(const HealthTargets&)> signals;
 };
 
 using ControlStoreFactory = std::function<Result<std::unique_ptr<ControlStore>>()>;
@@ -72,6 +77,11 @@ class Manager {
                         std::stop_source& run_stop, std::atomic<bool>& lease_lost,
                         std::atomic<bool>& paused);
   Status EnsureStore();
+  // The throttle of a run of `migration`: its signals, and (`report`: the lease holder) the
+  // throttled status written through a store of its own.
+  std::unique_ptr<Throttle> MakeThrottle(const std::string& name,
+                                         const BackgroundMigration& migration,
+                                         const nlohmann::json& args, bool report);
   // Every row, judged by JudgeReadiness.
   Result<std::vector<MigrationRow>> JudgedRows();
   // A write through the loop thread's store, reconnecting it first when an outage dropped it.

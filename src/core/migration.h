@@ -19,6 +19,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -52,6 +53,27 @@ struct BatchRecord {
   std::optional<ChunkProgress> chunk;  // set by a chunked migration's lease holder
 };
 
+// A user-written health signal of a migration (a migration file's [[throttle]]): `query` run
+// on `database` ("postgres" or "clickhouse") returns one number; batches wait while it is at or
+// above `threshold`.
+struct HealthProbe {
+  std::string name;
+  std::string database;
+  std::string query;
+  double threshold = 0;
+};
+
+// What a migration touches, for the health signals checked before its batches
+// (core/health_signals.h): the Postgres tables it reads or writes (`postgres_relations_of`: a
+// query whose plan names them, e.g. a copy's SELECT), the ClickHouse tables it writes, and its
+// own probes.
+struct HealthTargets {
+  std::vector<std::string> postgres_tables;
+  std::string postgres_relations_of;
+  std::vector<std::string> clickhouse_tables;
+  std::vector<HealthProbe> probes;
+};
+
 class MigrationContext {
  public:
   virtual ~MigrationContext() = default;
@@ -71,6 +93,11 @@ class MigrationContext {
   // claim of its lasts without a heartbeat.
   virtual std::string worker_id() const { return ""; }
   virtual std::chrono::seconds lease() const { return std::chrono::seconds(60); }
+  // Before each batch: returns at once while the databases are healthy, otherwise waits (status
+  // `throttled`, the lease kept) until every health signal is below its threshold again.
+  // kCancelled when a stop is requested meanwhile; a signal that cannot be read returns its
+  // error (an outage is waited out by the manager like any other). Thread-safe.
+  virtual Status AwaitHealthy() { return Status::Ok(); }
 };
 
 class BackgroundMigration {
@@ -86,6 +113,8 @@ class BackgroundMigration {
   // migration that the lease holder has not claimed, and returns whether it ran any. ctx's
   // Checkpoint and ReportTotalEstimate are not for helpers (the part keeps its own state).
   virtual bool SharesWork(const nlohmann::json& /*args*/) const { return false; }
+  // The tables and probes whose health decides whether its batches may run now.
+  virtual HealthTargets Health(const nlohmann::json& /*args*/) const { return {}; }
   virtual Result<bool> Help(MigrationContext& /*ctx*/) { return false; }
 };
 

@@ -16,7 +16,8 @@ constexpr const char* kRowColumns = R"sql(
        WHEN cancelled_at IS NOT NULL THEN 'cancelled'
        WHEN paused_at IS NOT NULL THEN 'paused'
        WHEN worker_id IS NOT NULL AND locked_at >= now() - make_interval(secs => $1)
-         THEN CASE WHEN waiting_reason IS NULL THEN 'running' ELSE 'waiting' END
+         THEN CASE WHEN waiting_reason IS NOT NULL THEN 'waiting'
+                   WHEN throttle IS NOT NULL THEN 'throttled' ELSE 'running' END
        ELSE 'pending' END,
   to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
   to_char(failed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
@@ -31,7 +32,9 @@ constexpr const char* kRowColumns = R"sql(
   to_char(waiting_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
   to_char(next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
   skipped_reason,
-  to_char(cancelled_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+  to_char(cancelled_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+  throttle::text,
+  to_char(throttled_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
 )sql";
 
 MigrationStatus StatusFromText(std::string_view s) {
@@ -42,6 +45,7 @@ MigrationStatus StatusFromText(std::string_view s) {
   if (s == "cancelled") return MigrationStatus::kCancelled;
   if (s == "running") return MigrationStatus::kRunning;
   if (s == "waiting") return MigrationStatus::kWaiting;
+  if (s == "throttled") return MigrationStatus::kThrottled;
   return MigrationStatus::kPending;
 }
 
@@ -86,6 +90,8 @@ MigrationRow RowFrom(const PgResult& r, int i) {
   row.next_attempt_at = r.GetOpt(i, 21);
   row.skipped_reason = r.GetOpt(i, 22);
   row.cancelled_at = r.GetOpt(i, 23);
+  if (!r.IsNull(i, 24)) row.throttle = ParseJsonColumn(r.Get(i, 24));
+  row.throttled_since = r.GetOpt(i, 25);
   return row;
 }
 
@@ -133,14 +139,25 @@ Result<MigrationRow> PgControlStore::Get(const std::string& name) {
 }
 
 Result<std::vector<MigrationEvent>> PgControlStore::Events(const std::string& name, int limit) {
+  return AllEvents(EventFilter{.migration = name, .kinds = {}, .before = 0, .limit = limit});
+}
+
+Result<std::vector<MigrationEvent>> PgControlStore::AllEvents(const EventFilter& filter) {
   Result<PgResult> r = conn_.Exec(R"sql(
       SELECT id, migration_name,
              to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
              kind, worker_id, detail::text
-      FROM background_migration_events WHERE migration_name = $1
-      ORDER BY id DESC LIMIT $2)sql",
-                                  {name, limit});
-  if (!r.ok()) return r.status().WithContext("reading events of " + name);
+      FROM background_migration_events
+      WHERE ($1 = '' OR migration_name = $1)
+        AND ($2::jsonb = '[]'::jsonb OR kind IN (SELECT jsonb_array_elements_text($2::jsonb)))
+        AND ($3 = 0 OR id < $3)
+      ORDER BY id DESC LIMIT $4)sql",
+                                  {filter.migration, nlohmann::json(filter.kinds).dump(),
+                                   filter.before, std::max(0, filter.limit)});
+  if (!r.ok()) {
+    return r.status().WithContext(
+        filter.migration.empty() ? "reading events" : "reading events of " + filter.migration);
+  }
   std::vector<MigrationEvent> out;
   for (int i = 0; i < r->rows(); ++i) {
     MigrationEvent e;
@@ -196,7 +213,8 @@ Result<std::optional<Lease>> PgControlStore::TryAcquire(const std::string& name,
         UPDATE background_migrations
         SET worker_id = $2, locked_at = now(), started_at = COALESCE(started_at, now()),
             attempts = attempts + 1,
-            waiting_reason = NULL, waiting_since = NULL, next_attempt_at = NULL
+            waiting_reason = NULL, waiting_since = NULL, next_attempt_at = NULL,
+            throttle = NULL, throttled_since = NULL
         WHERE name = $1 AND finished_at IS NULL AND failed_at IS NULL AND paused_at IS NULL
           AND cancelled_at IS NULL
           AND (worker_id IS NULL OR locked_at IS NULL
@@ -315,7 +333,8 @@ Status PgControlStore::Finish(const std::string& name, const std::string& worker
       WITH upd AS (
         UPDATE background_migrations
         SET finished_at = now(), worker_id = NULL, locked_at = NULL, last_progress_at = now(),
-            waiting_reason = NULL, waiting_since = NULL, next_attempt_at = NULL
+            waiting_reason = NULL, waiting_since = NULL, next_attempt_at = NULL,
+            throttle = NULL, throttled_since = NULL
         WHERE name = $1 AND worker_id = $2 RETURNING name, rows_processed),
       ev AS (
         INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
@@ -332,7 +351,8 @@ Status PgControlStore::Fail(const std::string& name, const std::string& worker_i
       WITH upd AS (
         UPDATE background_migrations
         SET failed_at = now(), failed_reason = $3, worker_id = NULL, locked_at = NULL,
-            waiting_reason = NULL, waiting_since = NULL, next_attempt_at = NULL
+            waiting_reason = NULL, waiting_since = NULL, next_attempt_at = NULL,
+            throttle = NULL, throttled_since = NULL
         WHERE name = $1 AND worker_id = $2 RETURNING name),
       ev AS (
         INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
@@ -348,7 +368,8 @@ Status PgControlStore::Release(const std::string& name, const std::string& worke
       WITH upd AS (
         UPDATE background_migrations
         SET worker_id = NULL, locked_at = NULL,
-            waiting_reason = NULL, waiting_since = NULL, next_attempt_at = NULL
+            waiting_reason = NULL, waiting_since = NULL, next_attempt_at = NULL,
+            throttle = NULL, throttled_since = NULL
         WHERE name = $1 AND worker_id = $2 RETURNING name),
       ev AS (
         INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
@@ -373,6 +394,36 @@ Status PgControlStore::SetWaiting(const std::string& name, const std::string& wo
         FROM upd)
       SELECT false FROM upd)sql",
                            {name, worker_id, reason, retry_s}, name, worker_id);
+  return f.ok() ? Status::Ok() : f.status();
+}
+
+Status PgControlStore::SetThrottled(const std::string& name, const std::string& worker_id,
+                                    const std::optional<nlohmann::json>& reading) {
+  // One statement: the reading, and an event only when throttling begins or ends.
+  Result<Fence> f =
+      Fenced("recording the throttle", R"sql(
+      WITH old AS MATERIALIZED (  -- the row before this statement (no FOR UPDATE: the
+                                  -- UPDATE below would hide it from a locking read)
+        SELECT throttle, throttled_since FROM background_migrations
+        WHERE name = $1 AND worker_id = $2),
+      upd AS (
+        UPDATE background_migrations
+        SET throttle = $3::jsonb,
+            throttled_since = CASE WHEN $3::jsonb IS NULL THEN NULL
+                                   ELSE COALESCE(throttled_since, now()) END
+        WHERE name = $1 AND worker_id = $2 RETURNING name),
+      ev AS (
+        INSERT INTO background_migration_events (migration_name, kind, worker_id, detail)
+        SELECT $1, 'throttled', $2, $3::jsonb FROM old
+        WHERE $3::jsonb IS NOT NULL AND old.throttle IS NULL
+        UNION ALL
+        SELECT $1, 'throttle_ended', $2,
+               old.throttle || jsonb_build_object(
+                   'seconds', round(EXTRACT(EPOCH FROM now() - old.throttled_since)::numeric, 1))
+        FROM old WHERE $3::jsonb IS NULL AND old.throttle IS NOT NULL)
+      SELECT false FROM upd)sql",
+             {name, worker_id, reading ? PgParam(reading->dump()) : PgParam(std::nullopt)}, name,
+             worker_id);
   return f.ok() ? Status::Ok() : f.status();
 }
 

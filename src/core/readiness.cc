@@ -86,7 +86,7 @@ bool IsRunnable(const MigrationRow& row) {
 bool IsIdle(const std::vector<MigrationRow>& rows) {
   for (const MigrationRow& row : rows) {
     if (row.status == MigrationStatus::kPending || row.status == MigrationStatus::kRunning ||
-        row.status == MigrationStatus::kWaiting) {
+        row.status == MigrationStatus::kWaiting || row.status == MigrationStatus::kThrottled) {
       return false;
     }
   }

@@ -3,9 +3,9 @@
 namespace bgm {
 
 nlohmann::json Summarize(const std::vector<MigrationRow>& rows, bool enabled) {
-  nlohmann::json counts = {{"pending", 0},  {"running", 0}, {"waiting", 0},  {"paused", 0},
-                           {"finished", 0}, {"failed", 0},  {"blocked", 0},  {"gated", 0},
-                           {"unknown", 0},  {"skipped", 0}, {"cancelled", 0}};
+  nlohmann::json counts = {{"pending", 0},  {"running", 0}, {"waiting", 0},   {"paused", 0},
+                           {"finished", 0}, {"failed", 0},  {"blocked", 0},   {"gated", 0},
+                           {"unknown", 0},  {"skipped", 0}, {"cancelled", 0}, {"throttled", 0}};
   for (const MigrationRow& row : rows) {
     counts[MigrationStatusName(row.status)] =
         counts[MigrationStatusName(row.status)].get<int>() + 1;

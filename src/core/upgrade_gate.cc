@@ -11,7 +11,8 @@ namespace {
 std::string Why(const MigrationRow& row) {
   switch (row.status) {
     case MigrationStatus::kRunning:
-    case MigrationStatus::kWaiting: {
+    case MigrationStatus::kWaiting:
+    case MigrationStatus::kThrottled: {
       std::string out = std::string(MigrationStatusName(row.status)) + " on " +
                         row.worker_id.value_or("a worker") + ", " +
                         std::to_string(row.rows_processed) + " rows done";
@@ -22,6 +23,7 @@ std::string Why(const MigrationRow& row) {
                std::to_string(pct) + "%)";
       }
       if (row.waiting_reason) out += "; waiting: " + *row.waiting_reason;
+      if (row.status == MigrationStatus::kThrottled) out += "; throttled: " + ThrottleText(row);
       return out;
     }
     case MigrationStatus::kFailed:

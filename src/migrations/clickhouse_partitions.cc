@@ -160,6 +160,13 @@ class ClickHousePartitions final : public BackgroundMigration {
 
   Status Validate(const nlohmann::json& args) const override { return schema_.Validate(args); }
 
+  HealthTargets Health(const nlohmann::json&) const override {
+    HealthTargets t;
+    t.clickhouse_tables = {file_.table};
+    t.probes = file_.probes;
+    return t;
+  }
+
   Status Run(MigrationContext& ctx) override {
     Result<bool> ran = RunPartitions(ctx, /*helper=*/false);
     ch_.reset();  // the connection is not kept between runs
@@ -230,6 +237,7 @@ class ClickHousePartitions final : public BackgroundMigration {
     SystemClock clock;
     bool claimed_any = false;
     while (!ctx.stop_requested()) {
+      BGM_RETURN_IF_ERROR(ctx.AwaitHealthy());  // before claiming the next partition
       Result<std::optional<Chunk>> claimed = store->Claim(name, worker_id, ctx.lease());
       if (!claimed.ok()) return claimed.status();
       if (!claimed->has_value()) {

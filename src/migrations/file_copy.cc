@@ -185,6 +185,15 @@ class FileCopy final : public BackgroundMigration {
     return delegate_->SharesWork(WithDefaults(args));
   }
 
+  // The tables the SELECT reads (from its plan), the target, and the file's probes.
+  HealthTargets Health(const nlohmann::json&) const override {
+    HealthTargets t;
+    t.postgres_relations_of = file_.select;
+    t.clickhouse_tables = {file_.target};
+    t.probes = file_.probes;
+    return t;
+  }
+
   Result<bool> Help(MigrationContext& ctx) override {
     database_url_ = ctx.env().database_url;
     DefaultedContext defaulted(ctx, WithDefaults(ctx.args()));
@@ -206,6 +215,7 @@ class FileCopy final : public BackgroundMigration {
     Status Checkpoint(const BatchRecord& batch) override { return inner_.Checkpoint(batch); }
     std::string worker_id() const override { return inner_.worker_id(); }
     std::chrono::seconds lease() const override { return inner_.lease(); }
+    Status AwaitHealthy() override { return inner_.AwaitHealthy(); }
 
    private:
     MigrationContext& inner_;

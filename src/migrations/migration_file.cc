@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -290,6 +291,63 @@ nlohmann::json MigrationFile::Defaults() const {
   return out;
 }
 
+namespace {
+
+// [[throttle]] entries: each a named query on postgres or clickhouse returning one number, and
+// the threshold at or above which the migration's batches wait.
+void ReadProbes(const toml::node& node, FileReader& r, std::vector<HealthProbe>& out) {
+  const toml::array* arr = node.as_array();
+  if (arr == nullptr || !arr->is_array_of_tables()) {
+    r.Problem(&node,
+              "throttle must be an array of tables: [[throttle]] with name, database, query and "
+              "threshold");
+    return;
+  }
+  std::set<std::string> names;
+  for (const toml::node& el : *arr) {
+    const toml::table& t = *el.as_table();
+    const std::string where = "[[throttle]]";
+    r.OnlyKeys(t, {"name", "database", "query", "threshold"}, where);
+    HealthProbe p;
+    std::optional<std::string> name = r.String(t, "name", where, true);
+    std::optional<std::string> database = r.String(t, "database", where, true);
+    std::optional<std::string> query = r.String(t, "query", where, true);
+    if (database && *database != "postgres" && *database != "clickhouse") {
+      r.Problem(t.get("database"), "database in [[throttle]] is postgres or clickhouse, got '" +
+                                       TextExcerpt(*database, 40) + "'");
+      database.reset();
+    }
+    if (name && (name->size() > 80 || name->find_first_of("\r\n") != std::string::npos)) {
+      r.Problem(t.get("name"), "name in [[throttle]] must be one line of at most 80 characters");
+      name.reset();
+    }
+    if (name && !names.insert(*name).second) {
+      r.Problem(t.get("name"), "two [[throttle]] probes are named '" + *name + "'");
+      name.reset();
+    }
+    const toml::node* threshold = t.get("threshold");
+    std::optional<double> value;
+    if (threshold == nullptr) {
+      r.Problem(&t, where +
+                        " needs threshold (a number > 0: batches wait while the query "
+                        "returns it or more)");
+    } else if (auto i = threshold->value<int64_t>(); i && threshold->is_integer()) {
+      value = static_cast<double>(*i);
+    } else if (auto d = threshold->value<double>(); d && threshold->is_floating_point()) {
+      value = *d;
+    }
+    if (threshold != nullptr && (!value || !(*value > 0) || !std::isfinite(*value))) {
+      r.Problem(threshold, "threshold in [[throttle]] must be a number > 0");
+      value.reset();
+    }
+    if (name && database && query && value) {
+      out.push_back({*name, *database, *query, *value});
+    }
+  }
+}
+
+}  // namespace
+
 std::optional<MigrationFile> ParseMigrationFile(const std::string& path, std::string_view content,
                                                 std::vector<FileProblem>& problems) {
   // Problems are appended in the order found, then sorted by line (FileReader counts them).
@@ -315,7 +373,7 @@ std::optional<MigrationFile> ParseMigrationFile(const std::string& path, std::st
   }
 
   r.OnlyKeys(doc,
-             {"description", "kind", "prerequisites", "gate", "args", "postgres",
+             {"description", "kind", "prerequisites", "gate", "args", "throttle", "postgres",
               "postgres_to_clickhouse", "clickhouse"},
              "the file");
   if (std::optional<std::string> d = r.String(doc, "description", "the file", true)) {
@@ -367,6 +425,10 @@ std::optional<MigrationFile> ParseMigrationFile(const std::string& path, std::st
     } else {
       r.Problem(args, "args must be a table: [args] with one entry per arg");
     }
+  }
+
+  if (const toml::node* throttle = doc.get("throttle")) {
+    ReadProbes(*throttle, r, f.probes);
   }
 
   if (kind) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/args.h"
+#include "core/migration.h"
 
 namespace bgm {
 
@@ -45,6 +46,8 @@ struct MigrationFile {
   std::vector<std::string> prerequisites;
   std::optional<std::string> gate;  // an environment variable that must be "true" first
   std::vector<ArgSpec> args;
+  // [[throttle]]: the file's own health probes (core/health_signals.h).
+  std::vector<HealthProbe> probes;
 
   // kPostgres: `table`, its unique ordered `key` and the `statement` each batch runs, with
   // {batch} where the engine puts the bound key range.

@@ -37,7 +37,9 @@ class PostgresBatches final : public BackgroundMigration {
     std::vector<std::string> quoted, desc;
     for (const std::string& k : file_.key) {
       quoted.push_back(QuoteIdent(k));
-      desc.push_back(QuoteIdent(k) + " DESC");
+      // Qualified: a bare name would sort by the ::text output column of the same name
+      // ("99" after "500").
+      desc.push_back("s." + QuoteIdent(k) + " DESC");
     }
     key_ = "(" + Join(quoted, ", ") + ")";
     order_ = Join(quoted, ", ");
@@ -48,6 +50,13 @@ class PostgresBatches final : public BackgroundMigration {
   }
 
   Status Validate(const nlohmann::json& args) const override { return schema_.Validate(args); }
+
+  HealthTargets Health(const nlohmann::json&) const override {
+    HealthTargets t;
+    t.postgres_tables = {QuoteIdent(file_.table)};
+    t.probes = file_.probes;
+    return t;
+  }
 
   Status Run(MigrationContext& ctx) override {
     nlohmann::json args = defaults_;
@@ -79,6 +88,7 @@ class PostgresBatches final : public BackgroundMigration {
     }
     SystemClock clock;
     while (!ctx.stop_requested()) {
+      BGM_RETURN_IF_ERROR(ctx.AwaitHealthy());
       const auto started = std::chrono::steady_clock::now();
       // The next batch's upper end: the last of the next batchSize keys after the cursor.
       std::vector<PgParam> params;
@@ -172,7 +182,7 @@ class PostgresBatches final : public BackgroundMigration {
   nlohmann::json defaults_;
   std::string key_;         // ("a", "b")
   std::string order_;       // "a", "b"
-  std::string order_desc_;  // "a" DESC, "b" DESC
+  std::string order_desc_;  // s."a" DESC, s."b" DESC
   std::string key_text_;    // "a"::text, "b"::text
 };
 

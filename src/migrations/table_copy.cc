@@ -624,6 +624,9 @@ class PlannedCopy final : public BackgroundMigration {
   static Status CopyRange(MigrationContext& ctx, std::stop_token stop, ClickHouseClient& client,
                           const CopyPlan& plan, Reader::Options options,
                           const Checkpointer& checkpoint, int64_t* batch_rows = nullptr) {
+    // The health of the databases is checked before the first batch and after each one (the
+    // reader reads ahead into the bounded queue meanwhile, no further).
+    BGM_RETURN_IF_ERROR(ctx.AwaitHealthy());
     const nlohmann::json& args = ctx.args();
     const bool pinned = args.contains("batchSize");
     std::atomic<int64_t> target_rows(pinned || batch_rows == nullptr
@@ -635,8 +638,12 @@ class PlannedCopy final : public BackgroundMigration {
     Reader reader(plan, std::move(options), target_rows, queue, pool, stop);
     std::jthread reader_thread([&reader] { reader.Run(); });
     const std::chrono::milliseconds pause(IntArg(args, "pauseMs", 0));
-    Status result = InsertLoop(stop, checkpoint, client, plan, queue, pool, target_rows, pinned,
-                               target_seconds, pause);
+    const Checkpointer checkpoint_then_await = [&](BatchRecord& record) {
+      BGM_RETURN_IF_ERROR(checkpoint(record));
+      return ctx.AwaitHealthy();
+    };
+    Status result = InsertLoop(stop, checkpoint_then_await, client, plan, queue, pool, target_rows,
+                               pinned, target_seconds, pause);
     queue.Close();
     reader_thread.join();
     if (batch_rows != nullptr) *batch_rows = target_rows.load();

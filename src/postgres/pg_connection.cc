@@ -89,6 +89,9 @@ Result<PgConnection> PgConnection::Connect(const std::string& conninfo,
       {"keepalives_interval", "10"},
       {"keepalives_count", "3"},
       {"tcp_user_timeout", user_timeout_ms.c_str()},
+      // How our sessions are told apart in pg_stat_activity (the long-transaction signal of
+      // core/health_signals.h leaves them out); an application_name in DATABASE_URL wins.
+      {"fallback_application_name", "bgmigrate"},
   };
   std::vector<const char*> keys, values;
   for (const auto& [key, value] : defaults) {

@@ -113,7 +113,7 @@ Status EnsureClickHouseDatabase(ClickHouseClient& client, const ClickHouseDialec
 
 Result<int> ApplyClickHouseSchema(PgConnection& lock_conn, ClickHouseClient& client,
                                   const ClickHouseDialect& dialect, const std::string& database,
-                                  const std::vector<EmbeddedFile>& files) {
+                                  const std::vector<EmbeddedFile>& files, std::string* held) {
   Result<std::vector<SchemaFile>> parsed = ParseSchemaFiles(files);
   if (!parsed.ok()) return parsed.status();
   Result<PgAdvisoryLock> lock = PgAdvisoryLock::Acquire(lock_conn, kSchemaLockKey);
@@ -134,6 +134,14 @@ Result<int> ApplyClickHouseSchema(PgConnection& lock_conn, ClickHouseClient& cli
   int count = 0;
   for (const SchemaFile& file : *parsed) {
     if (done->contains(file.version)) continue;
+    Result<std::string> unfinished = UnfinishedRequirements(lock_conn, file, "clickhouse schema");
+    if (!unfinished.ok()) return unfinished.status();
+    if (!unfinished->empty()) {
+      if (held == nullptr) return FailedPrecondition(*unfinished);
+      *held = *unfinished;
+      spdlog::error("[Fast Migration] {}", *unfinished);
+      return count;
+    }
     const std::string checksum = Sha256Hex(file.contents);
     Result<std::string> resolved = dialect.Resolve(file.contents, database);
     if (!resolved.ok()) return resolved.status().WithContext("clickhouse schema file " + file.name);

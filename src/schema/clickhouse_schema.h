@@ -31,10 +31,13 @@ Status CheckClickHouseSchema(ClickHouseClient& admin, const ClickHouseDialect& d
 
 // Applies the files not yet recorded. Returns how many were applied. kFailedPrecondition when an
 // applied file's checksum changed (names the file and both checksums); the server's error with
-// the file name when a statement fails.
+// the file name when a statement fails. A file that requires background migrations not finished
+// yet (see ApplyPostgresSchema, read through `lock_conn`) stops the files from it on: *held says
+// why, or without `held` it is a kFailedPrecondition error.
 Result<int> ApplyClickHouseSchema(PgConnection& lock_conn, ClickHouseClient& client,
                                   const ClickHouseDialect& dialect, const std::string& database,
-                                  const std::vector<EmbeddedFile>& files);
+                                  const std::vector<EmbeddedFile>& files,
+                                  std::string* held = nullptr);
 
 // CREATE DATABASE IF NOT EXISTS for `database` through a client not bound to any database.
 // kInvalidArgument for a name other than [A-Za-z0-9_]+.

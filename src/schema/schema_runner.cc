@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <map>
 #include <set>
@@ -25,7 +26,39 @@ Result<std::vector<SchemaFile>> ParseSchemaFiles(const std::vector<EmbeddedFile>
       return InvalidArgument("schema file '" + std::string(name) +
                              "' is not named NNNN_description.sql");
     }
-    out.push_back(SchemaFile{version, std::string(name), f.contents});
+    SchemaFile file{version, std::string(name), f.contents, {}};
+    constexpr std::string_view kRequires = "-- bgmigrate: requires";
+    for (size_t at = 0; at < f.contents.size();) {
+      const size_t end = std::min(f.contents.find('\n', at), f.contents.size());
+      std::string_view line = f.contents.substr(at, end - at);
+      at = end + 1;
+      if (!line.starts_with(kRequires)) continue;
+      line.remove_prefix(kRequires.size());
+      std::string word;
+      size_t names = 0;
+      for (size_t i = 0; i <= line.size(); ++i) {
+        const char c = i < line.size() ? line[i] : ',';
+        if (c == ',' || c == ' ' || c == '\t' || c == '\r') {
+          if (!word.empty()) {
+            file.required.push_back(word);
+            ++names;
+          }
+          word.clear();
+        } else if (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' ||
+                   c == '-') {
+          word += c;
+        } else {
+          return InvalidArgument("schema file '" + file.name + "': '" + std::string(kRequires) +
+                                 "' lists background migration names separated by commas; '" +
+                                 std::string(1, c) + "' is not part of one");
+        }
+      }
+      if (names == 0) {
+        return InvalidArgument("schema file '" + file.name + "': '" + std::string(kRequires) +
+                               "' names no background migration");
+      }
+    }
+    out.push_back(std::move(file));
   }
   std::sort(out.begin(), out.end(),
             [](const SchemaFile& a, const SchemaFile& b) { return a.version < b.version; });
@@ -54,6 +87,44 @@ Status CheckAppliedChecksums(const std::vector<SchemaFile>& files,
   return Status::Ok();
 }
 
+Result<std::string> UnfinishedRequirements(PgConnection& conn, const SchemaFile& file,
+                                           std::string_view what) {
+  if (file.required.empty()) return std::string();
+  std::string names = "{";
+  for (const std::string& n : file.required) names += (names.size() > 1 ? "," : "") + n;
+  names += "}";
+  Result<PgResult> r = conn.Exec(R"sql(
+      SELECT n.name,
+             CASE WHEN m.name IS NULL THEN 'not registered (no such background migration in '
+                                           || 'this database: is its file deployed?)'
+                  WHEN m.finished_at IS NOT NULL THEN NULL
+                  WHEN m.failed_at IS NOT NULL THEN 'failed: ' || coalesce(m.failed_reason, '')
+                  WHEN m.cancelled_at IS NOT NULL THEN 'cancelled'
+                  WHEN m.paused_at IS NOT NULL THEN 'paused'
+                  WHEN m.worker_id IS NOT NULL THEN 'running, ' || m.rows_processed || ' rows done'
+                       || coalesce(' of about ' || m.rows_total_estimate, '')
+                  ELSE 'pending, ' || m.rows_processed || ' rows done' END
+      FROM unnest($1::text[]) WITH ORDINALITY AS n(name, i)
+      LEFT JOIN background_migrations m ON m.name = n.name
+      ORDER BY n.i)sql",
+                                 {names});
+  if (!r.ok())
+    return r.status().WithContext("reading the background migrations " + file.name + " requires");
+  std::string unfinished, list;
+  for (int i = 0; i < r->rows(); ++i) {
+    if (r->IsNull(i, 1)) continue;
+    unfinished += (unfinished.empty() ? "" : "; ") + std::string(r->Get(i, 0)) + " (" +
+                  std::string(r->Get(i, 1)) + ")";
+    list += " " + std::string(r->Get(i, 0));
+  }
+  if (unfinished.empty()) return std::string();
+  return std::string(what) + " file " + file.name +
+         " requires background migrations that have not finished: " + unfinished +
+         ". It and the files after it are not applied. Let them finish (`bgmigrate gate" + list +
+         "` exits 0 once they have; retry or resume a failed or paused one, or `bgmigrate skip` "
+         "one whose data was migrated another way), then run `bgmigrate migrate` again";
+}
+
 namespace {
 
 // The checksums recorded under `store`, version -> checksum; empty when the table is not there.
@@ -70,13 +141,23 @@ Result<std::map<int, std::string>> RecordedVersions(PgConnection& conn, std::str
   return done;
 }
 
-// Applies `files` not in `done`, each in a transaction with its record under `store`.
+// Applies `files` not in `done`, each in a transaction with its record under `store`, up to
+// the first whose required background migrations have not finished (`held` says so; without
+// `held` that is an error).
 Result<int> ApplyPending(PgConnection& conn, const std::vector<SchemaFile>& files,
                          const std::map<int, std::string>& done, std::string_view store,
-                         std::string_view what) {
+                         std::string_view what, std::string* held = nullptr) {
   int count = 0;
   for (const SchemaFile& file : files) {
     if (done.contains(file.version)) continue;
+    Result<std::string> unfinished = UnfinishedRequirements(conn, file, what);
+    if (!unfinished.ok()) return unfinished.status();
+    if (!unfinished->empty()) {
+      if (held == nullptr) return FailedPrecondition(*unfinished);
+      *held = *unfinished;
+      spdlog::error("[Fast Migration] {}", *unfinished);
+      return count;
+    }
     const std::string checksum = Sha256Hex(file.contents);
     BGM_RETURN_IF_ERROR(conn.Run("BEGIN"));
     Status s = conn.RunScript(file.contents);
@@ -100,7 +181,7 @@ Result<int> ApplyPending(PgConnection& conn, const std::vector<SchemaFile>& file
 }  // namespace
 
 Result<int> ApplyPostgresSchema(PgConnection& conn, const std::vector<EmbeddedFile>& internal,
-                                const std::vector<EmbeddedFile>& application) {
+                                const std::vector<EmbeddedFile>& application, std::string* held) {
   Result<std::vector<SchemaFile>> own = ParseSchemaFiles(internal);
   if (!own.ok()) return own.status();
   Result<std::vector<SchemaFile>> app = ParseSchemaFiles(application);
@@ -143,7 +224,7 @@ Result<int> ApplyPostgresSchema(PgConnection& conn, const std::vector<EmbeddedFi
   Result<int> own_count = ApplyPending(conn, *own, *own_done, kInternalStore, "postgres schema");
   if (!own_count.ok()) return own_count.status();
   Result<int> app_count =
-      ApplyPending(conn, *app, *app_done, kApplicationStore, "application postgres schema");
+      ApplyPending(conn, *app, *app_done, kApplicationStore, "application postgres schema", held);
   if (!app_count.ok()) return app_count.status();
   return *own_count + *app_count;
 }

@@ -24,10 +24,14 @@ struct SchemaFile {
   int version = 0;
   std::string name;  // file name
   std::string_view contents;
+  // Background migrations that must have finished (or been skipped) before this file is applied:
+  // the names on its "-- bgmigrate: requires NAME[, NAME...]" lines.
+  std::vector<std::string> required;
 };
 
-// Parses "NNNN_name.sql" names and sorts by version. kInvalidArgument for a bad name or a
-// repeated version.
+// Parses "NNNN_name.sql" names (and each file's "-- bgmigrate: requires" lines) and sorts by
+// version. kInvalidArgument for a bad name, a repeated version or a requires line without
+// migration names.
 Result<std::vector<SchemaFile>> ParseSchemaFiles(const std::vector<EmbeddedFile>& files);
 
 // The `store` values of bgmigrate_schema_versions: bgmigrate's own control-table files keep
@@ -50,7 +54,18 @@ Status CheckAppliedChecksums(const std::vector<SchemaFile>& files,
 // example application's tables) is kept and ignored. kFailedPrecondition for a changed file or
 // a foreign control table; kInvalidArgument for a bad file name; the server's error (with the
 // file name) when a statement fails (earlier files stay applied).
+//
+// An application file that requires background migrations not finished yet is not applied,
+// nor any file after it: with `held` set, the files before it are applied and *held says which
+// file waits and for what (and how to go on); without it that is a kFailedPrecondition error.
 Result<int> ApplyPostgresSchema(PgConnection& conn, const std::vector<EmbeddedFile>& internal,
-                                const std::vector<EmbeddedFile>& application = {});
+                                const std::vector<EmbeddedFile>& application = {},
+                                std::string* held = nullptr);
+
+// "" when every migration `file` requires has finished or was skipped; otherwise the message
+// naming `what` file, each unfinished migration with its state (running with progress, failed
+// with reason, paused, cancelled, pending, not registered) and what to do.
+Result<std::string> UnfinishedRequirements(PgConnection& conn, const SchemaFile& file,
+                                           std::string_view what);
 
 }  // namespace bgm

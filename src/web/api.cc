@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <functional>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -344,6 +345,9 @@ ApiResponse ApiHandler::Route(const ApiRequest& request) const {
   }
   if (seg.empty() || seg[0] != "api") return NotFoundRoute();
   if (seg.size() == 2 && seg[1] == "health") return get ? Health() : MethodNotAllowed("GET");
+  if (seg.size() == 2 && seg[1] == "events") {
+    return get ? AllEvents(request.target) : MethodNotAllowed("GET");
+  }
   if (seg.size() < 2 || seg[1] != kCollection || seg.size() > 4) return NotFoundRoute();
   if (seg.size() == 2) return get ? List() : MethodNotAllowed("GET");
   if (seg.size() == 3 && seg[2] == "status") return get ? Summary() : MethodNotAllowed("GET");
@@ -498,6 +502,99 @@ ApiResponse ApiHandler::GetOne(const std::string& name) const {
   return JsonResponse(200, j);
 }
 
+namespace {
+
+// A query parameter's integer in [min, max] into *out, or the 400 whose detail is `rule` (e.g.
+// "limit must be 1 to 1000"), the value given and `usage`.
+std::optional<ApiResponse> IntQuery(const std::string& value, int min, int max,
+                                    const std::string& rule, const char* usage, int* out) {
+  std::optional<int> v = IntParam(value, min, max);
+  if (!v) {
+    return ErrorResponse(400, "invalid query",
+                         rule + ", got '" + TextExcerpt(value, 100) + "'; " + usage);
+  }
+  *out = *v;
+  return std::nullopt;
+}
+
+// "a,b,c" -> {"a", "b", "c"}; the first item `valid` refuses, as the 400 "<rule> '<item>'".
+std::optional<ApiResponse> ListQuery(const std::string& value,
+                                     const std::function<bool(const std::string&)>& valid,
+                                     const std::string& rule, const char* usage,
+                                     std::vector<std::string>* out) {
+  std::string_view rest = value;
+  while (true) {
+    const size_t comma = rest.find(',');
+    std::string one(rest.substr(0, comma));
+    if (!valid(one)) {
+      return ErrorResponse(400, "invalid query",
+                           rule + " '" + TextExcerpt(one, 100) + "'; " + usage);
+    }
+    out->push_back(std::move(one));
+    if (comma == std::string_view::npos) return std::nullopt;
+    rest.remove_prefix(comma + 1);
+  }
+}
+
+}  // namespace
+
+ApiResponse ApiHandler::AllEvents(const std::string& target) const {
+  const char* kUsage =
+      "query parameters: migration (a migration name; default all), kind (event kinds such as "
+      "batch, failed, throttled, several separated by commas; default all), before (an event id: "
+      "the page holds older ones; default the newest) and limit (1 to 1000, default 100)";
+  std::optional<std::vector<std::pair<std::string, std::string>>> params = QueryParams(target);
+  if (!params)
+    return ErrorResponse(400, "invalid query", std::string("malformed %-escape; ") + kUsage);
+  EventFilter filter{.migration = "", .kinds = {}, .before = 0, .limit = kChunkPageDefault};
+  for (const auto& [key, value] : *params) {
+    if (key == "migration") {
+      if (!IsValidMigrationName(value)) {
+        return ErrorResponse(
+            400, "invalid query",
+            "migration must be a migration name, got '" + TextExcerpt(value, 100) + "'; " + kUsage);
+      }
+      filter.migration = value;
+    } else if (key == "kind") {
+      auto word = [](const std::string& k) {
+        return !k.empty() && k.size() <= 40 && std::all_of(k.begin(), k.end(), [](char c) {
+          return (c >= 'a' && c <= 'z') || c == '_';
+        });
+      };
+      if (auto bad = ListQuery(value, word, "unknown event kind (kinds are lowercase words with _)",
+                               kUsage, &filter.kinds)) {
+        return *bad;
+      }
+    } else if (key == "before") {
+      int before = 0;
+      if (auto bad = IntQuery(value, 1, std::numeric_limits<int>::max(),
+                              "before must be an event id (1 or more)", kUsage, &before)) {
+        return *bad;
+      }
+      filter.before = before;
+    } else if (key == "limit") {
+      if (auto bad =
+              IntQuery(value, 1, kChunkPageMax, "limit must be 1 to 1000", kUsage, &filter.limit)) {
+        return *bad;
+      }
+    } else {
+      return ErrorResponse(400, "invalid query",
+                           "unknown query parameter '" + TextExcerpt(key, 100) + "'; " + kUsage);
+    }
+  }
+  Result<BorrowedStore> store = pool_.Borrow();
+  if (!store.ok()) return StatusResponse(store.status());
+  Result<std::vector<MigrationEvent>> events = store->Check((*store)->AllEvents(filter));
+  if (!events.ok()) return StatusResponse(events.status());
+  json out = json::array();
+  for (const MigrationEvent& e : *events) out.push_back(e.ToJson());
+  // The next page: older than the last one shown, when the page was full.
+  const json next = static_cast<int>(events->size()) == filter.limit && !events->empty()
+                        ? json(events->back().id)
+                        : json(nullptr);
+  return JsonResponse(200, {{"events", std::move(out)}, {"next_before", next}});
+}
+
 ApiResponse ApiHandler::Chunks(const std::string& name, const std::string& target) const {
   const char* kUsage =
       "query parameters: status (pending, running, done or failed, several separated by "
@@ -509,34 +606,22 @@ ApiResponse ApiHandler::Chunks(const std::string& name, const std::string& targe
   ChunkFilter filter{.statuses = {}, .after = -1, .limit = kChunkPageDefault};
   for (const auto& [key, value] : *params) {
     if (key == "status") {
-      std::string_view rest = value;
-      while (true) {
-        const size_t comma = rest.find(',');
-        const std::string one(rest.substr(0, comma));
-        if (one != "pending" && one != "running" && one != "done" && one != "failed") {
-          return ErrorResponse(400, "invalid query",
-                               "unknown chunk status '" + TextExcerpt(one, 100) + "'; " + kUsage);
-        }
-        filter.statuses.push_back(one);
-        if (comma == std::string_view::npos) break;
-        rest.remove_prefix(comma + 1);
+      auto known = [](const std::string& st) {
+        return st == "pending" || st == "running" || st == "done" || st == "failed";
+      };
+      if (auto bad = ListQuery(value, known, "unknown chunk status", kUsage, &filter.statuses)) {
+        return *bad;
       }
     } else if (key == "after") {
-      std::optional<int> after = IntParam(value, -1, std::numeric_limits<int>::max());
-      if (!after) {
-        return ErrorResponse(400, "invalid query",
-                             "after must be a chunk number (-1 or more), got '" +
-                                 TextExcerpt(value, 100) + "'; " + kUsage);
+      if (auto bad = IntQuery(value, -1, std::numeric_limits<int>::max(),
+                              "after must be a chunk number (-1 or more)", kUsage, &filter.after)) {
+        return *bad;
       }
-      filter.after = *after;
     } else if (key == "limit") {
-      std::optional<int> limit = IntParam(value, 1, kChunkPageMax);
-      if (!limit) {
-        return ErrorResponse(
-            400, "invalid query",
-            "limit must be 1 to 1000, got '" + TextExcerpt(value, 100) + "'; " + kUsage);
+      if (auto bad =
+              IntQuery(value, 1, kChunkPageMax, "limit must be 1 to 1000", kUsage, &filter.limit)) {
+        return *bad;
       }
-      filter.limit = *limit;
     } else {
       return ErrorResponse(400, "invalid query",
                            "unknown query parameter '" + TextExcerpt(key, 100) + "'; " + kUsage);

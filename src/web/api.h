@@ -79,6 +79,8 @@ class ApiHandler {
   ApiResponse GetOne(const std::string& name) const;
   // GET .../{name}/chunks?status=&after=&limit=: a page of the migration's chunks.
   ApiResponse Chunks(const std::string& name, const std::string& target) const;
+  // GET /api/events?migration=NAME&kind=K1,K2&before=ID&limit=N: events across migrations.
+  ApiResponse AllEvents(const std::string& target) const;
   ApiResponse Change(const std::string& action, const std::string& name,
                      const ApiRequest& request) const;
 

@@ -323,6 +323,33 @@ describe('background migrations page', () => {
     assert.equal(await row(BUILTIN).getByTestId('action-pause').count(), 1);  // can be paused
   });
 
+  test('a throttled migration shows the signal, its value and threshold; screenshot saved', async () => {
+    sql(`UPDATE background_migrations
+         SET worker_id = 'worker-t', locked_at = now(), started_at = now() - interval '5 minutes',
+             attempts = 1, rows_processed = 1500, waiting_reason = NULL, waiting_since = NULL,
+             next_attempt_at = NULL,
+             throttle = '{"signal": "clickhouse_parts", "what": "active parts in the busiest partition of traces", "value": 163, "threshold": 100}',
+             throttled_since = now() - interval '2 minutes'
+         WHERE name = '${BUILTIN}'`);
+    await eventually(async () => (await badge(BUILTIN).textContent()) === 'throttled', 15000,
+                     'the throttled badge');
+    assert.match(await row(BUILTIN).getByTestId('throttle-reason').textContent(),
+                 /^Throttled: active parts in the busiest partition of traces is 163, at or above 100since [A-Z][a-z]{2} \d+, \d\d:\d\d [AP]M; goes on by itself when the signal falls below$/);
+    assert.equal(await page.getByTestId('count-throttled').textContent(), '1');
+    assert.match(await page.getByTestId('status-indicator').textContent(), /1 throttled/);
+    assert.equal(await row(BUILTIN).getByTestId('action-pause').count(), 1);
+    assert.equal(await row(BUILTIN).getByTestId('action-cancel').count(), 1);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await row(BUILTIN).screenshot({ path: path.join(ARTIFACTS, 'ui-throttled.png') });
+    // Back to waiting, as the test before left it.
+    sql(`UPDATE background_migrations SET throttle = NULL, throttled_since = NULL,
+             waiting_reason = 'could not connect to ClickHouse at http://10.0.0.9:8123: Connection refused',
+             waiting_since = now() - interval '30 seconds', next_attempt_at = now() + interval '8 seconds'
+         WHERE name = '${BUILTIN}'`);
+    await eventually(async () => (await badge(BUILTIN).textContent()) === 'waiting', 15000,
+                     'waiting again');
+  });
+
   test('expanding a row shows its recent events', async () => {
     const toggle = row(TRACES).getByTestId('toggle-events');
     assert.equal(await toggle.getAttribute('aria-expanded'), 'false');
@@ -334,6 +361,53 @@ describe('background migrations page', () => {
     assert.match(await events.nth(1).textContent(), /batch.*rows: 5000/);
     await toggle.click();
     assert.equal(await page.locator(`tr[data-events-for="${TRACES}"]`).count(), 0);
+  });
+
+  test('the throughput chart draws a point per batch and shades throttled and waiting periods', async () => {
+    sql(`INSERT INTO background_migration_events (migration_name, at, kind, worker_id, detail)
+         VALUES ('${SCORES}', now() - interval '10 minutes', 'acquired', 'worker-s', '{"attempt": 1}'),
+                ('${SCORES}', now() - interval '9 minutes', 'batch', 'worker-s', '{"rows": 5000, "ms": 1000}'),
+                ('${SCORES}', now() - interval '8 minutes', 'batch', 'worker-s', '{"rows": 5000, "ms": 500}'),
+                ('${SCORES}', now() - interval '7 minutes', 'throttled', 'worker-s',
+                 '{"signal": "clickhouse_parts", "what": "active parts in the busiest partition of scores", "value": 120, "threshold": 100}'),
+                ('${SCORES}', now() - interval '5 minutes', 'throttle_ended', 'worker-s', '{"signal": "clickhouse_parts", "seconds": 120}'),
+                ('${SCORES}', now() - interval '4 minutes', 'batch', 'worker-s', '{"rows": 5000, "ms": 2000}'),
+                ('${SCORES}', now() - interval '3 minutes', 'waiting', 'worker-s', '{"reason": "could not connect to ClickHouse", "retry_in_s": 1}'),
+                ('${SCORES}', now() - interval '2 minutes', 'recovered', 'worker-s', '{"outage_s": 60}'),
+                ('${SCORES}', now() - interval '1 minutes', 'batch', 'worker-s', '{"rows": 2500, "ms": 500}')`);
+    const toggle = row(SCORES).getByTestId('toggle-events');
+    await toggle.click();
+    const chart = page.locator(`tr[data-events-for="${SCORES}"] [data-testid="throughput-chart"]`);
+    await chart.waitFor();
+    assert.equal(await chart.getAttribute('data-points'), '4');
+    assert.equal(await chart.locator('[data-testid="rate-point"]').count(), 4);
+    assert.equal(await chart.locator('[data-testid="period-throttled"]').count(), 1);
+    assert.equal(await chart.locator('[data-testid="period-waiting"]').count(), 1);
+    assert.match(await chart.getAttribute('aria-label'),
+                 /^Throughput of .+: 4 batches, the last at 5,000 rows\/s; throttled 1 times; waited for a database 1 times$/);
+    // The throttled period lies between the second and the third point.
+    const xs = await chart.locator('[data-testid="rate-point"]').evaluateAll(
+      (nodes) => nodes.map((n) => Number(n.getAttribute('cx'))));
+    const shaded = await chart.locator('[data-testid="period-throttled"]').evaluate(
+      (n) => [Number(n.getAttribute('x')), Number(n.getAttribute('x')) + Number(n.getAttribute('width'))]);
+    assert.ok(xs[1] < shaded[0] && shaded[1] < xs[2], `throttled ${shaded} between ${xs[1]} and ${xs[2]}`);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.locator(`tr[data-events-for="${SCORES}"]`).screenshot({ path: path.join(ARTIFACTS, 'ui-chart.png') });
+    await toggle.click();
+  });
+
+  test('the events section lists every migration\'s events, filtered by migration and kind', async () => {
+    const shown = page.getByTestId('all-event-row');
+    await eventually(async () => (await shown.count()) >= 12, 15000, 'the events of all migrations');
+    await page.getByTestId('events-migration').selectOption(SCORES);
+    await page.getByTestId('events-kind').selectOption('throttled,throttle_ended');
+    await eventually(async () => (await shown.count()) === 2, 10000, 'the filtered events');
+    const texts = await shown.allTextContents();
+    assert.match(texts[0], new RegExp(`${SCORES}throttle_endedworker-sseconds: 120 · signal: clickhouse_parts`));
+    assert.match(texts[1], new RegExp(`${SCORES}throttledworker-s`));
+    await page.getByTestId('events-kind').selectOption('');
+    await page.getByTestId('events-migration').selectOption('');
+    await eventually(async () => (await shown.count()) >= 12, 10000, 'all events again');
   });
 
   test('editing batchSize with the admin key saves it, and a wrong value shows the error', async () => {
@@ -444,6 +518,24 @@ describe('background migrations page', () => {
     await page.locator(`tr[data-events-for="${TRACES}"] [data-testid="event-row"]`).first()
       .waitFor();
     await page.screenshot({ path: path.join(ARTIFACTS, 'ui.png'), fullPage: true });
+
+    // A 1280-px laptop: the table fits its card and no action button is cut off.
+    await page.setViewportSize({ width: 1280, height: 800 });
+    const fit = await page.evaluate(() => {
+      const box = document.querySelector('.table-scroll').getBoundingClientRect();
+      const table = document.querySelector('table.migrations').getBoundingClientRect();
+      return {
+        tableBeyond: Math.round(table.right - Math.min(box.right, window.innerWidth)),
+        cut: Array.from(document.querySelectorAll('[data-testid^="action-"]'))
+          .filter((b) => b.getBoundingClientRect().right > Math.min(box.right, window.innerWidth) + 0.5)
+          .map((b) => b.textContent.trim()),
+        buttons: document.querySelectorAll('[data-testid^="action-"]').length,
+      };
+    });
+    assert.ok(fit.tableBeyond <= 0, `the table reaches ${fit.tableBeyond} px past its card at 1280 px`);
+    assert.ok(fit.buttons >= 8, `only ${fit.buttons} action buttons on the page`);
+    assert.deepEqual(fit.cut, [], 'action buttons cut off at 1280 px');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'ui-1280.png'), fullPage: true });
 
     await page.setViewportSize({ width: 390, height: 844 });
     await page.evaluate(() => window.scrollTo(0, 0));

@@ -113,7 +113,8 @@ TEST(ApplicationSchemaTest, WithoutAnApplicationFolderAFreshDatabaseGetsOnlyTheC
             "postgres|3|0003_waiting.sql\n"
             "postgres|4|0004_migration_files.sql\n"
             "postgres|5|0005_chunks.sql\n"
-            "postgres|6|0006_skip_cancel.sql\n");
+            "postgres|6|0006_skip_cancel.sql\n"
+            "postgres|7|0007_throttle.sql\n");
 }
 
 TEST(ApplicationSchemaTest, MigrateWithAnEmptyOrNoFolderCreatesOnlyControlTablesAndNoClickHouseDb) {
@@ -175,7 +176,7 @@ TEST(ApplicationSchemaTest, ApplicationVersionsAreRecordedApartFromControlVersio
   ASSERT_TRUE(app.ok()) << app.status().ToString();
   Result<int> applied = ApplyPostgresSchema(conn, PostgresSchemaFiles(), app->postgres());
   ASSERT_TRUE(applied.ok()) << applied.status().ToString();
-  EXPECT_EQ(*applied, 7);
+  EXPECT_EQ(*applied, 8);
   EXPECT_EQ(
       Column(conn, "SELECT store, version, name FROM bgmigrate_schema_versions ORDER BY 1, 2"),
       "application|1|0001_app_one.sql\n"
@@ -184,10 +185,83 @@ TEST(ApplicationSchemaTest, ApplicationVersionsAreRecordedApartFromControlVersio
       "postgres|3|0003_waiting.sql\n"
       "postgres|4|0004_migration_files.sql\n"
       "postgres|5|0005_chunks.sql\n"
-      "postgres|6|0006_skip_cancel.sql\n");
+      "postgres|6|0006_skip_cancel.sql\n"
+      "postgres|7|0007_throttle.sql\n");
   Result<int> again = ApplyPostgresSchema(conn, PostgresSchemaFiles(), app->postgres());
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(*again, 0);
+}
+
+// A file that requires a background migration is applied only once that migration finished
+// (or was skipped); until then neither it nor any file after it is, and the message names the
+// migration, its state and what to do.
+TEST(ApplicationSchemaTest, AFileRequiringAnUnfinishedBackgroundMigrationWaitsWithTheFilesAfterIt) {
+  TestDatabase db(/*apply_schema=*/false);
+  ASSERT_TRUE(db.ok());
+  PgConnection conn = db.Connect();
+  TempSchemaDir dir;
+  dir.Write("postgres/0001_app_one.sql", "CREATE TABLE app_one (id int);");
+  dir.Write("postgres/0002_drop_legacy.sql",
+            "-- Needs the copy out of legacy first.\n"
+            "-- bgmigrate: requires 20250101_copy_legacy, 20250102_backfill\n"
+            "ALTER TABLE app_one ADD COLUMN moved boolean;\n");
+  dir.Write("postgres/0003_app_three.sql", "CREATE TABLE app_three (id int);");
+  Result<ApplicationSchema> app = ApplicationSchema::Load(dir.path());
+  ASSERT_TRUE(app.ok()) << app.status().ToString();
+  Result<std::vector<SchemaFile>> parsed = ParseSchemaFiles(app->postgres());
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ((*parsed)[1].required,
+            (std::vector<std::string>{"20250101_copy_legacy", "20250102_backfill"}));
+
+  std::string held;
+  Result<int> first = ApplyPostgresSchema(conn, PostgresSchemaFiles(), app->postgres(), &held);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(*first, 7) << "bgmigrate's 6 files and 0001";
+  EXPECT_EQ(held,
+            "application postgres schema file 0002_drop_legacy.sql requires background migrations "
+            "that have not finished: 20250101_copy_legacy (not registered (no such background "
+            "migration in this database: is its file deployed?)); 20250102_backfill (not "
+            "registered (no such background migration in this database: is its file "
+            "deployed?)). It and the files after it are not applied. Let them finish (`bgmigrate "
+            "gate 20250101_copy_legacy 20250102_backfill` exits 0 once they have; retry or "
+            "resume a failed or paused one, or `bgmigrate skip` one whose data was migrated "
+            "another way), then run `bgmigrate migrate` again");
+  EXPECT_EQ(Column(conn, "SELECT to_regclass('app_three') IS NULL"), "t\n");
+
+  ASSERT_TRUE(conn.RunScript(R"sql(
+      INSERT INTO background_migrations (id, name, script, rows_processed, rows_total_estimate,
+                                         worker_id, locked_at)
+      VALUES ('1', '20250101_copy_legacy', 'x', 1200, 5000, 'w1', now()),
+             ('2', '20250102_backfill', 'y', 0, NULL, NULL, NULL);
+      UPDATE background_migrations SET failed_at = now(), failed_reason = 'bad row 7'
+      WHERE name = '20250102_backfill';)sql")
+                  .ok());
+  Result<int> refused = ApplyPostgresSchema(conn, PostgresSchemaFiles(), app->postgres());
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find(
+                "not finished: 20250101_copy_legacy (running, 1200 rows done of about 5000); "
+                "20250102_backfill (failed: bad row 7). It and the files after it"),
+            std::string::npos)
+      << refused.status().message();
+
+  ASSERT_TRUE(conn.RunScript("UPDATE background_migrations SET finished_at = now(), "
+                             "failed_at = NULL, worker_id = NULL;")
+                  .ok());
+  held.clear();
+  Result<int> rest = ApplyPostgresSchema(conn, PostgresSchemaFiles(), app->postgres(), &held);
+  ASSERT_TRUE(rest.ok()) << rest.status().ToString();
+  EXPECT_EQ(*rest, 2);
+  EXPECT_EQ(held, "");
+  EXPECT_EQ(Column(conn, "SELECT to_regclass('app_three') IS NOT NULL"), "t\n");
+
+  dir.Write("postgres/0004_bad.sql", "-- bgmigrate: requires\nSELECT 1;");
+  Result<ApplicationSchema> bad = ApplicationSchema::Load(dir.path());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find(
+                "schema file '0004_bad.sql': '-- bgmigrate: requires' names no background "
+                "migration"),
+            std::string::npos)
+      << bad.status().message();
 }
 
 TEST(ApplicationSchemaTest, ChangedAppliedApplicationFileIsRefusedWithBothChecksumsBeforeAnyWrite) {
@@ -349,7 +423,7 @@ TEST(ApplicationSchemaTest, DatabaseThatAppliedTheOldVersionTwoUpgradesWithoutCh
   EXPECT_EQ(Column(conn, "SELECT count(*) FROM traces"), "1\n");
   EXPECT_EQ(Column(conn, "SELECT store, version FROM bgmigrate_schema_versions ORDER BY 1, 2"),
             "application|1\npostgres|1\npostgres|2\npostgres|3\npostgres|4\npostgres|5\n"
-            "postgres|6\n");
+            "postgres|6\npostgres|7\n");
   Result<int> again = ApplyPostgresSchema(conn, PostgresSchemaFiles(), example);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(*again, 0);
@@ -378,7 +452,7 @@ TEST(ControlTableShapeTest, ControlTablesBeforeVersionThreeMayLackItsColumns) {
       << claimed.message();
   Result<int> rest = ApplyPostgresSchema(conn, PostgresSchemaFiles());
   ASSERT_TRUE(rest.ok()) << rest.status().ToString();
-  EXPECT_EQ(*rest, 4);  // 0003, 0004, 0005 and 0006
+  EXPECT_EQ(*rest, 5);  // 0003, 0004, 0005, 0006 and 0007
 }
 
 // Langfuse v3's own background_migrations (id without a default, timestamps without a zone,

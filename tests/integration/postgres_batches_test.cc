@@ -76,6 +76,27 @@ TEST_F(PostgresBatchesTest, EveryRowIsChangedOnceInKeyOrderBatches) {
   EXPECT_EQ(ctx.state()["cursor"]["created_at"], "2024-05-03 00:00:00.0025");
 }
 
+// An integer key: each batch ends at the batchSize-th key in the key's own order (not in the
+// order of its text, where "99" comes after "500").
+TEST_F(PostgresBatchesTest, BatchesOfAnIntegerKeyEndAtTheBatchSizethKeyInNumericOrder) {
+  ASSERT_TRUE(conn_
+                  ->RunScript("CREATE TABLE nums (id int PRIMARY KEY, n int NOT NULL DEFAULT 0); "
+                              "INSERT INTO nums (id) SELECT generate_series(1, 1000);")
+                  .ok());
+  auto m = NewPostgresBatches(File("nums", {"id"}, "UPDATE nums SET n = n + 1 WHERE {batch}"));
+  RecordingContext ctx(db_.url(), {{"batchSize", 300}});
+  Status s = m->Run(ctx);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_EQ(ctx.batches.size(), 4u);
+  std::vector<std::string> ends;
+  for (const BatchRecord& b : ctx.batches) {
+    ends.push_back(b.to["id"].get<std::string>() + ":" + std::to_string(b.rows));
+  }
+  EXPECT_EQ(ends, (std::vector<std::string>{"300:300", "600:300", "900:300", "1000:100"}));
+  EXPECT_EQ(ctx.state()["affected"], 1000);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM nums WHERE n = 1"), "1000");
+}
+
 TEST_F(PostgresBatchesTest, AStoppedRunResumesFromItsCursorWithoutRedoingABatch) {
   auto m = NewPostgresBatches(
       File("items", {"created_at", "id"}, "UPDATE items SET n = n + 1 WHERE {batch}"));

@@ -3,7 +3,10 @@
 // migration under test.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
@@ -429,6 +432,49 @@ TEST_F(WorkerProcessTest, CancelStopsTheRunningWorkerAndRetryGoesOnFromTheCursor
   ASSERT_EQ(Cli({"retry", kName}).exit_code, 0);
   EXPECT_EQ(RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, Env("w3")).exit_code, 0);
   ExpectAllPriced();
+}
+
+// An upgrade whose fast migration requires the backfill to have finished: `migrate` refuses
+// it (exit 1, naming the backfill and its state; the files before it applied, the background
+// migrations registered), a worker started meanwhile finishes the backfill, and `migrate`
+// then applies it.
+TEST_F(WorkerProcessTest, AnUpgradeThatNeedsABackfillIsRefusedThenAppliedOnceItFinished) {
+  const std::filesystem::path schema =
+      std::filesystem::temp_directory_path() /
+      ("bgm-upgrade-" + std::to_string(::getpid()) + "-" + db_.name());
+  std::filesystem::remove_all(schema);
+  std::filesystem::copy(testing::ExampleSchemaDir(), schema,
+                        std::filesystem::copy_options::recursive);
+  std::ofstream(schema / "postgres" / "0002_priced_index.sql")
+      << "-- The index needs every observation priced.\n"
+      << "-- bgmigrate: requires " << kName << "\n"
+      << "CREATE INDEX observations_priced ON observations (internal_model_id);\n";
+  const std::map<std::string, std::string> upgrade = {{"BGMIGRATE_SCHEMA_DIR", schema.string()}};
+  testing::ProcessResult refused = Cli({"migrate"}, upgrade);
+  EXPECT_EQ(refused.exit_code, 1) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find("application postgres schema file 0002_priced_index.sql requires "
+                             "background migrations that have not finished: " +
+                             std::string(kName) +
+                             " (pending, 0 rows done). It and the files "
+                             "after it are not applied."),
+            std::string::npos)
+      << refused.err;
+  EXPECT_EQ(Query("SELECT to_regclass('observations_priced') IS NULL"), "t");
+  EXPECT_EQ(Cli({"gate", kName}, upgrade).exit_code, 1);
+
+  auto env = Env("w1");
+  env["BGMIGRATE_SCHEMA_DIR"] = schema.string();
+  testing::ProcessResult worker = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, env);
+  EXPECT_EQ(worker.exit_code, 0) << worker.err;
+  EXPECT_NE(worker.err.find("0002_priced_index.sql requires background migrations"),
+            std::string::npos)
+      << "the worker says what waits, and runs the backfill: " << worker.err;
+  EXPECT_EQ(RowsProcessed(), kRows);
+
+  testing::ProcessResult applied = Cli({"migrate"}, upgrade);
+  EXPECT_EQ(applied.exit_code, 0) << applied.err;
+  EXPECT_EQ(Query("SELECT to_regclass('observations_priced') IS NOT NULL"), "t");
+  std::filesystem::remove_all(schema);
 }
 
 // `skip`: needs --reason; marks the migration done without running it, so no worker runs it

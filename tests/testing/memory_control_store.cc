@@ -13,6 +13,12 @@ void ClearWaiting(MigrationRow& row) {
   row.waiting_since.reset();
   row.next_attempt_at.reset();
 }
+// A new lease, an end or a release ends throttling too (a checkpoint does not).
+void ClearWaitingAndThrottle(MigrationRow& row) {
+  ClearWaiting(row);
+  row.throttle.reset();
+  row.throttled_since.reset();
+}
 Status Lost(const std::string& name, const std::string& worker) {
   return LeaseLost("worker " + worker + " no longer holds the lease of " + name);
 }
@@ -36,7 +42,9 @@ MigrationRow MemoryDatabase::View(const Stored& s) const {
   } else if (row.paused_at) {
     row.status = MigrationStatus::kPaused;
   } else if (row.lease_live) {
-    row.status = row.waiting_reason ? MigrationStatus::kWaiting : MigrationStatus::kRunning;
+    row.status = row.waiting_reason ? MigrationStatus::kWaiting
+                 : row.throttle     ? MigrationStatus::kThrottled
+                                    : MigrationStatus::kRunning;
   } else {
     row.status = MigrationStatus::kPending;
   }
@@ -153,6 +161,22 @@ Result<std::vector<MigrationEvent>> MemoryControlStore::Events(const std::string
   return out;
 }
 
+Result<std::vector<MigrationEvent>> MemoryControlStore::AllEvents(const EventFilter& filter) {
+  std::lock_guard lock(db_.mu_);
+  std::vector<MigrationEvent> out;
+  for (auto it = db_.events_.rbegin();
+       it != db_.events_.rend() && static_cast<int>(out.size()) < filter.limit; ++it) {
+    if (!filter.migration.empty() && it->migration_name != filter.migration) continue;
+    if (!filter.kinds.empty() &&
+        std::find(filter.kinds.begin(), filter.kinds.end(), it->kind) == filter.kinds.end()) {
+      continue;
+    }
+    if (filter.before > 0 && it->id >= filter.before) continue;
+    out.push_back(*it);
+  }
+  return out;
+}
+
 Result<std::optional<Lease>> MemoryControlStore::TryAcquire(const std::string& name,
                                                             const std::string& worker_id) {
   std::lock_guard lock(db_.mu_);
@@ -165,7 +189,7 @@ Result<std::optional<Lease>> MemoryControlStore::TryAcquire(const std::string& n
   }
   s.row.worker_id = worker_id;
   s.locked_at = db_.clock_.Now();
-  ClearWaiting(s.row);
+  ClearWaitingAndThrottle(s.row);
   if (!s.row.started_at) s.row.started_at = Stamp(db_.clock_.Now());
   s.row.attempts++;
   db_.AddEvent(name, "acquired", worker_id, {{"attempt", s.row.attempts}});
@@ -217,7 +241,7 @@ Status MemoryControlStore::Finish(const std::string& name, const std::string& wo
   std::lock_guard lock(db_.mu_);
   MemoryDatabase::Stored* s = Fenced(name, worker_id);
   if (s == nullptr) return Lost(name, worker_id);
-  ClearWaiting(s->row);
+  ClearWaitingAndThrottle(s->row);
   s->row.finished_at = Stamp(db_.clock_.Now());
   s->row.worker_id.reset();
   s->locked_at.reset();
@@ -230,7 +254,7 @@ Status MemoryControlStore::Fail(const std::string& name, const std::string& work
   std::lock_guard lock(db_.mu_);
   MemoryDatabase::Stored* s = Fenced(name, worker_id);
   if (s == nullptr) return Lost(name, worker_id);
-  ClearWaiting(s->row);
+  ClearWaitingAndThrottle(s->row);
   s->row.failed_at = Stamp(db_.clock_.Now());
   s->row.failed_reason = reason;
   s->row.worker_id.reset();
@@ -244,10 +268,27 @@ Status MemoryControlStore::Release(const std::string& name, const std::string& w
   std::lock_guard lock(db_.mu_);
   MemoryDatabase::Stored* s = Fenced(name, worker_id);
   if (s == nullptr) return Lost(name, worker_id);
-  ClearWaiting(s->row);
+  ClearWaitingAndThrottle(s->row);
   s->row.worker_id.reset();
   s->locked_at.reset();
   db_.AddEvent(name, "released", worker_id, {{"reason", reason}});
+  return Status::Ok();
+}
+
+Status MemoryControlStore::SetThrottled(const std::string& name, const std::string& worker_id,
+                                        const std::optional<nlohmann::json>& reading) {
+  std::lock_guard lock(db_.mu_);
+  MemoryDatabase::Stored* s = Fenced(name, worker_id);
+  if (s == nullptr) return Lost(name, worker_id);
+  const Clock::TimePoint now = db_.clock_.Now();
+  if (reading && !s->row.throttle) {
+    db_.AddEvent(name, "throttled", worker_id, *reading);
+    s->row.throttled_since = Stamp(now);
+  } else if (!reading && s->row.throttle) {
+    db_.AddEvent(name, "throttle_ended", worker_id, *s->row.throttle);
+    s->row.throttled_since.reset();
+  }
+  s->row.throttle = reading;
   return Status::Ok();
 }
 
@@ -347,7 +388,7 @@ Status MemoryControlStore::Skip(const std::string& name, const std::string& reas
   row.failed_reason.reset();
   row.paused_at.reset();
   row.cancelled_at.reset();
-  ClearWaiting(row);
+  ClearWaitingAndThrottle(row);
   db_.AddEvent(name, "skipped", std::nullopt, {{"by", actor}, {"reason", reason}});
   return Status::Ok();
 }

@@ -57,6 +57,7 @@ class MemoryControlStore final : public ControlStore {
   Result<std::vector<MigrationRow>> List() override;
   Result<MigrationRow> Get(const std::string& name) override;
   Result<std::vector<MigrationEvent>> Events(const std::string& name, int limit) override;
+  Result<std::vector<MigrationEvent>> AllEvents(const EventFilter& filter) override;
   Result<std::map<std::string, ChunkCounts>> CountChunks() override;
   Result<std::vector<Chunk>> ListChunks(const std::string& name,
                                         const ChunkFilter& filter) override;
@@ -74,6 +75,8 @@ class MemoryControlStore final : public ControlStore {
                  const std::string& reason) override;
   Status SetWaiting(const std::string& name, const std::string& worker_id,
                     const std::string& reason, std::chrono::milliseconds retry_in) override;
+  Status SetThrottled(const std::string& name, const std::string& worker_id,
+                      const std::optional<nlohmann::json>& reading) override;
   Status RecordEvent(const std::string& name, const std::string& kind,
                      const std::optional<std::string>& worker_id,
                      const nlohmann::json& detail) override;

@@ -59,6 +59,41 @@ TEST(ConfigTest, BadValuesNameTheVariable) {
   EXPECT_EQ(Load({{"BGMIGRATE_LEASE_SECONDS", "0"}}).status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(ConfigTest, ThrottleThresholdsHaveDefaultsAndZeroTurnsASignalOff) {
+  Result<Config> d = Load({});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->throttle.check_interval, std::chrono::seconds(5));
+  EXPECT_EQ(d->throttle.wait_interval, std::chrono::seconds(30));
+  EXPECT_EQ(d->throttle.clickhouse_parts, 100);
+  EXPECT_EQ(d->throttle.clickhouse_merges, 16);
+  EXPECT_FALSE(d->throttle.clickhouse_memory_bytes.has_value()) << "80% of the server's memory";
+  EXPECT_EQ(d->throttle.postgres_replication_lag_seconds, 30);
+  EXPECT_EQ(d->throttle.postgres_transaction_seconds, 600);
+  EXPECT_EQ(d->throttle.postgres_vacuums, 1);
+  Result<Config> c = Load({{"BGMIGRATE_THROTTLE_CHECK_SECONDS", "0.5"},
+                           {"BGMIGRATE_THROTTLE_WAIT_SECONDS", "2"},
+                           {"BGMIGRATE_THROTTLE_CLICKHOUSE_PARTS", "250"},
+                           {"BGMIGRATE_THROTTLE_CLICKHOUSE_MERGES", "0"},
+                           {"BGMIGRATE_THROTTLE_CLICKHOUSE_MEMORY_BYTES", "8000000000"},
+                           {"BGMIGRATE_THROTTLE_POSTGRES_REPLICATION_LAG_SECONDS", "5"},
+                           {"BGMIGRATE_THROTTLE_POSTGRES_TRANSACTION_SECONDS", "60"},
+                           {"BGMIGRATE_THROTTLE_POSTGRES_VACUUMS", "0"}});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->throttle.check_interval, std::chrono::milliseconds(500));
+  EXPECT_EQ(c->throttle.wait_interval, std::chrono::seconds(2));
+  EXPECT_EQ(c->throttle.clickhouse_parts, 250);
+  EXPECT_EQ(c->throttle.clickhouse_merges, 0);
+  EXPECT_EQ(c->throttle.clickhouse_memory_bytes, 8e9);
+  EXPECT_EQ(c->throttle.postgres_replication_lag_seconds, 5);
+  EXPECT_EQ(c->throttle.postgres_transaction_seconds, 60);
+  EXPECT_EQ(c->throttle.postgres_vacuums, 0);
+  EXPECT_EQ(Load({{"BGMIGRATE_THROTTLE_CLICKHOUSE_PARTS", "-3"}}).status().message(),
+            "BGMIGRATE_THROTTLE_CLICKHOUSE_PARTS='-3' is not a threshold; use a number >= 0 (0 "
+            "turns the signal off)");
+  EXPECT_EQ(Load({{"BGMIGRATE_THROTTLE_WAIT_SECONDS", "soon"}}).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
 MigrationRow RowWith(MigrationStatus s) {
   MigrationRow r;
   r.status = s;

@@ -85,6 +85,7 @@ class CountingMigration final : public BackgroundMigration {
     script_.starts.push_back(next);
     while (next < script_.total) {
       if (ctx.stop_requested()) return Cancelled("stop requested");
+      BGM_RETURN_IF_ERROR(ctx.AwaitHealthy());
       if (script_.gate && !script_.gate->Enter(ctx.stop_token())) return Cancelled("stopped");
       if (script_.fail_at >= 0 && next >= script_.fail_at) {
         script_.fail_at = -1;
@@ -111,6 +112,24 @@ class CountingMigration final : public BackgroundMigration {
   ArgsSchema schema_;
 };
 
+// A health signal whose value the test sets (threshold 100).
+class PartsSignal final : public HealthSignal {
+ public:
+  PartsSignal(std::atomic<double>& value, std::atomic<size_t>& reads)
+      : value_(value), reads_(reads) {}
+  std::string signal() const override { return "clickhouse_parts"; }
+  std::string what() const override { return "active parts in the busiest partition of t"; }
+  double threshold() const override { return 100; }
+  Result<std::optional<double>> Read() override {
+    ++reads_;
+    return std::optional<double>(value_.load());
+  }
+
+ private:
+  std::atomic<double>& value_;
+  std::atomic<size_t>& reads_;
+};
+
 class ManagerTest : public ::testing::Test {
  protected:
   static constexpr auto kLease = seconds(60);
@@ -124,8 +143,20 @@ class ManagerTest : public ::testing::Test {
   std::unique_ptr<Manager> NewManager(const Registry& registry, const std::string& worker,
                                       bool exit_when_idle = true, bool enabled = true,
                                       Clock::Duration outage_budget = std::chrono::minutes(15)) {
-    ManagerOptions options{worker, kLease, seconds(5), enabled, exit_when_idle};
+    ManagerOptions options;
+    options.worker_id = worker;
+    options.lease = kLease;
+    options.poll = seconds(5);
+    options.enabled = enabled;
+    options.exit_when_idle = exit_when_idle;
     options.outage_budget = outage_budget;
+    options.throttle.check_interval = seconds(5);
+    options.throttle.wait_interval = seconds(30);
+    options.signals = [this](const HealthTargets&) {
+      std::vector<std::unique_ptr<HealthSignal>> out;
+      if (parts_ != nullptr) out.push_back(std::make_unique<PartsSignal>(*parts_, parts_reads_));
+      return out;
+    };
     return std::make_unique<Manager>(
         options, registry,
         [this]() -> Result<std::unique_ptr<ControlStore>> {
@@ -164,6 +195,8 @@ class ManagerTest : public ::testing::Test {
   FakeClock clock_;
   MemoryDatabase db_{clock_, kLease};
   MemoryControlStore store_{db_};
+  std::atomic<double>* parts_ = nullptr;  // when set, every migration has this health signal
+  std::atomic<size_t> parts_reads_{0};
 };
 
 // Runs `manager` with exit_when_idle on a thread; fails (and stops it) when it has not exited
@@ -192,6 +225,57 @@ TEST_F(ManagerTest, RunsMigrationsInNameOrderToTheEnd) {
   EXPECT_EQ(row.rows_processed, 10);
   EXPECT_EQ(row.state, (nlohmann::json{{"next", 10}}));
   EXPECT_FALSE(row.worker_id.has_value());
+}
+
+// A health signal over its threshold holds the batches back: the migration keeps its lease
+// (heartbeats go on), shows status throttled with the reading, records one `throttled` event
+// however many checks it takes, and goes on by itself when the signal falls below.
+TEST_F(ManagerTest, AThrottledMigrationKeepsItsLeaseShowsTheSignalAndGoesOnWhenItClears) {
+  Script a;
+  std::atomic<double> parts{150};
+  parts_ = &parts;
+  Registry registry({Spec("20240101_a", a)});
+  auto manager = NewManager(registry, "w1");
+  ASSERT_TRUE(manager->RegisterAll().ok());
+  std::atomic<bool> done{false};
+  std::jthread worker([&](std::stop_token st) {
+    (void)manager->Run(st);
+    done = true;
+  });
+  ASSERT_TRUE(Eventually(
+      [&] { return db_.Row("20240101_a").status == MigrationStatus::kThrottled; }, "throttled"));
+  MigrationRow row = db_.Row("20240101_a");
+  EXPECT_EQ(*row.throttle, (nlohmann::json{{"signal", "clickhouse_parts"},
+                                           {"what", "active parts in the busiest partition of t"},
+                                           {"value", 150.0},
+                                           {"threshold", 100.0}}));
+  EXPECT_EQ(ThrottleText(row),
+            "active parts in the busiest partition of t is 150, at or above 100");
+  EXPECT_EQ(row.rows_processed, 0);
+  for (int i = 0; i < 4; ++i) {              // two minutes of checks: the lease holds, one event
+    ASSERT_TRUE(clock_.WaitForSleepers(2));  // the heartbeat and the throttle
+    const int heartbeats = db_.heartbeats();
+    const size_t reads = EventsOf("throttled").size() + parts_reads_;
+    clock_.Advance(seconds(30));
+    ASSERT_TRUE(Eventually([&] { return db_.heartbeats() > heartbeats; }, "a heartbeat"));
+    ASSERT_TRUE(Eventually([&] { return parts_reads_ + EventsOf("throttled").size() > reads; },
+                           "the signal read again"));
+  }
+  ASSERT_TRUE(clock_.WaitForSleepers(2));
+  row = db_.Row("20240101_a");
+  EXPECT_EQ(row.status, MigrationStatus::kThrottled);
+  EXPECT_EQ(row.worker_id, "w1");
+  EXPECT_EQ(EventsOf("throttled").size(), 1u);
+  EXPECT_TRUE(EventsOf("lease_taken_over").empty());
+  parts = 20;
+  clock_.Advance(seconds(30));
+  ASSERT_TRUE(Eventually([&] { return done.load(); }, "the migration finishing"));
+  row = db_.Row("20240101_a");
+  EXPECT_EQ(row.status, MigrationStatus::kFinished);
+  EXPECT_EQ(row.rows_processed, 10);
+  EXPECT_FALSE(row.throttle.has_value());
+  ASSERT_EQ(EventsOf("throttle_ended").size(), 1u);
+  EXPECT_EQ(EventsOf("throttle_ended")[0].detail["signal"], "clickhouse_parts");
 }
 
 TEST_F(ManagerTest, RegisterNeverOverwritesArgsOrState) {

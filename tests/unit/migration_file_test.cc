@@ -101,6 +101,63 @@ statement = "INSERT INTO traces_v2 SELECT * FROM traces WHERE _partition_id = {p
   EXPECT_EQ(MigrationKindName(ch->kind), std::string("clickhouse"));
 }
 
+TEST(MigrationFileTest, ThrottleProbesAreReadAndEachBadFieldIsNamed) {
+  std::vector<FileProblem> problems;
+  std::optional<MigrationFile> f = ParseMigrationFile(kPath, std::string(kPostgresFile) + R"(
+[[throttle]]
+name = "queued jobs"
+database = "postgres"
+query = "SELECT count(*) FROM jobs WHERE state = 'queued'"
+threshold = 1000
+
+[[throttle]]
+name = "replica delay"
+database = "clickhouse"
+query = "SELECT max(absolute_delay) FROM system.replicas"
+threshold = 2.5
+)",
+                                                      problems);
+  ASSERT_TRUE(f.has_value()) << (problems.empty() ? "" : problems[0].ToString());
+  ASSERT_EQ(f->probes.size(), 2u);
+  EXPECT_EQ(f->probes[0].name, "queued jobs");
+  EXPECT_EQ(f->probes[0].database, "postgres");
+  EXPECT_EQ(f->probes[0].query, "SELECT count(*) FROM jobs WHERE state = 'queued'");
+  EXPECT_EQ(f->probes[0].threshold, 1000);
+  EXPECT_EQ(f->probes[1].database, "clickhouse");
+  EXPECT_EQ(f->probes[1].threshold, 2.5);
+
+  EXPECT_EQ(Problems(std::string(kPostgresFile) + R"(
+[[throttle]]
+name = "a"
+database = "mysql"
+query = "SELECT 1"
+threshold = 0
+
+[[throttle]]
+name = "a"
+database = "postgres"
+query = "SELECT 1"
+threshold = 5
+limit = 3
+
+[[throttle]]
+name = "b"
+database = "postgres"
+)"),
+            (std::vector<std::string>{
+                "22: database in [[throttle]] is postgres or clickhouse, got 'mysql'",
+                "24: threshold in [[throttle]] must be a number > 0",
+                "27: two [[throttle]] probes are named 'a'",
+                "31: unknown key 'limit' in [[throttle]]; accepted keys: name, database, query, "
+                "threshold",
+                "33: [[throttle]] needs query (a string)",
+                "33: [[throttle]] needs threshold (a number > 0: batches wait while the query "
+                "returns it or more)"}));
+  EXPECT_EQ(Problems("throttle = 5\n" + std::string(kPostgresFile)),
+            (std::vector<std::string>{"1: throttle must be an array of tables: [[throttle]] with "
+                                      "name, database, query and threshold"}));
+}
+
 TEST(MigrationFileTest, InvalidTomlNamesTheLine) {
   EXPECT_EQ(Problems("description = \"x\"\nkind = \"postgres\n"),
             (std::vector<std::string>{
@@ -118,7 +175,7 @@ gate = "NOT A VARIABLE"
                 "1: the file needs description (a string)",
                 "1: unknown kind 'sql'; kind is postgres, postgres_to_clickhouse or clickhouse",
                 "2: unknown key 'descripton' in the file; accepted keys: description, kind, "
-                "prerequisites, gate, args, postgres, postgres_to_clickhouse, clickhouse",
+                "prerequisites, gate, args, throttle, postgres, postgres_to_clickhouse, clickhouse",
                 "3: prerequisites must be an array of migration names",
                 "4: gate must name an environment variable (letters, digits, _), got 'NOT A "
                 "VARIABLE'"}));

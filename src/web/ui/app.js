@@ -8,8 +8,8 @@
   const REFRESH_MS = 3000;
   const KEY_STORAGE = 'bgmigrate.adminKey';
   const API = '/api/background-migrations';
-  const STATUSES = ['pending', 'running', 'waiting', 'paused', 'finished', 'failed', 'blocked',
-                    'skipped', 'cancelled'];
+  const STATUSES = ['pending', 'running', 'throttled', 'waiting', 'paused', 'finished', 'failed',
+                    'blocked', 'skipped', 'cancelled'];
   // Also listed, without a count box: gated (a gate variable not set) and unknown (not ours).
   const COLUMNS = ['Migration', 'Status', 'Progress', 'Timing', 'Args & state', 'Reason',
                    'Actions'];
@@ -308,12 +308,120 @@
     return parts.length ? parts.join(' · ') : '';
   }
 
-  function renderEvents(name, events) {
+  // ---- throughput chart (expanded row) -----------------------------------------------------
+
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+  function svg(tag, attrs, ...children) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null) continue;
+      if (k === 'text') node.textContent = v;
+      else node.setAttribute(k, String(v));
+    }
+    for (const c of children) if (c) node.append(c);
+    return node;
+  }
+
+  // Periods between a start and an end event (throttled -> throttle_ended, the first waiting
+  // -> recovered, or any run event after it), in time order; an open one ends now.
+  function periods(chronological, startKind, endKinds, now) {
+    const out = [];
+    let start = null;
+    for (const e of chronological) {
+      const t = Date.parse(e.at);
+      if (e.kind === startKind && start === null) start = { t, detail: e.detail };
+      else if (endKinds.includes(e.kind) && start !== null) {
+        out.push({ from: start.t, to: t, detail: start.detail });
+        start = null;
+      }
+    }
+    if (start !== null) out.push({ from: start.t, to: now, detail: start.detail, open: true });
+    return out;
+  }
+
+  // Rows per second of each batch over time, with the throttled and waiting periods shaded on
+  // the same axis. `events`: newest first.
+  function throughputChart(name, events) {
+    const chronological = events.slice().reverse();
+    const points = chronological
+      .filter((e) => e.kind === 'batch' && e.detail && Number(e.detail.ms) > 0)
+      .map((e) => ({ t: Date.parse(e.at), v: Number(e.detail.rows) * 1000 / Number(e.detail.ms),
+                     rows: Number(e.detail.rows), ms: Number(e.detail.ms) }));
+    const now = Date.now();
+    const throttled = periods(chronological, 'throttled', ['throttle_ended'], now);
+    const waiting = periods(chronological, 'waiting', ['recovered', 'acquired', 'released',
+                                                      'failed', 'finished'], now);
+    if (!points.length && !throttled.length && !waiting.length) {
+      return el('p', { class: 'muted', 'data-testid': 'throughput-empty',
+                       text: 'No batches yet: the throughput chart appears with the first one.' });
+    }
+    const W = 640, H = 140, left = 64, right = 8, top = 10, bottom = 22;
+    const times = points.map((p) => p.t)
+      .concat(throttled.flatMap((p) => [p.from, p.to]), waiting.flatMap((p) => [p.from, p.to]));
+    const t0 = Math.min(...times);
+    const t1 = Math.max(t0 + 1000, ...times);
+    const vMax = Math.max(1, ...points.map((p) => p.v)) * 1.1;
+    const x = (t) => left + (W - left - right) * (t - t0) / (t1 - t0);
+    const y = (v) => top + (H - top - bottom) * (1 - v / vMax);
+    const chart = svg('svg', {
+      class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'data-testid': 'throughput-chart',
+      'data-points': points.length, 'data-throttled-periods': throttled.length,
+      'data-waiting-periods': waiting.length,
+      'aria-label': `Throughput of ${name}: ${points.length} batches` +
+        (points.length ? `, the last at ${numberFormat.format(Math.round(points[points.length - 1].v))} rows/s` : '') +
+        (throttled.length ? `; throttled ${throttled.length} times` : '') +
+        (waiting.length ? `; waited for a database ${waiting.length} times` : ''),
+    });
+    const shade = (p, cls, label) => chart.append(svg('rect', {
+      class: cls, x: x(p.from), y: top, width: Math.max(2, x(p.to) - x(p.from)),
+      height: H - top - bottom, 'data-testid': cls,
+    }, svg('title', { text: label })));
+    for (const p of throttled) {
+      const what = p.detail && p.detail.what ? `: ${p.detail.what}` : '';
+      shade(p, 'period-throttled', `throttled${what}${p.open ? ' (still)' : ''}`);
+    }
+    for (const p of waiting) {
+      const why = p.detail && p.detail.reason ? `: ${p.detail.reason}` : '';
+      shade(p, 'period-waiting', `waiting${why}${p.open ? ' (still)' : ''}`);
+    }
+    chart.append(
+      svg('line', { class: 'axis', x1: left, y1: H - bottom, x2: W - right, y2: H - bottom }),
+      svg('line', { class: 'axis', x1: left, y1: top, x2: left, y2: H - bottom }),
+      svg('text', { class: 'axis-label', x: left - 6, y: top + 8, 'text-anchor': 'end',
+                    text: `${numberFormat.format(Math.round(vMax))}` }),
+      svg('text', { class: 'axis-label', x: left - 6, y: H - bottom, 'text-anchor': 'end',
+                    text: '0' }),
+      svg('text', { class: 'axis-label', x: 4, y: (H - bottom + top) / 2, text: 'rows/s' }),
+      svg('text', { class: 'axis-label', x: left, y: H - 6,
+                    text: new Date(t0).toLocaleTimeString() }),
+      svg('text', { class: 'axis-label', x: W - right, y: H - 6, 'text-anchor': 'end',
+                    text: new Date(t1).toLocaleTimeString() }));
+    if (points.length > 1) {
+      chart.append(svg('polyline', {
+        class: 'rate-line', points: points.map((p) => `${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join(' '),
+      }));
+    }
+    for (const p of points) {
+      chart.append(svg('circle', { class: 'rate-point', cx: x(p.t), cy: y(p.v), r: 2.5,
+                                   'data-testid': 'rate-point' },
+        svg('title', { text: `${new Date(p.t).toLocaleTimeString()}: ` +
+          `${numberFormat.format(Math.round(p.v))} rows/s (${numberFormat.format(p.rows)} rows ` +
+          `in ${numberFormat.format(p.ms)} ms)` })));
+    }
+    return el('figure', { class: 'chart-figure' }, chart,
+              el('figcaption', { class: 'muted small' },
+                 'Rows per second of each batch; shaded: ',
+                 el('span', { class: 'legend legend-throttled', text: 'throttled' }), ', ',
+                 el('span', { class: 'legend legend-waiting', text: 'waiting for a database' })));
+  }
+
+  function renderEvents(name, events, history) {
     const entry = rows.get(name);
     if (!entry || !entry.detailTr) return;
     const cell = entry.detailTr.firstChild;
+    const chart = throughputChart(name, history || []);
     if (!events.length) {
-      cell.replaceChildren(el('p', { class: 'muted', text: 'No events recorded yet.' }));
+      cell.replaceChildren(chart, el('p', { class: 'muted', text: 'No events recorded yet.' }));
       return;
     }
     const body = el('tbody');
@@ -324,7 +432,7 @@
         el('td', { class: 'mono small' }, e.worker_id || dash()),
         el('td', { class: 'mono small event-detail' }, eventDetail(e.detail))));
     }
-    cell.replaceChildren(el('table', { class: 'events', 'data-testid': 'events-table' },
+    cell.replaceChildren(chart, el('table', { class: 'events', 'data-testid': 'events-table' },
       el('caption', {}, 'Recent events, newest first',
          el('span', { class: 'sr-only', text: ` (${name})` })),
       el('thead', {}, el('tr', {},
@@ -333,12 +441,65 @@
       body));
   }
 
+  const CHART_KINDS = 'batch,throttled,throttle_ended,waiting,recovered,acquired,released,' +
+                      'failed,finished';
   async function loadEvents(name) {
     try {
-      const response = await fetch(`${API}/${encodeURIComponent(name)}`, { cache: 'no-store' });
-      const data = await readJson(response);
-      if (response.ok) renderEvents(name, data.events || []);
+      const [one, history] = await Promise.all([
+        fetch(`${API}/${encodeURIComponent(name)}`, { cache: 'no-store' }),
+        fetch(`/api/events?migration=${encodeURIComponent(name)}&kind=${CHART_KINDS}&limit=500`,
+              { cache: 'no-store' }),
+      ]);
+      const data = await readJson(one);
+      const past = await readJson(history);
+      if (one.ok) renderEvents(name, data.events || [], history.ok ? past.events || [] : []);
     } catch { /* the next refresh tries again */ }
+  }
+
+  // ---- all events (the events section) ----------------------------------------------------
+
+  const eventsView = { before: null, loaded: [] };
+  function eventsQuery(before) {
+    const q = new URLSearchParams();
+    if ($('events-migration').value) q.set('migration', $('events-migration').value);
+    if ($('events-kind').value) q.set('kind', $('events-kind').value);
+    if (before) q.set('before', before);
+    q.set('limit', '50');
+    return `/api/events?${q}`;
+  }
+  async function loadAllEvents(more) {
+    try {
+      const response = await fetch(eventsQuery(more ? eventsView.before : null),
+                                   { cache: 'no-store' });
+      const data = await readJson(response);
+      if (!response.ok) {
+        $('events-error').textContent = errorText(data);
+        $('events-error').hidden = false;
+        return;
+      }
+      $('events-error').hidden = true;
+      eventsView.loaded = more ? eventsView.loaded.concat(data.events) : data.events;
+      eventsView.before = data.next_before;
+      const body = $('all-events-body');
+      body.replaceChildren(...eventsView.loaded.map((e) => el('tr', { 'data-testid': 'all-event-row' },
+        el('td', {}, fmtTime(e.at, eventTimeFormat) || dash()),
+        el('td', { class: 'mono small' }, e.migration_name),
+        el('td', {}, el('span', { class: `event-kind kind-${e.kind}`, text: e.kind })),
+        el('td', { class: 'mono small' }, e.worker_id || dash()),
+        el('td', { class: 'mono small event-detail' }, eventDetail(e.detail)))));
+      $('events-empty').hidden = eventsView.loaded.length > 0;
+      $('events-more').hidden = !eventsView.before;
+    } catch { /* the next refresh tries again */ }
+  }
+  function fillEventFilters(list) {
+    const select = $('events-migration');
+    const names = list.migrations.map((m) => m.name);
+    const have = Array.from(select.options).slice(1).map((o) => o.value);
+    if (have.join('\n') === names.join('\n')) return;
+    const chosen = select.value;
+    select.replaceChildren(el('option', { value: '', text: 'All migrations' }),
+                           ...names.map((n) => el('option', { value: n, text: n })));
+    select.value = names.includes(chosen) ? chosen : '';
   }
 
   function toggleExpanded(name) {
@@ -480,11 +641,12 @@
     if (m.status === 'finished' || m.status === 'skipped') {
       a.push(['retry-from-start', 'Re-run from start', '', 'Run it again from the beginning']);
     }
-    if (['pending', 'blocked', 'gated', 'running', 'waiting'].includes(m.status)) {
+    if (['pending', 'blocked', 'gated', 'running', 'throttled', 'waiting'].includes(m.status)) {
       a.push(['pause', 'Pause', '', 'Stop after the current batch, keeping the cursor']);
     }
     if (m.status === 'paused') a.push(['resume', 'Resume', 'btn-primary', 'Let workers continue']);
-    if (['pending', 'blocked', 'gated', 'running', 'waiting', 'paused'].includes(m.status)) {
+    if (['pending', 'blocked', 'gated', 'running', 'throttled', 'waiting', 'paused']
+        .includes(m.status)) {
       a.push(['cancel', 'Cancel', 'btn-danger',
               'Stop it after the current batch; it runs again only when retried']);
     }
@@ -559,7 +721,7 @@
     fill(statusCell, [m.status, m.attempts, m.worker_id, m.lease_live], () => {
       const parts = [el('span', { class: `badge badge-${m.status}`, 'data-testid': 'status-badge',
                                   text: m.status })];
-      if ((m.status === 'running' || m.status === 'waiting') && m.worker_id) {
+      if (['running', 'throttled', 'waiting'].includes(m.status) && m.worker_id) {
         parts.push(el('span', { class: 'muted small block', title: 'lease holder' },
                       'on ', el('span', { class: 'mono', text: m.worker_id })));
       }
@@ -624,7 +786,8 @@
 
     fill(reasonCell, [m.failed_reason, m.waiting_reason, m.waiting_since, m.next_attempt_at,
                       m.blocked_by, m.blocked_by_status, m.waits_for, m.waits_for_status,
-                      m.gate, m.unknown_reason, m.skipped_reason, m.cancelled_at], () => {
+                      m.gate, m.unknown_reason, m.skipped_reason, m.cancelled_at,
+                      m.throttle, m.throttled_since], () => {
       if (m.skipped_reason) {
         return el('span', { class: 'reason muted', 'data-testid': 'skipped-reason' },
                   `Skipped: ${m.skipped_reason}`);
@@ -656,6 +819,15 @@
       if (m.waits_for) {
         return el('span', { class: 'reason muted', 'data-testid': 'waits-for' },
                   `Waits for ${m.waits_for} (${m.waits_for_status})`);
+      }
+      if (m.throttle) {
+        const t = m.throttle;
+        return el('span', { class: 'reason reason-throttled', 'data-testid': 'throttle-reason' },
+                  `Throttled: ${t.what} is ${numberFormat.format(t.value)}, at or above ` +
+                  `${numberFormat.format(t.threshold)}`,
+                  el('span', { class: 'muted small block' }, 'since ',
+                     fmtTime(m.throttled_since) || dash(),
+                     '; goes on by itself when the signal falls below'));
       }
       if (m.waiting_reason) {
         const when = [];
@@ -700,6 +872,7 @@
     if (!list.enabled) parts.push('migrations disabled');
     if (counts.failed) parts.push(`${counts.failed} failed`);
     if (counts.running) parts.push(`${counts.running} running`);
+    if (counts.throttled) parts.push(`${counts.throttled} throttled`);
     if (counts.waiting) parts.push(`${counts.waiting} waiting for a database`);
     if (counts.paused) parts.push(`${counts.paused} paused`);
     if (counts.cancelled) parts.push(`${counts.cancelled} cancelled`);
@@ -707,7 +880,7 @@
     const indicator = $('status-indicator');
     indicator.hidden = parts.length === 0;
     let tone = 'running';
-    if (counts.paused || counts.waiting || counts.cancelled) tone = 'paused';
+    if (counts.paused || counts.waiting || counts.cancelled || counts.throttled) tone = 'paused';
     if (!list.enabled) tone = 'disabled';
     if (counts.failed) tone = 'failed';
     indicator.dataset.tone = tone;
@@ -750,6 +923,8 @@
       const data = await readJson(response);
       if (!response.ok) throw new Error(errorText(data));
       lastList = data;
+      fillEventFilters(data);
+      if (!eventsView.loaded.length || eventsView.loaded.length <= 50) loadAllEvents(false);
       $('connection-error').hidden = true;
       $('last-updated').textContent = `Updated ${new Date().toLocaleTimeString()}`;
       render();
@@ -764,5 +939,8 @@
   }
 
   setupKeyDialog();
+  $('events-migration').addEventListener('change', () => loadAllEvents(false));
+  $('events-kind').addEventListener('change', () => loadAllEvents(false));
+  $('events-more').addEventListener('click', () => loadAllEvents(true));
   refresh();
 })();
