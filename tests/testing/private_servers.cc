@@ -52,6 +52,7 @@ PrivateServers::PrivateServers() {
   pg_port_ = FreeLoopbackPort();
   ch_http_port_ = FreeLoopbackPort();
   ch_tcp_port_ = FreeLoopbackPort();
+  pg_standby_port_ = FreeLoopbackPort();
   std::string out;
   if (!Services("start", "", &out)) return;
   if (!Services("env", "", &out)) return;
@@ -91,6 +92,11 @@ bool PrivateServers::Start(const std::string& server) {
   return Services("start", server, &out);
 }
 
+int PrivateServers::StartPgStandby() {
+  std::string out;
+  return Services("start-pg-standby", "", &out) ? pg_standby_port_ : 0;
+}
+
 bool PrivateServers::Services(const std::string& command, const std::string& server,
                               std::string* out) {
   std::vector<std::string> args = {BGM_SOURCE_DIR "/scripts/services.sh", command};
@@ -99,7 +105,8 @@ bool PrivateServers::Services(const std::string& command, const std::string& ser
                                {{"BGMIGRATE_DATA_DIR", dir_},
                                 {"BGMIGRATE_PG_PORT", std::to_string(pg_port_)},
                                 {"BGMIGRATE_CH_HTTP_PORT", std::to_string(ch_http_port_)},
-                                {"BGMIGRATE_CH_TCP_PORT", std::to_string(ch_tcp_port_)}},
+                                {"BGMIGRATE_CH_TCP_PORT", std::to_string(ch_tcp_port_)},
+                                {"BGMIGRATE_PG_STANDBY_PORT", std::to_string(pg_standby_port_)}},
                                std::chrono::seconds(180));
   *out = r.out;
   if (r.exit_code != 0) {

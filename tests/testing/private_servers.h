@@ -31,12 +31,15 @@ class PrivateServers {
   bool Stop(const std::string& server);
   bool Kill(const std::string& server);  // abruptly, as a crash would
   bool Start(const std::string& server);
+  // Starts a streaming standby of the Postgres (services.sh start-pg-standby); its port, 0 when
+  // it did not start. The destructor stops it with the rest.
+  int StartPgStandby();
 
  private:
   bool Services(const std::string& command, const std::string& server, std::string* out);
 
   std::string dir_;
-  int pg_port_ = 0, ch_http_port_ = 0, ch_tcp_port_ = 0;
+  int pg_port_ = 0, ch_http_port_ = 0, ch_tcp_port_ = 0, pg_standby_port_ = 0;
   std::string database_url_, clickhouse_url_;
   bool ok_ = false;
 };
