@@ -33,12 +33,8 @@ std::string ExportedValue(const std::string& text, const std::string& name) {
 }  // namespace
 
 PrivateCluster::PrivateCluster(std::string cluster_name) : cluster_name_(std::move(cluster_name)) {
-  char tmpl[] = "/tmp/bgm-cluster-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) {
-    ADD_FAILURE() << "mkdtemp failed";
-    return;
-  }
-  dir_ = tmpl;
+  dir_ = MakeServicesDir("bgm-cluster-");
+  if (dir_.empty()) return;
   for (const char* name :
        {"BGMIGRATE_PG_PORT", "BGMIGRATE_ZK_PORT", "BGMIGRATE_CH_REPLICA1_HTTP_PORT",
         "BGMIGRATE_CH_REPLICA1_TCP_PORT", "BGMIGRATE_CH_REPLICA1_INTERSERVER_PORT",
@@ -64,8 +60,7 @@ PrivateCluster::~PrivateCluster() {
   if (dir_.empty()) return;
   std::string out;
   Services({"stop"}, &out);
-  std::error_code ec;
-  std::filesystem::remove_all(dir_, ec);
+  RemoveServicesDir(dir_);
 }
 
 bool PrivateCluster::StopReplica(int replica) {

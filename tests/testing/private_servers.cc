@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -42,13 +43,28 @@ int FreeLoopbackPort() {
   return port;
 }
 
-PrivateServers::PrivateServers() {
-  char tmpl[] = "/tmp/bgm-private-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) {
-    ADD_FAILURE() << "mkdtemp failed";
-    return;
+std::string MakeServicesDir(const char* prefix) {
+  std::string tmpl = std::string("/tmp/") + prefix + "XXXXXX";
+  if (mkdtemp(tmpl.data()) == nullptr || chmod(tmpl.c_str(), 0755) != 0) {
+    ADD_FAILURE() << "could not make the data folder " << tmpl;
+    return "";
   }
-  dir_ = tmpl;
+  return tmpl;
+}
+
+void RemoveServicesDir(const std::string& dir) {
+  std::error_code ec;
+  const std::filesystem::path root = std::filesystem::path(dir) / "postgres";
+  if (std::filesystem::is_symlink(root, ec)) {
+    const std::filesystem::path target = std::filesystem::read_symlink(root, ec);
+    if (!ec) std::filesystem::remove_all(target, ec);
+  }
+  std::filesystem::remove_all(dir, ec);
+}
+
+PrivateServers::PrivateServers() {
+  dir_ = MakeServicesDir("bgm-private-");
+  if (dir_.empty()) return;
   pg_port_ = FreeLoopbackPort();
   ch_http_port_ = FreeLoopbackPort();
   ch_tcp_port_ = FreeLoopbackPort();
@@ -66,8 +82,7 @@ PrivateServers::~PrivateServers() {
   if (dir_.empty()) return;
   std::string out;
   Services("stop", "", &out);
-  std::error_code ec;
-  std::filesystem::remove_all(dir_, ec);
+  RemoveServicesDir(dir_);
 }
 
 int PrivateServers::ClickHousePid() const {

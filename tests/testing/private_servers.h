@@ -11,6 +11,13 @@ namespace bgm::testing {
 // A loopback port that was free a moment ago (the kernel's choice for port 0).
 int FreeLoopbackPort();
 
+// A new data folder for services.sh under /tmp named `prefix`XXXXXX ("" on failure), open to
+// the postgres user (services.sh would otherwise put the cluster in that user's home, where
+// removing the folder leaves it: 250 MB a test).
+std::string MakeServicesDir(const char* prefix);
+// Removes `dir`, and a Postgres root services.sh placed outside it (a symlink's target).
+void RemoveServicesDir(const std::string& dir);
+
 class PrivateServers {
  public:
   PrivateServers();  // ADD_FAILURE when the servers do not start
