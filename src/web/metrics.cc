@@ -11,9 +11,9 @@ namespace bgm {
 namespace {
 
 constexpr MigrationStatus kAllStatuses[] = {
-    MigrationStatus::kPending, MigrationStatus::kRunning,  MigrationStatus::kWaiting,
-    MigrationStatus::kPaused,  MigrationStatus::kFinished, MigrationStatus::kFailed,
-    MigrationStatus::kBlocked, MigrationStatus::kGated,    MigrationStatus::kUnknown,
+    MigrationStatus::kPending, MigrationStatus::kRunning,   MigrationStatus::kWaiting,
+    MigrationStatus::kPaused,  MigrationStatus::kFinished,  MigrationStatus::kFailed,
+    MigrationStatus::kBlocked, MigrationStatus::kGated,     MigrationStatus::kUnknown,
     MigrationStatus::kSkipped, MigrationStatus::kCancelled, MigrationStatus::kThrottled};
 
 void Header(std::string& out, const char* name, const char* type, const char* help) {
