@@ -123,9 +123,11 @@ class ClickHouseMemorySignal final : public HealthSignal {
       Result<std::optional<double>> total = conns_->ChNumber(
           "OSMemoryTotal",
           "SELECT max(value) FROM system.asynchronous_metrics WHERE metric = 'OSMemoryTotal'");
-      if (!total.ok()) return total.status();
+      // An outage is waited out; a server without the table (the embedded engine) or the
+      // metric (18.16) does not report its memory.
+      if (!total.ok() && IsRetriable(total.status().code())) return total.status();
       auto_ = false;
-      threshold_ = total->value_or(0) * 0.8;
+      threshold_ = total.ok() ? total->value_or(0) * 0.8 : 0;
       if (threshold_ <= 0) {
         spdlog::info(
             "[Background Migration] ClickHouse does not report its memory "
