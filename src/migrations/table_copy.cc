@@ -625,8 +625,19 @@ class PlannedCopy final : public BackgroundMigration {
                           const CopyPlan& plan, Reader::Options options,
                           const Checkpointer& checkpoint, int64_t* batch_rows = nullptr) {
     // The health of the databases is checked before the first batch and after each one (the
-    // reader reads ahead into the bounded queue meanwhile, no further).
-    BGM_RETURN_IF_ERROR(ctx.AwaitHealthy());
+    // reader reads ahead into the bounded queue meanwhile, no further). A signal that cannot be
+    // read (a probe answering text, a probe's SQL error) is the copy's failure, not the range's:
+    // it is not retried per range, and the copy fails at once naming the signal; an outage or
+    // a timeout reading one ends the run to be waited out (it does not split the range).
+    const auto await_healthy = [&ctx] {
+      Status s = ctx.AwaitHealthy();
+      if (s.ok() || s.code() == StatusCode::kCancelled || s.code() == StatusCode::kLeaseLost) {
+        return s;
+      }
+      if (IsRetriable(s.code())) return Unavailable(s.message());
+      return FailedPrecondition(s.message());
+    };
+    BGM_RETURN_IF_ERROR(await_healthy());
     const nlohmann::json& args = ctx.args();
     const bool pinned = args.contains("batchSize");
     std::atomic<int64_t> target_rows(pinned || batch_rows == nullptr
@@ -640,7 +651,7 @@ class PlannedCopy final : public BackgroundMigration {
     const std::chrono::milliseconds pause(IntArg(args, "pauseMs", 0));
     const Checkpointer checkpoint_then_await = [&](BatchRecord& record) {
       BGM_RETURN_IF_ERROR(checkpoint(record));
-      return ctx.AwaitHealthy();
+      return await_healthy();
     };
     Status result = InsertLoop(stop, checkpoint_then_await, client, plan, queue, pool, target_rows,
                                pinned, target_seconds, pause);

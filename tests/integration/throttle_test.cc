@@ -209,6 +209,8 @@ TEST_F(ThrottleTest, AnOpenTransactionThrottlesAPostgresMigrationUntilItEnds) {
 TEST_F(ThrottleTest, AVacuumOnTheSourceTableThrottlesUntilItEnds) {
   CreateItems(20000);
   ASSERT_TRUE(conn_->Run("UPDATE items SET pad = repeat('y', 200)").ok());  // dead rows to scan
+  // The only vacuum is the test's own (an autovacuum after the updates would throttle again).
+  ASSERT_TRUE(conn_->Run("ALTER TABLE items SET (autovacuum_enabled = false)").ok());
   WriteBumpFile();
   const auto env = Env();
   Migrate(env);
@@ -298,6 +300,54 @@ threshold = 1
             "window): probe maintenance window returned 'x'; it must return one number, e.g. "
             "SELECT count(*) FROM ...");
   EXPECT_EQ(Pg("SELECT count(*) FROM items WHERE v > 0"), "0");
+}
+
+// In a copy (which runs in key ranges) a probe that answers something other than a number is
+// the copy's failure, not a range's: it fails at once naming the probe, the range is not tried
+// again and again nor marked failed, and nothing is copied.
+TEST_F(ThrottleTest, AProbeWithoutANumberFailsACopyAtOnceNotItsRange) {
+  SkipWhenEmbedded();
+  ASSERT_TRUE(conn_
+                  ->RunScript("CREATE TABLE src (id bigint PRIMARY KEY, name text NOT NULL); "
+                              "INSERT INTO src SELECT g, 'n' || g FROM generate_series(1, 500) g; "
+                              "CREATE TABLE maintenance (note text); "
+                              "INSERT INTO maintenance VALUES ('x');")
+                  .ok());
+  ASSERT_TRUE(
+      ch_.client()
+          .Execute("CREATE TABLE dst (id UInt64, name String) ENGINE = MergeTree ORDER BY id")
+          .ok());
+  std::ofstream(dir_ / (std::string(kName) + ".toml")) << R"(description = "src into dst"
+kind = "postgres_to_clickhouse"
+
+[postgres_to_clickhouse]
+target = "dst"
+key = ["id"]
+select = "SELECT id, name FROM src"
+
+[[throttle]]
+name = "maintenance window"
+database = "postgres"
+query = "SELECT note FROM maintenance"
+threshold = 1
+)";
+  const auto env = Env();
+  Migrate(env);
+  ProcessResult worker = RunProcess(BGM_BINARY, {"worker", "--exit-when-idle"}, env);
+  EXPECT_EQ(worker.exit_code, 1) << "a migration failed: " << worker.err;
+  nlohmann::json row = Listed(env);
+  EXPECT_EQ(row["status"], "failed");
+  EXPECT_EQ(row["failed_reason"],
+            "reading the health signal maintenance window (probe on Postgres) (probe:maintenance "
+            "window): probe maintenance window returned 'x'; it must return one number, e.g. "
+            "SELECT count(*) FROM ...");
+  EXPECT_EQ(Pg("SELECT string_agg(status || ' ' || attempts || ' ' || coalesce(last_error, '-'), "
+               "',') FROM background_migration_chunks WHERE migration_name = '" +
+               std::string(kName) + "'"),
+            "pending 0 -");
+  Result<std::string> landed = ch_.client().Query("SELECT count() FROM dst FORMAT TabSeparated");
+  ASSERT_TRUE(landed.ok());
+  EXPECT_EQ(*landed, "0\n");
 }
 
 // Too many parts in the target's busiest partition (merges stopped, small inserts) hold a copy
