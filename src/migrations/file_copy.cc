@@ -334,6 +334,7 @@ FileCopyMatch MatchFileCopy(const MigrationFile& f, PgConnection& pg, ClickHouse
       c.how = OutColumn::How::kBlob;
       c.index = static_cast<int>(plan.blob_list.size());
       plan.blob_list.push_back(q);
+      plan.blob_json.push_back(pg_type == "json" || pg_type == "jsonb");
     } else {
       c.how = OutColumn::How::kValue;
       c.index = static_cast<int>(plan.select_list.size());

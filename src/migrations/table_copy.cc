@@ -18,6 +18,7 @@
 #include "clickhouse/insert_source.h"
 #include "common/bounded_queue.h"
 #include "common/clock.h"
+#include "common/json_compact.h"
 #include "common/timestamp.h"
 #include "core/chunk_store.h"
 
@@ -144,9 +145,15 @@ class Reader final : public RowSink {
   Status WriteBlob(int k, bool nullable) override {
     const int inline_col = select_width_ + 2 * k;
     const int length_col = inline_col + 1;
+    const bool json =
+        static_cast<size_t>(k) < plan_.blob_json.size() && plan_.blob_json[static_cast<size_t>(k)];
     if (!stream_->IsNull(inline_col)) {
       if (nullable) writer_.WriteNotNull();
-      writer_.WriteString(stream_->Get(inline_col));
+      if (json) {
+        writer_.WriteString(CompactJson(stream_->Get(inline_col)));
+      } else {
+        writer_.WriteString(stream_->Get(inline_col));
+      }
       return Status::Ok();
     }
     if (stream_->IsNull(length_col)) {
@@ -159,9 +166,46 @@ class Reader final : public RowSink {
       return Status::Ok();
     }
     const int64_t total = ParseInt(stream_->Get(length_col));
-    if (nullable) writer_.WriteNotNull();
-    writer_.WriteVarUInt(static_cast<uint64_t>(total));
     BGM_RETURN_IF_ERROR(OpenBlobConnection());
+    const std::string& blob = plan_.blob_list[static_cast<size_t>(k)];
+    // JSON is compacted as it streams; its compacted size, which the String's length prefix
+    // needs first, comes from a first pass over the pieces that only counts.
+    int64_t length = total;
+    if (json) {
+      JsonCompactor counter;
+      Result<int64_t> counted = StreamBlob(k, [&counter](std::string_view piece) {
+        return static_cast<int64_t>(counter.Add(piece, nullptr));
+      });
+      if (!counted.ok()) return counted.status();
+      length = *counted;
+    }
+    if (nullable) writer_.WriteNotNull();
+    writer_.WriteVarUInt(static_cast<uint64_t>(length));
+    JsonCompactor compactor;
+    int64_t written = 0;
+    Result<int64_t> done = StreamBlob(k, [&](std::string_view piece) -> Result<int64_t> {
+      BGM_RETURN_IF_ERROR(FlushChunk());
+      if (json) {
+        written += static_cast<int64_t>(compactor.Add(piece, &chunk_));
+      } else {
+        chunk_.append(piece);
+        written += static_cast<int64_t>(piece.size());
+      }
+      return static_cast<int64_t>(piece.size());
+    });
+    if (!done.ok()) return done.status();
+    if (*done != total || written != length) {
+      return Internal(RowName() + " changed size while its " + blob + " was read (" +
+                      std::to_string(total) + " bytes announced, " + std::to_string(*done) +
+                      " read)");
+    }
+    return FlushChunk();
+  }
+
+ private:
+  // Streams blob `k` of the current row in pieces to `each`, which returns how much it counts
+  // or an error; returns the sum.
+  Result<int64_t> StreamBlob(int k, const std::function<Result<int64_t>(std::string_view)>& each) {
     const std::string& blob = plan_.blob_list[static_cast<size_t>(k)];
     // One query serializes the value once and streams it back in pieces, one row each.
     // (MATERIALIZED: without it Postgres re-serializes the value for every piece, 13x slower.)
@@ -177,24 +221,18 @@ class Reader final : public RowSink {
         "generate_series(0, octet_length(t.b) - 1, $1::int) o ORDER BY o";
     PgRowStream pieces(*blob_conn_);
     BGM_RETURN_IF_ERROR(pieces.Start(sql, params, /*binary=*/true));
-    int64_t done = 0;
+    int64_t sum = 0;
     while (true) {
       Result<bool> more = pieces.Next();
       if (!more.ok()) return more.status().WithContext("reading " + blob + " of " + RowName());
       if (!*more) break;
-      BGM_RETURN_IF_ERROR(FlushChunk());
-      chunk_.append(pieces.Get(0));
-      done += static_cast<int64_t>(pieces.Get(0).size());
+      Result<int64_t> n = each(pieces.Get(0));
+      if (!n.ok()) return n.status();
+      sum += *n;
     }
-    if (done != total) {
-      return Internal(RowName() + " changed size while its " + blob + " was read (" +
-                      std::to_string(total) + " bytes announced, " + std::to_string(done) +
-                      " read)");
-    }
-    return FlushChunk();
+    return sum;
   }
 
- private:
   bool Push(Item item) {
     const size_t cost = item.data.size() + 64;
     return queue_.Push(std::move(item), cost);

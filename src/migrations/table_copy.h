@@ -55,7 +55,8 @@ class RowSink {
   virtual ~RowSink() = default;
   virtual RowBinaryWriter& writer() = 0;
   // Writes blob `k` (the k-th of CopyPlan::blob_list) as Nullable(String), or as String when
-  // not `nullable` (NULL is then refused), reading it in pieces when it is large.
+  // not `nullable` (NULL is then refused), reading it in pieces when it is large, compacted
+  // when CopyPlan::blob_json says it is JSON.
   virtual Status WriteBlob(int k, bool nullable = true) = 0;
 };
 
@@ -67,6 +68,9 @@ struct CopyPlan {
   std::string from;            // "traces s LEFT JOIN prompts p ON ...", "(SELECT ...) q"
   std::vector<std::string> select_list;  // expressions read by index by `encode`
   std::vector<std::string> blob_list;    // text values that may be huge: RowSink::WriteBlob(k)
+  // For each blob: true when it is JSON text, written without the whitespace outside strings
+  // (Postgres's jsonb output {"a": 1} as {"a":1}); empty: none is.
+  std::vector<bool> blob_json;
   // The unique ordered key: expressions, and their names in the checkpointed cursor
   // ({"created_at": "...", "id": "..."}). minDate/maxDate bound key_list[0].
   std::vector<std::string> key_list;

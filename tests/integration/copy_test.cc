@@ -9,6 +9,7 @@
 #include <random>
 #include <thread>
 
+#include "common/json_compact.h"
 #include "seed/seeder.h"
 #include "testing/example_app.h"
 #include "testing/process.h"
@@ -202,9 +203,10 @@ TEST_F(CopyTest, SeededRowsArriveMappedRowForRow) {
       EXPECT_TRUE(c["input"].is_null()) << id;
       null_inputs++;
     } else {
-      EXPECT_EQ(c["input"], std::string(pg->Get(i, 9))) << id;
+      EXPECT_EQ(c["input"], CompactJson(pg->Get(i, 9))) << id;  // jsonb as compact JSON
     }
-    EXPECT_EQ(c["output"], pg->IsNull(i, 10) ? nlohmann::json() : nlohmann::json(pg->Get(i, 10)));
+    EXPECT_EQ(c["output"],
+              pg->IsNull(i, 10) ? nlohmann::json() : nlohmann::json(CompactJson(pg->Get(i, 10))));
     EXPECT_EQ(c["session_id"],
               pg->IsNull(i, 11) ? nlohmann::json() : nlohmann::json(pg->Get(i, 11)));
     EXPECT_EQ(c["ts_seconds"].get<int64_t>(), pg->GetInt(i, 12)) << id;
@@ -276,7 +278,8 @@ TEST_F(CopyTest, SeededRowsArriveMappedRowForRow) {
     }
     EXPECT_EQ(c["trace_id"], std::string(obs->Get(i, 10)));
     EXPECT_EQ(c["type"], std::string(obs->Get(i, 11)));
-    EXPECT_EQ(c["input"], obs->IsNull(i, 12) ? nlohmann::json() : nlohmann::json(obs->Get(i, 12)));
+    EXPECT_EQ(c["input"],
+              obs->IsNull(i, 12) ? nlohmann::json() : nlohmann::json(CompactJson(obs->Get(i, 12))));
     ExpectMetadataEqual("observations", id, c);
   }
   EXPECT_GT(with_prompt, 0);

@@ -213,10 +213,13 @@ TEST_F(FileCopyTest, AHugeValueIsReadInPiecesAndArrivesByteForByte) {
   RecordingContext ctx(Env(), nlohmann::json::object());
   Status s = Run(CopyFile("SELECT id, body, note FROM docs", {"id"}, "docs"), ctx);
   ASSERT_TRUE(s.ok()) << s.ToString();
+  // The JSON arrives compact: jsonb's ", " and ": " without their spaces (no string in it
+  // holds a space), streamed in pieces twice (its compact size first).
   Result<PgResult> pg = conn_->Exec(
-      "SELECT id, octet_length(body::text), md5(body::text), md5(note) FROM docs ORDER BY id");
+      "WITH c AS (SELECT id, replace(replace(body::text, ', ', ','), ': ', ':') AS body, note "
+      "FROM docs) SELECT id, octet_length(body), md5(body), md5(note) FROM c ORDER BY id");
   ASSERT_TRUE(pg.ok());
-  EXPECT_EQ(pg->Get(0, 1), "9000008");
+  EXPECT_EQ(pg->Get(0, 1), "8750008");
   std::string expected;
   for (int i = 0; i < 3; ++i) {
     expected += std::string(pg->Get(i, 0)) + "\t" +
