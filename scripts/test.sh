@@ -82,7 +82,7 @@ if [[ $# -eq 0 ]]; then
   rm -rf "$chdb_dir"
   BGM_TEST_CLICKHOUSE_URL="embedded://$chdb_dir" \
     ctest --test-dir build/test --output-on-failure -j"$jobs" -L integration \
-      -R '^((ClickHouseClientTest|ClickHouseClientConfigTest|ClickHouseSchemaTest|MigrateCommandTest|CopyTest|FileCopyTest|ChunkedCopyTest|VerifyTest|DemoMigrationsTest|EmbeddedClickHouseTest|ClickHousePartitionsTest)\.|ThrottleTest\.EveryBuiltInSignalReadsOnThisServer$)' ||
+      -R '^((ClickHouseClientTest|ClickHouseClientConfigTest|ClickHouseSchemaTest|MigrateCommandTest|CopyTest|FileCopyTest|ChunkedCopyTest|VerifyTest|DemoMigrationsTest|EmbeddedClickHouseTest|ClickHousePartitionsTest|LangfuseV3Test)\.|ThrottleTest\.EveryBuiltInSignalReadsOnThisServer$)' ||
     status=1
   rm -rf "$chdb_dir"
 fi

@@ -73,7 +73,11 @@ std::string ConfigHelp() {
 }
 
 Result<std::unique_ptr<PgControlStore>> OpenStore(const Config& config) {
-  return PgControlStore::Open(config.database_url, config.lease);
+  Result<std::unique_ptr<PgControlStore>> store =
+      PgControlStore::Open(config.database_url, config.lease);
+  if (!store.ok() || config.application_scripts.empty()) return store;
+  BGM_RETURN_IF_ERROR((*store)->UseApplicationLedger(config.application_scripts));
+  return store;
 }
 
 // A client for CLICKHOUSE_URL (a server or the embedded engine) bound to `database` ("" for
@@ -120,6 +124,10 @@ Status ApplySchema(const Config& config, std::string* held) {
         CheckClickHouseSchema(*admin, *dialect, config.clickhouse_db, app->clickhouse()));
   }
   if (config.auto_postgres_migration) {
+    if (!config.control_schema.empty()) {  // the search path of every connection starts there
+      BGM_RETURN_IF_ERROR(
+          conn->Run("CREATE SCHEMA IF NOT EXISTS " + QuoteIdent(config.control_schema)));
+    }
     Result<int> applied = ApplyPostgresSchema(*conn, PostgresSchemaFiles(), app->postgres(), held);
     if (!applied.ok()) return applied.status();
   }
@@ -216,6 +224,7 @@ int CmdMigrate(const Config& config, const Registry& registry) {
     Result<bool> r = (*store)->Register(spec.name, spec.name);
     if (!r.ok()) return Fail(r.status());
   }
+  if (Status s = (*store)->AdoptApplicationRows(); !s.ok()) return Fail(s);
   if (!held.empty()) {
     // The background migrations are registered, so that workers can finish what it waits for.
     std::fprintf(stderr, "bgmigrate: %s\n", held.c_str());
@@ -685,6 +694,11 @@ int RunCli(int argc, char** argv) {
     // BGMIGRATE_MIGRATIONS_DIR, all valid or none (exit 2 listing every problem).
     Result<Registry> registry = LoadRegistry(config->migrations_dirs, BuiltinRegistry());
     if (!registry.ok()) return Fail(registry.status());
+    for (const MigrationSpec& spec : registry->specs()) {
+      if (!spec.application_script.empty()) {
+        config->application_scripts.emplace_back(spec.name, spec.application_script);
+      }
+    }
     if (worker->parsed()) return CmdServe(*config, *registry, true, false, exit_when_idle);
     if (web->parsed()) return CmdServe(*config, *registry, false, true, false);
     if (up->parsed()) return CmdServe(*config, *registry, true, true, false);

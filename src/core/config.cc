@@ -7,7 +7,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <random>
+#include <regex>
 #include <tuple>
+
+#include "postgres/pg_connection.h"
 
 namespace bgm {
 namespace {
@@ -53,6 +56,10 @@ std::string DefaultWorkerId() {
 const std::vector<SettingDoc>& SettingDocs() {
   static const std::vector<SettingDoc> kDocs = {
       {"DATABASE_URL", "(required)", "Postgres connection URL (libpq syntax)"},
+      {"BGMIGRATE_CONTROL_SCHEMA", "(none)",
+       "a Postgres schema of bgmigrate's own (created when missing) for its control tables, "
+       "ahead of the application's tables in the search path: for a database that has another "
+       "tool's background_migrations (Langfuse's; docs/langfuse.md)"},
       {"CLICKHOUSE_URL", "(none)",
        "ClickHouse HTTP endpoint (http://127.0.0.1:8123), several replicas separated by commas "
        "(http://ch1:8123,http://ch2:8123: the process moves to the next when it cannot connect or "
@@ -139,6 +146,20 @@ Result<Config> LoadConfig(const std::function<const char*(const char*)>& getenv)
     return (v != nullptr && *v != '\0') ? v : nullptr;
   };
   if (const char* v = get("DATABASE_URL")) c.database_url = v;
+  if (const char* v = get("BGMIGRATE_CONTROL_SCHEMA")) {
+    static const std::regex kSchema("[a-z_][a-z0-9_]{0,62}");
+    if (!std::regex_match(v, kSchema)) {
+      return InvalidArgument(std::string("BGMIGRATE_CONTROL_SCHEMA='") + v +
+                             "' is not a schema name bgmigrate accepts: lower-case letters, "
+                             "digits and _, e.g. bgmigrate");
+    }
+    c.control_schema = v;
+    if (!c.database_url.empty()) {
+      Result<std::string> url = WithSearchPath(c.database_url, c.control_schema + ",public");
+      if (!url.ok()) return url.status();
+      c.database_url = *url;
+    }
+  }
   if (const char* v = get("CLICKHOUSE_URL")) c.clickhouse_url = v;
   c.clickhouse_user = get("CLICKHOUSE_USER") ? get("CLICKHOUSE_USER") : "default";
   if (const char* v = get("CLICKHOUSE_PASSWORD")) c.clickhouse_password = v;

@@ -16,7 +16,11 @@
 namespace bgm {
 
 struct Config {
-  std::string database_url;                         // DATABASE_URL
+  // DATABASE_URL; with BGMIGRATE_CONTROL_SCHEMA, its search path starts with that schema.
+  std::string database_url;
+  // BGMIGRATE_CONTROL_SCHEMA: a Postgres schema of bgmigrate's own for its control tables,
+  // ahead of the application's in every connection's search path ("": the database's default).
+  std::string control_schema;
   std::string clickhouse_url;                       // CLICKHOUSE_URL
   std::string clickhouse_user;                      // CLICKHOUSE_USER
   std::string clickhouse_password;                  // CLICKHOUSE_PASSWORD
@@ -48,6 +52,10 @@ struct Config {
   // "schema" when that folder exists; set empty, or no folder: none ("").
   std::string schema_dir;
   ThrottleSettings throttle;  // BGMIGRATE_THROTTLE_*
+  // Not from the environment: (name, application_script) of each registered migration that
+  // has a row in the application's own background_migrations, filled in once the migration
+  // files are loaded (core/application_ledger.h).
+  std::vector<std::pair<std::string, std::string>> application_scripts;
 };
 
 // One documented setting, for --help and the README table.

@@ -138,6 +138,10 @@ class ControlStore {
   // Inserts a row for `name` unless one exists (existing args and state are never touched).
   // Returns true when a row was inserted.
   virtual Result<bool> Register(const std::string& name, const std::string& script) = 0;
+  // After registering: the application's own control table, when bgmigrate keeps one in step
+  // (PgControlStore::UseApplicationLedger), gets rows for the migrations it lists, and what
+  // the application finished itself is marked skipped here. Nothing by default.
+  virtual Status AdoptApplicationRows() { return Status::Ok(); }
   // All rows, ordered by name.
   virtual Result<std::vector<MigrationRow>> List() = 0;
   // One row; kNotFound when there is none.

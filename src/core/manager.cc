@@ -167,7 +167,7 @@ Status Manager::RegisterAll() {
     if (!inserted.ok()) return inserted.status();
     if (*inserted) spdlog::info("{} Registered background migration {}", kTag, spec.name);
   }
-  return Status::Ok();
+  return store_->AdoptApplicationRows();
 }
 
 Result<std::vector<MigrationRow>> Manager::JudgedRows() {

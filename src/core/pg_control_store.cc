@@ -1,5 +1,7 @@
 #include "core/pg_control_store.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 
 #include "core/chunk_store.h"
@@ -96,6 +98,35 @@ MigrationRow RowFrom(const PgResult& r, int i) {
 }
 
 }  // namespace
+
+Status PgControlStore::UseApplicationLedger(ApplicationLedger::Listed listed) {
+  Result<std::optional<ApplicationLedger>> found =
+      ApplicationLedger::Find(conn_, std::move(listed));
+  if (!found.ok()) return found.status();
+  ledger_ = std::move(*found);
+  return Status::Ok();
+}
+
+Status PgControlStore::AdoptApplicationRows() {
+  if (!ledger_) return Status::Ok();
+  BGM_RETURN_IF_ERROR(ledger_->Adopt(conn_));
+  spdlog::info(
+      "[Background Migration] Keeping {} in step with bgmigrate's runs of the "
+      "migrations it lists",
+      ledger_->table());
+  return Status::Ok();
+}
+
+void PgControlStore::SyncLedger(const std::string& name) {
+  if (!ledger_) return;
+  Status s = ledger_->Sync(conn_, name, lease_seconds_);
+  if (!s.ok()) {
+    spdlog::warn(
+        "[Background Migration] Could not write {}'s state into {}: {} (written again "
+        "at its next change or start-up)",
+        name, ledger_->table(), s.ToString());
+  }
+}
 
 Result<std::unique_ptr<PgControlStore>> PgControlStore::Open(const std::string& database_url,
                                                              std::chrono::milliseconds lease) {
@@ -235,6 +266,7 @@ Result<std::optional<Lease>> PgControlStore::TryAcquire(const std::string& name,
   if (!args_error.empty()) lease.args_error = std::move(args_error);
   lease.state = ParseJsonColumn(r->Get(0, 2));
   lease.attempts = static_cast<int>(r->GetInt(0, 3));
+  SyncLedger(name);
   return std::optional<Lease>(std::move(lease));
 }
 
@@ -251,11 +283,13 @@ Result<Fence> PgControlStore::Fenced(const char* what, std::string_view sql,
 }
 
 Result<Fence> PgControlStore::Heartbeat(const std::string& name, const std::string& worker_id) {
-  return Fenced("heartbeat",
-                "UPDATE background_migrations SET locked_at = now() "
-                "WHERE name = $1 AND worker_id = $2 RETURNING paused_at IS NOT NULL OR "
-                "cancelled_at IS NOT NULL",
-                {name, worker_id}, name, worker_id);
+  Result<Fence> f = Fenced("heartbeat",
+                           "UPDATE background_migrations SET locked_at = now() "
+                           "WHERE name = $1 AND worker_id = $2 RETURNING paused_at IS NOT NULL OR "
+                           "cancelled_at IS NOT NULL",
+                           {name, worker_id}, name, worker_id);
+  if (f.ok()) SyncLedger(name);
+  return f;
 }
 
 Result<Fence> PgControlStore::Checkpoint(const std::string& name, const std::string& worker_id,
@@ -342,6 +376,7 @@ Status PgControlStore::Finish(const std::string& name, const std::string& worker
         FROM upd)
       SELECT false FROM upd)sql",
                            {name, worker_id}, name, worker_id);
+  if (f.ok()) SyncLedger(name);
   return f.ok() ? Status::Ok() : f.status();
 }
 
@@ -359,6 +394,7 @@ Status PgControlStore::Fail(const std::string& name, const std::string& worker_i
         SELECT name, 'failed', $2, jsonb_build_object('reason', $3::text) FROM upd)
       SELECT false FROM upd)sql",
                            {name, worker_id, reason}, name, worker_id);
+  if (f.ok()) SyncLedger(name);
   return f.ok() ? Status::Ok() : f.status();
 }
 
@@ -376,6 +412,7 @@ Status PgControlStore::Release(const std::string& name, const std::string& worke
         SELECT name, 'released', $2, jsonb_build_object('reason', $3::text) FROM upd)
       SELECT false FROM upd)sql",
                            {name, worker_id, reason}, name, worker_id);
+  if (f.ok()) SyncLedger(name);
   return f.ok() ? Status::Ok() : f.status();
 }
 
@@ -472,6 +509,7 @@ Status PgControlStore::Retry(const std::string& name, bool from_start, const std
                    "only a failed or cancelled migration can be retried (a finished or "
                    "skipped one with --from-start)");
   }
+  SyncLedger(name);
   return Status::Ok();
 }
 
@@ -536,6 +574,7 @@ Status PgControlStore::Skip(const std::string& name, const std::string& reason,
                    "a finished one needs no skip, and a running one must stop first: cancel "
                    "or pause it, then skip it once its worker has let it go");
   }
+  SyncLedger(name);
   return Status::Ok();
 }
 

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 
+#include "core/application_ledger.h"
 #include "core/control_store.h"
 #include "postgres/pg_connection.h"
 
@@ -53,7 +54,17 @@ class PgControlStore final : public ControlStore {
   Status SetArgs(const std::string& name, const nlohmann::json& args,
                  const std::string& actor) override;
 
+  // Keeps the application's own background_migrations (Langfuse's), when the database has one
+  // beside bgmigrate's control schema, in step with the `listed` migrations
+  // (core/application_ledger.h): after each change of their state through this store.
+  Status UseApplicationLedger(ApplicationLedger::Listed listed);
+  Status AdoptApplicationRows() override;
+
  private:
+  // Writes `name`'s state into the application's table; a failure is logged, not returned (the
+  // next change or start-up writes it again).
+  void SyncLedger(const std::string& name);
+
   PgControlStore(PgConnection conn, std::chrono::milliseconds lease)
       : conn_(std::move(conn)), lease_seconds_(static_cast<double>(lease.count()) / 1000.0) {}
   // Runs a fenced UPDATE ... RETURNING paused; kLeaseLost when no row matched.
@@ -64,6 +75,7 @@ class PgControlStore final : public ControlStore {
 
   PgConnection conn_;
   double lease_seconds_;
+  std::optional<ApplicationLedger> ledger_;
 };
 
 }  // namespace bgm

@@ -24,6 +24,9 @@ struct MigrationSpec {
   // envGate), and whether it was when the registry was loaded in this process.
   std::optional<std::string> gate = std::nullopt;
   bool gate_open = true;
+  // The script of its row in the application's own background_migrations (a file's
+  // application_script), which bgmigrate keeps in step; empty: none.
+  std::string application_script = {};
   // A migration file's path and the SHA-256 of its content; empty for a built-in.
   std::string source_path = {};
   std::string checksum = {};

@@ -34,6 +34,7 @@ std::vector<MigrationSpec> SpecsFromFiles(const std::vector<MigrationFile>& file
       continue;
     }
     spec.source_path = f.path;
+    spec.application_script = f.application_script.value_or("");
     spec.checksum = f.checksum;
     if (f.gate) {
       const char* value = std::getenv(f.gate->c_str());

@@ -373,8 +373,8 @@ std::optional<MigrationFile> ParseMigrationFile(const std::string& path, std::st
   }
 
   r.OnlyKeys(doc,
-             {"description", "kind", "prerequisites", "gate", "args", "throttle", "postgres",
-              "postgres_to_clickhouse", "clickhouse"},
+             {"description", "kind", "prerequisites", "gate", "application_script", "args",
+              "throttle", "postgres", "postgres_to_clickhouse", "clickhouse"},
              "the file");
   if (std::optional<std::string> d = r.String(doc, "description", "the file", true)) {
     f.description = *d;
@@ -417,6 +417,17 @@ std::optional<MigrationFile> ParseMigrationFile(const std::string& path, std::st
                     TextExcerpt(*gate, 80) + "'");
     } else if (gate) {
       f.gate = *gate;
+    }
+  }
+  if (doc.get("application_script") != nullptr) {
+    std::optional<std::string> script = r.String(doc, "application_script", "the file", true);
+    if (script && !std::regex_match(*script, kEnvVar)) {
+      r.Problem(doc.get("application_script"),
+                "application_script must name a script of the application's own "
+                "background_migrations (letters, digits, _), got '" +
+                    TextExcerpt(*script, 80) + "'");
+    } else if (script) {
+      f.application_script = *script;
     }
   }
   if (const toml::node* args = doc.get("args")) {

@@ -45,6 +45,10 @@ struct MigrationFile {
   MigrationKind kind = MigrationKind::kPostgres;
   std::vector<std::string> prerequisites;
   std::optional<std::string> gate;  // an environment variable that must be "true" first
+  // The script of this migration's row in the application's own background_migrations
+  // (Langfuse's, e.g. migrateTracesFromPostgresToClickhouse), which bgmigrate keeps in step
+  // (core/application_ledger.h).
+  std::optional<std::string> application_script;
   std::vector<ArgSpec> args;
   // [[throttle]]: the file's own health probes (core/health_signals.h).
   std::vector<HealthProbe> probes;

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -59,6 +60,59 @@ PgParam::PgParam(double v) {
   value_ = buf;
 }
 
+namespace {
+
+// DATABASE_URL's options as libpq reads them, freed with the pointer.
+using ConninfoOptions = std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)>;
+Result<ConninfoOptions> ParseConninfo(const std::string& conninfo) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (opts == nullptr) {
+    std::string msg = err ? Trim(err) : "unparseable";
+    PQfreemem(err);
+    return InvalidArgument("malformed DATABASE_URL (" + msg +
+                           "); expected postgresql://user:password@host:port/dbname");
+  }
+  return ConninfoOptions(opts, &PQconninfoFree);
+}
+
+}  // namespace
+
+Result<std::string> WithSearchPath(const std::string& conninfo, const std::string& search_path) {
+  Result<ConninfoOptions> parsed = ParseConninfo(conninfo);
+  if (!parsed.ok()) return parsed.status();
+  PQconninfoOption* opts = parsed->get();
+  bool has_options = false;
+  for (const PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
+    if (std::strcmp(o->keyword, "options") == 0 && o->val != nullptr && *o->val != '\0') {
+      has_options = true;
+    }
+  }
+  if (has_options) {
+    return InvalidArgument(
+        "DATABASE_URL already sets options, to which BGMIGRATE_CONTROL_SCHEMA would add "
+        "'-c search_path=" +
+        search_path +
+        "'; add it to DATABASE_URL's options yourself and unset "
+        "BGMIGRATE_CONTROL_SCHEMA, or remove the options");
+  }
+  const std::string option = "-c search_path=" + search_path;
+  if (conninfo.starts_with("postgresql://") || conninfo.starts_with("postgres://")) {
+    std::string encoded;
+    for (char c : option) {
+      if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') {
+        encoded += c;
+      } else {
+        char hex[4];
+        std::snprintf(hex, sizeof hex, "%%%02X", static_cast<unsigned char>(c));
+        encoded += hex;
+      }
+    }
+    return conninfo + (conninfo.find('?') == std::string::npos ? "?" : "&") + "options=" + encoded;
+  }
+  return conninfo + " options='" + option + "'";
+}
+
 Result<PgConnection> PgConnection::Connect(const std::string& conninfo) {
   return Connect(conninfo, DefaultPgTimeouts());
 }
@@ -70,14 +124,9 @@ Result<PgConnection> PgConnection::Connect(const std::string& conninfo,
         "no Postgres connection string: set DATABASE_URL, e.g. "
         "postgresql://user:password@127.0.0.1:5432/langfuse");
   }
-  char* err = nullptr;
-  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
-  if (opts == nullptr) {
-    std::string msg = err ? Trim(err) : "unparseable";
-    PQfreemem(err);
-    return InvalidArgument("malformed DATABASE_URL (" + msg +
-                           "); expected postgresql://user:password@host:port/dbname");
-  }
+  Result<ConninfoOptions> parsed = ParseConninfo(conninfo);
+  if (!parsed.ok()) return parsed.status();
+  PQconninfoOption* opts = parsed->get();
   // Bounds for the waits libpq does itself, unless DATABASE_URL sets them. The user's value
   // wins: its dbname (the whole string, expanded) comes after our defaults.
   const std::string connect_s = std::to_string(timeouts.connect.count());
@@ -104,7 +153,6 @@ Result<PgConnection> PgConnection::Connect(const std::string& conninfo,
       values.push_back(value);
     }
   }
-  PQconninfoFree(opts);
   keys.push_back("dbname");
   values.push_back(conninfo.c_str());
   keys.push_back(nullptr);

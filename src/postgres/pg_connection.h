@@ -147,4 +147,9 @@ class PgAdvisoryLock {
 // parameters (database names in CREATE DATABASE).
 std::string QuoteIdent(std::string_view name);
 
+// `conninfo` (a postgres:// URI or key=value words) whose sessions start with `search_path`
+// (e.g. "bgmigrate,public"; no spaces): libpq's options '-c search_path=...' added.
+// kInvalidArgument when it is malformed or already sets options (merge them by hand then).
+Result<std::string> WithSearchPath(const std::string& conninfo, const std::string& search_path);
+
 }  // namespace bgm

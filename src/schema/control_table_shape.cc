@@ -220,10 +220,9 @@ Status CheckControlTables(PgConnection& conn, const std::set<int>& applied_versi
   return FailedPrecondition(
       problems + ". Nothing was changed. It is probably another tool's table of the same name (" +
       "Langfuse has its own background_migrations), in schema " + schema +
-      ". Give bgmigrate a schema of its own (CREATE SCHEMA bgmigrate; then add " +
-      "options='-c search_path=bgmigrate," + schema +
-      "' to DATABASE_URL, so the application's tables stay visible), or rename that table if " +
-      "nothing uses it");
+      ". Give bgmigrate a schema of its own: set BGMIGRATE_CONTROL_SCHEMA=bgmigrate (created " +
+      "when missing; the application's tables stay visible after it in the search path; " +
+      "for Langfuse see docs/langfuse.md), or rename that table if nothing uses it");
 }
 
 }  // namespace bgm

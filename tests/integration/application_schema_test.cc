@@ -491,8 +491,7 @@ TEST(ControlTableShapeTest, ForeignBackgroundMigrationsTableIsRefusedAndNothingI
         "columns missing: created_at, started_at, paused_at, attempts, rows_processed, "
         "rows_total_estimate, last_progress_at.",
         "Nothing was changed.", "in schema public",
-        "CREATE SCHEMA bgmigrate; then add options='-c search_path=bgmigrate,public' to "
-        "DATABASE_URL"}) {
+        "set BGMIGRATE_CONTROL_SCHEMA=bgmigrate (created when missing"}) {
     EXPECT_NE(r.err.find(expected), std::string::npos) << expected << "\n" << r.err;
   }
   EXPECT_EQ(r.err.find("waiting_reason"), std::string::npos)
@@ -500,11 +499,10 @@ TEST(ControlTableShapeTest, ForeignBackgroundMigrationsTableIsRefusedAndNothingI
   EXPECT_EQ(Snapshot(conn), before) << "nothing may be written";
 
   // The advice works: bgmigrate gets its own schema; the other table is left as it was.
-  ASSERT_TRUE(conn.Run("CREATE SCHEMA bgmigrate").ok());
   const std::string foreign_rows = Column(conn, "SELECT * FROM public.background_migrations");
   ProcessResult own =
       RunProcess(BGM_BINARY, {"migrate"},
-                 {{"DATABASE_URL", db.url() + " options='-c search_path=bgmigrate,public'"}});
+                 {{"DATABASE_URL", db.url()}, {"BGMIGRATE_CONTROL_SCHEMA", "bgmigrate"}});
   EXPECT_EQ(own.exit_code, 0) << own.err;
   EXPECT_EQ(Column(conn, "SELECT count(*) FROM bgmigrate.background_migrations"), "4\n");
   EXPECT_EQ(Column(conn, "SELECT * FROM public.background_migrations"), foreign_rows);

@@ -175,10 +175,37 @@ gate = "NOT A VARIABLE"
                 "1: the file needs description (a string)",
                 "1: unknown kind 'sql'; kind is postgres, postgres_to_clickhouse or clickhouse",
                 "2: unknown key 'descripton' in the file; accepted keys: description, kind, "
-                "prerequisites, gate, args, throttle, postgres, postgres_to_clickhouse, clickhouse",
+                "prerequisites, gate, application_script, args, throttle, postgres, "
+                "postgres_to_clickhouse, clickhouse",
                 "3: prerequisites must be an array of migration names",
                 "4: gate must name an environment variable (letters, digits, _), got 'NOT A "
                 "VARIABLE'"}));
+}
+
+// application_script names the migration's row in the application's own control table
+// (Langfuse's script names); anything but a plain name is refused with its line.
+TEST(MigrationFileTest, ApplicationScriptNamesTheApplicationsRow) {
+  const std::string body = R"(description = "d"
+kind = "postgres"
+application_script = SCRIPT
+[postgres]
+table = "traces"
+key = ["id"]
+statement = "UPDATE traces SET x = 1 WHERE {batch}"
+)";
+  auto with = [&body](const std::string& script) {
+    std::string s = body;
+    return s.replace(s.find("SCRIPT"), 6, script);
+  };
+  std::vector<FileProblem> problems;
+  std::optional<MigrationFile> f =
+      ParseMigrationFile(kPath, with("\"migrateTracesFromPostgresToClickhouse\""), problems);
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(f->application_script, "migrateTracesFromPostgresToClickhouse");
+  EXPECT_EQ(
+      Problems(with("\"migrate traces\"")),
+      std::vector<std::string>{"3: application_script must name a script of the application's own "
+                               "background_migrations (letters, digits, _), got 'migrate traces'"});
 }
 
 TEST(MigrationFileTest, NamesWithQuotesOrSemicolonsAreRefused) {
