@@ -145,5 +145,44 @@ TEST(ConfigTest, SchemaDirIsTheNamedFolderNoneWhenEmptyElseSchemaWhenItExists) {
   EXPECT_EQ(emptied->schema_dir, "") << "set empty means none, even when schema/ exists";
 }
 
+// BGMIGRATE_CONTROL_SCHEMA puts that schema first in every connection's search path, in
+// either form of DATABASE_URL; a name it would have to quote, or a DATABASE_URL that already
+// sets options, is refused saying what to do.
+TEST(ConfigTest, ControlSchemaLeadsTheSearchPathOfDatabaseUrl) {
+  Result<Config> uri = Load({{"DATABASE_URL", "postgresql://u@127.0.0.1:5432/langfuse"},
+                             {"BGMIGRATE_CONTROL_SCHEMA", "bgmigrate"}});
+  ASSERT_TRUE(uri.ok()) << uri.status().ToString();
+  EXPECT_EQ(uri->control_schema, "bgmigrate");
+  EXPECT_EQ(uri->database_url,
+            "postgresql://u@127.0.0.1:5432/langfuse?options=-c%20search_path%3Dbgmigrate%2Cpublic");
+  Result<Config> query = Load(
+      {{"DATABASE_URL", "postgres://u@h/db?sslmode=disable"}, {"BGMIGRATE_CONTROL_SCHEMA", "bgm"}});
+  ASSERT_TRUE(query.ok());
+  EXPECT_EQ(query->database_url,
+            "postgres://u@h/db?sslmode=disable&options=-c%20search_path%3Dbgm%2Cpublic");
+  Result<Config> words =
+      Load({{"DATABASE_URL", "host=h dbname=db"}, {"BGMIGRATE_CONTROL_SCHEMA", "bgmigrate"}});
+  ASSERT_TRUE(words.ok());
+  EXPECT_EQ(words->database_url, "host=h dbname=db options='-c search_path=bgmigrate,public'");
+  Result<Config> none = Load({{"DATABASE_URL", "host=h dbname=db"}});
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->database_url, "host=h dbname=db");
+  EXPECT_EQ(none->control_schema, "");
+
+  Result<Config> quoted =
+      Load({{"DATABASE_URL", "host=h"}, {"BGMIGRATE_CONTROL_SCHEMA", "Bg Migrate"}});
+  ASSERT_FALSE(quoted.ok());
+  EXPECT_EQ(quoted.status().message(),
+            "BGMIGRATE_CONTROL_SCHEMA='Bg Migrate' is not a schema name bgmigrate accepts: "
+            "lower-case letters, digits and _, e.g. bgmigrate");
+  Result<Config> options = Load({{"DATABASE_URL", "host=h options='-c work_mem=64MB'"},
+                                 {"BGMIGRATE_CONTROL_SCHEMA", "bgmigrate"}});
+  ASSERT_FALSE(options.ok());
+  EXPECT_EQ(options.status().message(),
+            "DATABASE_URL already sets options, to which BGMIGRATE_CONTROL_SCHEMA would add '-c "
+            "search_path=bgmigrate,public'; add it to DATABASE_URL's options yourself and unset "
+            "BGMIGRATE_CONTROL_SCHEMA, or remove the options");
+}
+
 }  // namespace
 }  // namespace bgm
