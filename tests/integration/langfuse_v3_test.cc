@@ -155,7 +155,8 @@ TEST_F(LangfuseV3Test, TracesAreWrittenAsLangfusesCopyWritesThem) {
                         public, bookmarked, input, output, session_id, tags, created_at,
                         updated_at) VALUES
       ('t1', '2024-03-05 10:11:12.345', 'chat', 'p1',
-       '{"env": "prod", "flag": true, "nested": {"b": 1, "a": [1, 2]}, "none": null, "s": "x y"}',
+       '{"env": "prod", "flag": true, "nested": {"b": 1, "a": [1, 2]}, "none": null, "s": "x y",
+         "i": 12, "f": 1.50, "e": 1e21}',
        'u1', 'r1', 'v1', true, false, '{"q": "hi there", "k": [1, 2]}', '"plain string"', 's1',
        '{a,b}', '2024-03-05 10:11:13.000', '2024-03-06 00:00:00.000'),
       ('t2', '2024-03-05 11:00:00.000', NULL, 'p1', '"just text"', NULL, NULL, NULL, false,
@@ -205,13 +206,14 @@ TEST_F(LangfuseV3Test, TracesAreWrittenAsLangfusesCopyWritesThem) {
           "\tseven\tNULL\tNULL\tNULL\tp2\tdefault\t0\t0\t\tNULL\t" + Ms("2024-04-05 00:00:01.000") +
           "\t" + Ms("2024-04-05 00:00:01.000") + "\t" + Ms("2024-04-05 00:00:00.000") + "\t0\n");
 
-  // Metadata: an object's values as text (a string as is, true as 'true', a nested value as
-  // compact JSON, null as '' as Langfuse's copy stores it); a top-level string or array is
+  // Metadata: an object's values as text (a string as is, true as 'true', a number as
+  // JavaScript prints it (1.50 as 1.5, 1e21 as 1e+21), a nested value as compact JSON, null as
+  // '' as Langfuse's copy stores it); a top-level string or array is
   // wrapped as {"metadata": ...}; JSON null and SQL NULL are the empty map. DELIBERATE DIFFERENCE:
   // a top-level number or boolean (t4, t6) is wrapped too; Langfuse's copy fails its whole batch on
   // them ("expected '{'").
   EXPECT_EQ(ChText("SELECT id, " + MapText("metadata") + " FROM traces ORDER BY id"),
-            "t1\tenv=prod;flag=true;nested={\"a\":[1,2],\"b\":1};none=;s=x y\n"
+            "t1\te=1e+21;env=prod;f=1.5;flag=true;i=12;nested={\"a\":[1,2],\"b\":1};none=;s=x y\n"
             "t2\tmetadata=just text\n"
             "t3\tmetadata=[1,\"a\"]\n"
             "t4\tmetadata=42\n"
