@@ -115,7 +115,7 @@ Status ApplicationLedger::Sync(PgConnection& conn, const std::string& name,
              OR a.worker_id IS DISTINCT FROM n.worker_id
              OR (NOT n.running AND a.locked_at IS NOT NULL)
              OR (n.running AND (a.locked_at IS NULL OR a.locked_at <
-                                (now() AT TIME ZONE 'UTC') - interval '15 seconds'))))sql",
+                                (now() AT TIME ZONE 'UTC') - interval '10 seconds'))))sql",
                       {name, *script, lease_seconds});
   return s.ok() ? s : s.WithContext("writing " + name + "'s state into " + table_);
 }
