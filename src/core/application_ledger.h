@@ -44,9 +44,10 @@ class ApplicationLedger {
   // Writes bgmigrate's state of migration `name` (when listed) into the application's row:
   // finished or skipped: `finished_at` (failure and lock cleared); failed: `failed_at`,
   // `failed_reason`; running under a live lease: `worker_id` 'bgmigrate:<worker>' and
-  // `locked_at` (renewed at a heartbeat when older than 10 s, so that the application's own worker leaves the
-  // row alone); started but neither: failure and lock cleared. A row already in step is not
-  // written; before bgmigrate starts a migration its row is left as the application left it.
+  // `locked_at` (renewed at a heartbeat when older than 10 s, so that the application's own
+  // worker leaves the row alone); started but neither: failure and lock cleared. A row already
+  // in step is not written; before bgmigrate starts a migration its row is left as the
+  // application left it.
   Status Sync(PgConnection& conn, const std::string& name, double lease_seconds) const;
 
  private:
