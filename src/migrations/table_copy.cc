@@ -149,8 +149,10 @@ class Reader final : public RowSink {
         static_cast<size_t>(k) < plan_.blob_json.size() && plan_.blob_json[static_cast<size_t>(k)];
     if (!stream_->IsNull(inline_col)) {
       if (nullable) writer_.WriteNotNull();
-      if (json) {
-        writer_.WriteString(CompactJson(stream_->Get(inline_col)));
+      if (json) {  // its compact length, then its compact bytes: no copy in between
+        const std::string_view text = stream_->Get(inline_col);
+        writer_.WriteVarUInt(JsonCompactor().Add(text, nullptr));
+        JsonCompactor().Add(text, &chunk_);
       } else {
         writer_.WriteString(stream_->Get(inline_col));
       }

@@ -20,6 +20,9 @@ TEST(JsonCompactTest, KeepsEveryByteInsideStringsEscapesIncluded) {
   // An escaped backslash ends the escape: the quote after it closes the string.
   EXPECT_EQ(CompactJson(R"(["x\\", "y z"])"), R"(["x\\","y z"])");
   EXPECT_EQ(CompactJson(R"({"k": "tab\t and é ü"})"), R"({"k":"tab\t and é ü"})");
+  // Runs of escapes: an escaped backslash before an escaped quote, quotes back to back.
+  EXPECT_EQ(CompactJson(R"(["a\\\"b c", "\\\\", "x\"\"y z", {"k k": [ ]}])"),
+            R"(["a\\\"b c","\\\\","x\"\"y z",{"k k":[]}])");
 }
 
 // A value split anywhere (inside a string, between a backslash and what it escapes, inside
