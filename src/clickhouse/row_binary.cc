@@ -4,6 +4,8 @@
 #include <bit>
 #include <string>
 
+#include "common/json_compact.h"
+
 namespace bgm {
 namespace {
 
@@ -58,6 +60,11 @@ void RowBinaryWriter::WriteVarUInt(uint64_t v) {
 void RowBinaryWriter::WriteString(std::string_view v) {
   WriteVarUInt(v.size());
   out_->append(v);
+}
+
+void RowBinaryWriter::WriteJsonCompact(std::string_view json) {
+  WriteVarUInt(JsonCompactor().Add(json, nullptr));
+  JsonCompactor().Add(json, out_);
 }
 
 Status RowBinaryWriter::WriteDecimal64(std::string_view text, int scale) {

@@ -47,6 +47,9 @@ class RowBinaryWriter {
   void WriteVarUInt(uint64_t v);
   // String: varint length, then the bytes as they are (any bytes, NUL included).
   void WriteString(std::string_view v);
+  // String holding `json` without the whitespace outside its strings (common/json_compact.h):
+  // its compact length, then its compact bytes, with no copy in between.
+  void WriteJsonCompact(std::string_view json);
 
   // The Nullable marker that precedes a value: WriteNull() alone is NULL; WriteNotNull() must be
   // followed by the value.

@@ -1,5 +1,7 @@
 #include "core/application_ledger.h"
 
+#include "postgres/pg_text.h"
+
 namespace bgm {
 
 Result<std::optional<ApplicationLedger>> ApplicationLedger::Find(PgConnection& conn,
@@ -30,14 +32,14 @@ const std::string* ApplicationLedger::ScriptOf(const std::string& name) const {
   return nullptr;
 }
 
-Status ApplicationLedger::Adopt(PgConnection& conn) const {
-  std::string names = "{", scripts = "{";
-  for (size_t i = 0; i < listed_.size(); ++i) {
-    names += (i ? "," : "") + std::string("\"") + listed_[i].first + "\"";
-    scripts += (i ? "," : "") + std::string("\"") + listed_[i].second + "\"";
+Status ApplicationLedger::Adopt(PgConnection& conn, double lease_seconds) const {
+  std::vector<std::string> name_list, script_list;
+  for (const auto& [name, script] : listed_) {
+    name_list.push_back(name);
+    script_list.push_back(script);
   }
-  names += "}";
-  scripts += "}";
+  const std::string names = PgTextArrayLiteral(name_list);
+  const std::string scripts = PgTextArrayLiteral(script_list);
   // Rows for the listed migrations the application does not have (Langfuse's ids are text
   // without a default: every row is inserted with one).
   Status s = conn.Run("INSERT INTO " + table_ +
@@ -72,7 +74,7 @@ Status ApplicationLedger::Adopt(PgConnection& conn) const {
                {names, scripts});
   if (!s.ok()) return s.WithContext("reading what " + table_ + " finished");
   for (const auto& [name, script] : listed_) {
-    BGM_RETURN_IF_ERROR(Sync(conn, name, 60));
+    BGM_RETURN_IF_ERROR(Sync(conn, name, lease_seconds));
   }
   return Status::Ok();
 }

@@ -38,8 +38,8 @@ class ApplicationLedger {
   // application row gets one (a new uuid id, its name and script, args and state {}); one whose
   // application row was finished by the application's own worker, and which bgmigrate has not
   // started, is marked skipped with that reason (event `skipped` by `application`); then every
-  // listed row is brought in step (Sync).
-  Status Adopt(PgConnection& conn) const;
+  // listed row is brought in step (Sync, with bgmigrate's lease).
+  Status Adopt(PgConnection& conn, double lease_seconds) const;
 
   // Writes bgmigrate's state of migration `name` (when listed) into the application's row:
   // finished or skipped: `finished_at` (failure and lock cleared); failed: `failed_at`,

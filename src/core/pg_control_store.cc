@@ -109,7 +109,7 @@ Status PgControlStore::UseApplicationLedger(ApplicationLedger::Listed listed) {
 
 Status PgControlStore::AdoptApplicationRows() {
   if (!ledger_) return Status::Ok();
-  BGM_RETURN_IF_ERROR(ledger_->Adopt(conn_));
+  BGM_RETURN_IF_ERROR(ledger_->Adopt(conn_, lease_seconds_));
   spdlog::info(
       "[Background Migration] Keeping {} in step with bgmigrate's runs of the "
       "migrations it lists",

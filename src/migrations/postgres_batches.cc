@@ -7,6 +7,7 @@
 #include "common/clock.h"
 #include "core/args.h"
 #include "postgres/pg_connection.h"
+#include "postgres/pg_text.h"
 
 namespace bgm {
 namespace {
@@ -192,7 +193,7 @@ class PostgresBatches final : public BackgroundMigration {
 // expressions, not partial) lies within them, so the key orders every row exactly once.
 Status CheckPostgresBatchTable(PgConnection& conn, const MigrationFile& file_) {
   const std::string table = QuoteIdent(file_.table);
-  const std::string keys = "{" + Join(file_.key, ",") + "}";
+  const std::string keys = PgTextArrayLiteral(file_.key);
   Result<PgResult> r = conn.Exec(
       "SELECT to_regclass($1) IS NOT NULL, "
       "  ARRAY(SELECT k FROM unnest($2::text[]) k WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a "

@@ -145,14 +145,11 @@ class Reader final : public RowSink {
   Status WriteBlob(int k, bool nullable) override {
     const int inline_col = select_width_ + 2 * k;
     const int length_col = inline_col + 1;
-    const bool json =
-        static_cast<size_t>(k) < plan_.blob_json.size() && plan_.blob_json[static_cast<size_t>(k)];
+    const bool json = plan_.BlobIsJson(k);
     if (!stream_->IsNull(inline_col)) {
       if (nullable) writer_.WriteNotNull();
-      if (json) {  // its compact length, then its compact bytes: no copy in between
-        const std::string_view text = stream_->Get(inline_col);
-        writer_.WriteVarUInt(JsonCompactor().Add(text, nullptr));
-        JsonCompactor().Add(text, &chunk_);
+      if (json) {
+        writer_.WriteJsonCompact(stream_->Get(inline_col));
       } else {
         writer_.WriteString(stream_->Get(inline_col));
       }

@@ -71,6 +71,9 @@ struct CopyPlan {
   // For each blob: true when it is JSON text, written without the whitespace outside strings
   // (Postgres's jsonb output {"a": 1} as {"a":1}); empty: none is.
   std::vector<bool> blob_json;
+  bool BlobIsJson(int k) const {
+    return static_cast<size_t>(k) < blob_json.size() && blob_json[static_cast<size_t>(k)];
+  }
   // The unique ordered key: expressions, and their names in the checkpointed cursor
   // ({"created_at": "...", "id": "..."}). minDate/maxDate bound key_list[0].
   std::vector<std::string> key_list;

@@ -7,7 +7,6 @@
 
 #include "clickhouse/column_type.h"
 #include "clickhouse/insert_source.h"
-#include "common/json_compact.h"
 #include "common/timestamp.h"
 #include "core/args.h"
 #include "postgres/pg_row_stream.h"
@@ -443,9 +442,8 @@ class Verifier {
   // Encodes the current source row as the copy does, blobs read inline.
   class Sink final : public RowSink {
    public:
-    Sink(std::string& out, const PgRowStream& stream, int blob_col,
-         const std::vector<bool>& blob_json)
-        : writer_(out), stream_(stream), blob_col_(blob_col), blob_json_(blob_json) {}
+    Sink(std::string& out, const PgRowStream& stream, int blob_col, const CopyPlan& plan)
+        : writer_(out), stream_(stream), blob_col_(blob_col), plan_(plan) {}
     RowBinaryWriter& writer() override { return writer_; }
     Status WriteBlob(int k, bool nullable) override {
       const int col = blob_col_ + k;
@@ -457,8 +455,8 @@ class Verifier {
         return Status::Ok();
       }
       if (nullable) writer_.WriteNotNull();
-      if (static_cast<size_t>(k) < blob_json_.size() && blob_json_[static_cast<size_t>(k)]) {
-        writer_.WriteString(CompactJson(stream_.Get(col)));
+      if (plan_.BlobIsJson(k)) {
+        writer_.WriteJsonCompact(stream_.Get(col));
       } else {
         writer_.WriteString(stream_.Get(col));
       }
@@ -469,7 +467,7 @@ class Verifier {
     RowBinaryWriter writer_;
     const PgRowStream& stream_;
     const int blob_col_;
-    const std::vector<bool>& blob_json_;
+    const CopyPlan& plan_;
   };
 
   std::string RowSelect() const {
@@ -490,7 +488,7 @@ class Verifier {
     BGM_RETURN_IF_ERROR(stream.Start(sql, params));
     const int blob_col = static_cast<int>(plan_.select_list.size());
     const int key_col = blob_col + static_cast<int>(plan_.blob_list.size());
-    Sink sink(body, stream, blob_col, plan_.blob_json);
+    Sink sink(body, stream, blob_col, plan_);
     while (true) {
       Result<bool> more = stream.Next();
       if (!more.ok()) return more.status().WithContext("reading " + plan_.source);

@@ -35,4 +35,18 @@ Status ParsePgTextArray(std::string_view text, std::vector<std::string>* out) {
   return Status::Ok();
 }
 
+std::string PgTextArrayLiteral(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (const std::string& item : items) {
+    if (out.size() > 1) out += ',';
+    out += '"';
+    for (char c : item) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
 }  // namespace bgm

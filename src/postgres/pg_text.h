@@ -13,4 +13,7 @@ namespace bgm {
 // first). NULL elements become empty strings. kInvalidArgument for malformed input.
 Status ParsePgTextArray(std::string_view text, std::vector<std::string>* out);
 
+// The text[] literal of `items` for a $n::text[] parameter: {"a","b c","d\"e"}.
+std::string PgTextArrayLiteral(const std::vector<std::string>& items);
+
 }  // namespace bgm

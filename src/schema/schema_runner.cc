@@ -9,6 +9,7 @@
 #include <set>
 
 #include "common/sha256.h"
+#include "postgres/pg_text.h"
 #include "schema/control_table_shape.h"
 
 namespace bgm {
@@ -90,9 +91,7 @@ Status CheckAppliedChecksums(const std::vector<SchemaFile>& files,
 Result<std::string> UnfinishedRequirements(PgConnection& conn, const SchemaFile& file,
                                            std::string_view what) {
   if (file.required.empty()) return std::string();
-  std::string names = "{";
-  for (const std::string& n : file.required) names += (names.size() > 1 ? "," : "") + n;
-  names += "}";
+  const std::string names = PgTextArrayLiteral(file.required);
   Result<PgResult> r = conn.Exec(R"sql(
       SELECT n.name,
              CASE WHEN m.name IS NULL THEN 'not registered (no such background migration in '
